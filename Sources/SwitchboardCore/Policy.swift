@@ -1,0 +1,38 @@
+/// The answer to "may this happen?".
+public enum Decision: Sendable, Equatable {
+    case allow
+    /// Denied, with a sentence for the client (sent after Supabase's `Unauthorized:` prefix).
+    case deny(String)
+
+    public var isAllowed: Bool { self == .allow }
+}
+
+/// The limits that apply to one identity.
+public struct Limits: Sendable, Equatable {
+    /// Channels one connection may join at once.
+    public var maxChannels: Int
+    /// Largest accepted user payload, in bytes.
+    public var maxPayloadBytes: Int
+    /// Messages per minute per channel (enforced by the rate-limit issue; carried here already).
+    public var messagesPerMinute: Int
+
+    public init(maxChannels: Int, maxPayloadBytes: Int, messagesPerMinute: Int) {
+        self.maxChannels = maxChannels
+        self.maxPayloadBytes = maxPayloadBytes
+        self.messagesPerMinute = messagesPerMinute
+    }
+}
+
+/// What the core asks of a rules engine. The Lua rules engine implements it; `ConventionPolicy`
+/// is the plain Swift stand-in that follows the platform's channel naming convention.
+///
+/// Calls are synchronous and must not block on I/O: they run on the connection's event loop,
+/// once per join and once per published message (never per receiver).
+public protocol Policy: Sendable {
+    /// May `identity` join `channel`?
+    func authorizeJoin(_ identity: Identity, channel: ChannelName) -> Decision
+    /// May `identity` publish `event` with `payload` on `channel`? Called once per message.
+    func authorizeSend(_ identity: Identity, channel: ChannelName, event: String, payload: Value?) -> Decision
+    /// The limits for `identity` (its tier).
+    func limits(for identity: Identity) -> Limits
+}
