@@ -37,8 +37,9 @@ public final class LuaState {
 
     /// Runs a text chunk (never bytecode) in a protected call and returns the error message, if any.
     public func run(_ source: String, chunkName: String) -> String? {
+        let length = source.utf8.count
         let status = source.withCString { pointer in
-            luaL_loadbufferx(state, pointer, strlen(pointer), "@" + chunkName, "t")
+            luaL_loadbufferx(state, pointer, length, "@" + chunkName, "t")
         }
         if status == LUA_OK, sb_lua_pcall(state, 0, 0) == LUA_OK { return nil }
         let message = sb_lua_tostring(state, -1).map { String(cString: $0) } ?? "unknown Lua error"

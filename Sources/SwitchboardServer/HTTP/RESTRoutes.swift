@@ -1,0 +1,198 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdCore
+import NIOCore
+import SwitchboardAuth
+import SwitchboardCore
+import SwitchboardWire
+
+/// The HTTP side: REST broadcast (PROTOCOL.md §8), `/health`, `/metrics`, and plain-HTTP
+/// answers on the WebSocket paths that explain why an upgrade was refused.
+struct RESTRoutes {
+    let shared: RealtimeContext
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.get("/health") { _, _ in
+            let connections = await shared.hub.connectionCount()
+            return Self.json(.ok, ["status": "ok", "connections": .int(connections)])
+        }
+        router.get("/metrics") { _, _ in
+            Response(
+                status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
+                body: .init(byteBuffer: ByteBuffer(bytes: shared.metrics.exposition())))
+        }
+        for path in RealtimeChildChannel.socketPaths {
+            router.get(RouterPath(path)) { request, _ in await explainRefusedUpgrade(request) }
+        }
+        for prefix in ["/api", "/realtime/v1/api"] {
+            router.post(RouterPath("\(prefix)/broadcast")) { request, _ in await batch(request) }
+            router.post(RouterPath("\(prefix)/broadcast/:topic/events/:event")) { request, context in
+                await single(request, topic: Self.decoded(context.parameters.get("topic")), event: Self.decoded(context.parameters.get("event")))
+            }
+        }
+    }
+
+    // MARK: WebSocket paths over plain HTTP
+
+    private func explainRefusedUpgrade(_ request: Request) async -> Response {
+        let socket = SocketRequest(uri: request.uri.description, headerToken: request.headers[.xAPIKey])
+        guard socket.version != nil else {
+            return Self.json(.badRequest, ["error": .string("vsn \(socket.versionText ?? "") is not supported; use 1.0.0 or 2.0.0")])
+        }
+        guard let token = socket.token else {
+            return Self.json(.unauthorized, ["error": "API key is missing"])
+        }
+        if case .failure(let error) = await shared.verifier.verify(token, now: RealtimeContext.now()) {
+            shared.metrics.rejected(.badToken)
+            return Self.json(.unauthorized, ["error": .string(error.httpMessage)])
+        }
+        return Self.json(.badRequest, ["error": "expected a WebSocket upgrade request (Upgrade: websocket)"])
+    }
+
+    // MARK: REST broadcast
+
+    private func authenticate(_ request: Request) async -> Identity? {
+        var token = request.headers[.authorization].flatMap { header -> String? in
+            header.lowercased().hasPrefix("bearer ") ? String(header.dropFirst(7)) : nil
+        }
+        if token?.isEmpty ?? true { token = request.headers[.apikey] }
+        guard let token, !token.isEmpty else { return nil }
+        if case .success(let identity) = await shared.verifier.verify(token, now: RealtimeContext.now()) {
+            return identity
+        }
+        return nil
+    }
+
+    private var bodyLimit: Int { shared.configuration.maxRESTBatch * (shared.configuration.maxPayloadBytes + 1024) }
+
+    private func batch(_ request: Request) async -> Response {
+        guard let identity = await authenticate(request) else {
+            shared.metrics.rejected(.badToken)
+            return Self.json(.unauthorized, ["message": "Unauthorized"])
+        }
+        guard isJSON(request) else {
+            return Self.json(.unsupportedMediaType, ["message": "Content-Type must be application/json"])
+        }
+        let body: Value
+        do {
+            var request = request
+            body = try JSON.parse(try await request.collectBody(upTo: bodyLimit))
+        } catch let error as WireError {
+            return unprocessable("body", error.message)
+        } catch {
+            return Self.json(.contentTooLarge, ["message": .string("the request body is larger than \(bodyLimit) bytes")])
+        }
+        guard let messages = body["messages"]?.arrayValue else {
+            return unprocessable("messages", "the body must be an object with a \"messages\" list")
+        }
+        if messages.count > shared.configuration.maxRESTBatch {
+            return Self.json(.tooManyRequests, ["message": "Too many messages to broadcast, please reduce the batch size"])
+        }
+        var prepared: [(ChannelName, String, Value)] = []
+        for (index, message) in messages.enumerated() {
+            guard let topic = message["topic"]?.stringValue, let event = message["event"]?.stringValue else {
+                return unprocessable("messages", "message \(index) needs a string \"topic\" and a string \"event\"")
+            }
+            let payload = message["payload"] ?? .object(.init())
+            switch validate(topic: topic, payload: payload, identity: identity) {
+            case .failure(let reason):
+                return unprocessable("messages", "message \(index): \(reason.message)")
+            case .success(let channel):
+                prepared.append((channel, event, payload))
+            }
+        }
+        for (channel, event, payload) in prepared { publish(channel, event: event, payload: payload, identity: identity) }
+        return Response(status: .accepted)
+    }
+
+    private func single(_ request: Request, topic: String, event: String) async -> Response {
+        guard let identity = await authenticate(request) else {
+            shared.metrics.rejected(.badToken)
+            return Self.json(.unauthorized, ["message": "Unauthorized"])
+        }
+        let payload: Value
+        do {
+            var request = request
+            let bytes = try await request.collectBody(upTo: shared.configuration.maxPayloadBytes * 2)
+            if isJSON(request) {
+                payload = try JSON.parse(bytes)
+            } else {
+                return Self.json(.unsupportedMediaType, ["message": "Content-Type must be application/json"])
+            }
+        } catch let error as WireError {
+            return unprocessable("payload", error.message)
+        } catch {
+            return unprocessable("payload", "the payload is larger than \(shared.configuration.maxPayloadBytes) bytes")
+        }
+        switch validate(topic: topic, payload: payload, identity: identity) {
+        case .failure(let reason):
+            return unprocessable("payload", reason.message)
+        case .success(let channel):
+            publish(channel, event: event, payload: payload, identity: identity)
+            return Response(status: .accepted)
+        }
+    }
+
+    private func validate(topic: String, payload: Value, identity: Identity) -> Result<ChannelName, RESTError> {
+        let channel: ChannelName
+        do {
+            channel = try ChannelName(validating: topic)
+        } catch {
+            return .failure(RESTError(error.description))
+        }
+        var bytes = ByteBufferAllocator().buffer(capacity: 0)
+        JSON.serialize(payload, into: &bytes)
+        let limit = shared.policy.limits(for: identity).maxPayloadBytes
+        if bytes.readableBytes > limit {
+            shared.metrics.rejected(.payloadTooLarge)
+            return .failure(RESTError("the payload is \(bytes.readableBytes) bytes; at most \(limit) are allowed"))
+        }
+        return .success(channel)
+    }
+
+    /// Publishes when the rules allow; like Supabase, a denied message is skipped silently
+    /// (and counted in `switchboard_rejected_total{reason="unauthorized"}`).
+    private func publish(_ channel: ChannelName, event: String, payload: Value, identity: Identity) {
+        shared.metrics.messagesIn.increment()
+        guard shared.policy.authorizeSend(identity, channel: channel, event: event, payload: payload).isAllowed else {
+            shared.metrics.rejected(.unauthorized)
+            return
+        }
+        let topic = "realtime:\(channel)"
+        let frame = BroadcastFrame(topic: topic, event: event, payload: payload, binaryBody: nil, meta: nil)
+        shared.hub.publish(topic: topic, message: EncodedBroadcast(frame, asBinary: false, allocator: ByteBufferAllocator()), sender: nil)
+    }
+
+    private func isJSON(_ request: Request) -> Bool {
+        guard let type = request.headers[.contentType]?.lowercased() else { return false }
+        return type.hasPrefix("application/json")
+    }
+
+    private func unprocessable(_ field: String, _ message: String) -> Response {
+        Self.json(.unprocessableContent, ["errors": [field: [.string(message)]]])
+    }
+
+    /// A path parameter with its percent-escapes decoded (Python's client escapes `:` in topics).
+    static func decoded(_ parameter: String?) -> String {
+        guard let parameter else { return "" }
+        return parameter.removingPercentEncoding ?? parameter
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ body: Value) -> Response {
+        var buffer = ByteBufferAllocator().buffer(capacity: 64)
+        JSON.serialize(body, into: &buffer)
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: buffer))
+    }
+}
+
+struct RESTError: Error {
+    let message: String
+    init(_ message: String) { self.message = message }
+}
+
+extension HTTPField.Name {
+    // Literal, valid header names: the initializer only fails on invalid characters.
+    static let xAPIKey = HTTPField.Name("x-api-key")!
+    static let apikey = HTTPField.Name("apikey")!
+}

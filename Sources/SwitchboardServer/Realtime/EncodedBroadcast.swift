@@ -1,0 +1,31 @@
+import NIOCore
+import SwitchboardWire
+
+/// One published message, framed once per protocol version: every subscriber of that version
+/// gets the same bytes.
+struct EncodedBroadcast: Sendable {
+    /// The frame for vsn 1.0.0 subscribers, or nil when the message cannot go to them (binary body).
+    let v1: ByteBuffer?
+    /// The frame for vsn 2.0.0 subscribers (kind 4 binary for messages that arrived as kind 3).
+    let v2: ByteBuffer?
+
+    init(_ message: BroadcastFrame, asBinary: Bool, allocator: ByteBufferAllocator) {
+        v1 = message.encodeText(version: .v1, allocator: allocator).map {
+            WebSocketFraming.frame(.text, $0, allocator: allocator)
+        }
+        if asBinary, let kind4 = message.encodeKind4(allocator: allocator) {
+            v2 = WebSocketFraming.frame(.binary, kind4, allocator: allocator)
+        } else {
+            v2 = message.encodeText(version: .v2, allocator: allocator).map {
+                WebSocketFraming.frame(.text, $0, allocator: allocator)
+            }
+        }
+    }
+
+    func frame(for version: ProtocolVersion) -> ByteBuffer? {
+        switch version {
+        case .v1: v1
+        case .v2: v2
+        }
+    }
+}

@@ -1,0 +1,89 @@
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// Channels and fan-out. Subscriptions are sharded by event loop: each loop's `HubShard` holds
+/// the subscribers whose sockets live on that loop, and is touched only from that loop. A
+/// publish posts one task per loop that has subscribers of the topic; that task writes the
+/// shared, pre-framed bytes to each local subscriber and flushes each once per drain.
+///
+/// The only cross-loop state is which shards have subscribers of a topic, kept in lock stripes
+/// that change on the first join and last leave of a topic on a loop — never per message.
+final class Hub: Sendable {
+    let loops: [any EventLoop]
+    private let shardIndexByLoop: [ObjectIdentifier: Int]
+    private let shards: [NIOLoopBoundBox<HubShard>]
+    private let stripes: [NIOLockedValueBox<[String: UInt64]>]
+    let metrics: ServerMetrics
+
+    init(group: any EventLoopGroup, metrics: ServerMetrics) {
+        let loops = Array(group.makeIterator())
+        precondition(loops.count <= 64, "the hub's shard masks hold at most 64 event loops")
+        self.loops = loops
+        self.metrics = metrics
+        var index: [ObjectIdentifier: Int] = [:]
+        for (i, loop) in loops.enumerated() { index[ObjectIdentifier(loop)] = i }
+        self.shardIndexByLoop = index
+        self.stripes = (0..<16).map { _ in NIOLockedValueBox([:]) }
+        var shards: [NIOLoopBoundBox<HubShard>] = []
+        for (i, loop) in loops.enumerated() {
+            shards.append(.makeBoxSendingValue(HubShard(index: i, loop: loop, metrics: metrics), eventLoop: loop))
+        }
+        self.shards = shards
+    }
+
+    /// The shard of `loop`. Must be called on `loop`.
+    func shard(on loop: any EventLoop) -> HubShard? {
+        guard let index = shardIndexByLoop[ObjectIdentifier(loop)] else { return nil }
+        return shards[index].value
+    }
+
+    /// Sends `message` to every subscriber of `topic` except `sender` (unless it asked for its
+    /// own messages). Callable from any thread.
+    func publish(topic: String, message: EncodedBroadcast, sender: ObjectIdentifier?) {
+        let mask = stripe(for: topic).withLockedValue { $0[topic] ?? 0 }
+        guard mask != 0 else { return }
+        for index in 0..<shards.count where mask & (1 << UInt64(index)) != 0 {
+            let loop = loops[index]
+            let shard = shards[index]
+            if loop.inEventLoop {
+                shard.value.deliver(topic: topic, message: message, sender: sender)
+            } else {
+                loop.execute { shard.value.deliver(topic: topic, message: message, sender: sender) }
+            }
+        }
+    }
+
+    /// Records that shard `index` now has (or no longer has) subscribers of `topic`.
+    func setShard(_ index: Int, topic: String, hasSubscribers: Bool) {
+        stripe(for: topic).withLockedValue { masks in
+            let bit: UInt64 = 1 << UInt64(index)
+            let old = masks[topic] ?? 0
+            let new = hasSubscribers ? old | bit : old & ~bit
+            masks[topic] = new == 0 ? nil : new
+        }
+    }
+
+    /// Asks every connection on every loop to close gracefully and waits until they have.
+    func drain(reason: String) async {
+        var futures: [EventLoopFuture<Void>] = []
+        for (index, loop) in loops.enumerated() {
+            let shard = shards[index]
+            futures.append(loop.flatSubmit { shard.value.drain(reason: reason) })
+        }
+        for future in futures { try? await future.get() }
+    }
+
+    /// Current connection count across all shards.
+    func connectionCount() async -> Int {
+        var total = 0
+        for (index, loop) in loops.enumerated() {
+            let shard = shards[index]
+            total += (try? await loop.submit { shard.value.connections.count }.get()) ?? 0
+        }
+        return total
+    }
+
+    private func stripe(for topic: String) -> NIOLockedValueBox<[String: UInt64]> {
+        stripes[Int(UInt(bitPattern: topic.hashValue) % UInt(stripes.count))]
+    }
+}

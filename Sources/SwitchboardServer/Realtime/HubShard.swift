@@ -1,0 +1,81 @@
+import NIOCore
+
+/// The subscribers living on one event loop. Touched only from that loop.
+final class HubShard {
+    struct Subscriber {
+        let connection: RealtimeConnection
+        /// The subscriber asked for its own broadcasts (`config.broadcast.self`).
+        let receivesOwn: Bool
+    }
+
+    let index: Int
+    let loop: any EventLoop
+    let metrics: ServerMetrics
+    private(set) var topics: [String: ContiguousArray<Subscriber>] = [:]
+    private(set) var connections: [ObjectIdentifier: RealtimeConnection] = [:]
+    private var pendingFlush: [RealtimeConnection] = []
+    private var flushScheduled = false
+
+    init(index: Int, loop: any EventLoop, metrics: ServerMetrics) {
+        self.index = index
+        self.loop = loop
+        self.metrics = metrics
+    }
+
+    func register(_ connection: RealtimeConnection) {
+        connections[ObjectIdentifier(connection)] = connection
+    }
+
+    func unregister(_ connection: RealtimeConnection) {
+        connections[ObjectIdentifier(connection)] = nil
+    }
+
+    /// Adds a subscriber; returns true when it is the topic's first on this shard.
+    func subscribe(topic: String, _ subscriber: Subscriber) -> Bool {
+        let first = topics[topic] == nil
+        topics[topic, default: []].append(subscriber)
+        return first
+    }
+
+    /// Removes a connection's subscription; returns true when the topic has none left here.
+    func unsubscribe(topic: String, _ connection: RealtimeConnection) -> Bool {
+        guard var subscribers = topics[topic] else { return false }
+        if let position = subscribers.firstIndex(where: { $0.connection === connection }) {
+            subscribers.swapAt(position, subscribers.count - 1)
+            subscribers.removeLast()
+        }
+        topics[topic] = subscribers.isEmpty ? nil : subscribers
+        return subscribers.isEmpty
+    }
+
+    func deliver(topic: String, message: EncodedBroadcast, sender: ObjectIdentifier?) {
+        guard let subscribers = topics[topic] else { return }
+        var delivered = 0
+        for subscriber in subscribers {
+            if !subscriber.receivesOwn, let sender, ObjectIdentifier(subscriber.connection) == sender { continue }
+            guard let bytes = message.frame(for: subscriber.connection.version) else { continue }
+            if subscriber.connection.writeBroadcast(bytes) {
+                pendingFlush.append(subscriber.connection)
+            }
+            delivered += 1
+        }
+        metrics.messagesOut.increment(by: Int64(delivered))
+        if !flushScheduled, !pendingFlush.isEmpty {
+            flushScheduled = true
+            let bound = NIOLoopBound(self, eventLoop: loop)
+            loop.execute { bound.value.flushPending() }
+        }
+    }
+
+    private func flushPending() {
+        flushScheduled = false
+        let connections = pendingFlush
+        pendingFlush.removeAll(keepingCapacity: true)
+        for connection in connections { connection.flushBroadcasts() }
+    }
+
+    func drain(reason: String) -> EventLoopFuture<Void> {
+        let futures = connections.values.map { $0.shutdown(reason: reason) }
+        return EventLoopFuture.andAllComplete(futures, on: loop)
+    }
+}

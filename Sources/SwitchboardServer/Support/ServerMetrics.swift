@@ -1,0 +1,68 @@
+import CoreMetrics
+import Metrics
+import Prometheus
+import SwitchboardCore
+
+/// The server's metrics, created through swift-metrics with a Prometheus factory owned by this
+/// server (not the process-wide `MetricsSystem`, so several servers can run in one test process).
+///
+/// Per-channel figures are labelled by channel *scope* only (`supplier`, `couple`, …), never by
+/// channel id, so the number of series stays bounded.
+final class ServerMetrics: Sendable {
+    /// Scopes that get their own label; any other scope is counted as `other`.
+    static let knownScopes: Set<String> = ["supplier", "couple", "form", "journey", "collaboration", "system", "public"]
+
+    let registry: PrometheusCollectorRegistry
+    private let factory: PrometheusMetricsFactory
+
+    let connections: CoreMetrics.Meter
+    let messagesIn: CoreMetrics.Counter
+    let messagesOut: CoreMetrics.Counter
+    let joinsAccepted: CoreMetrics.Counter
+    private let subscriptionsByScope: [String: CoreMetrics.Meter]
+    private let rejectionsByReason: [String: CoreMetrics.Counter]
+
+    /// Reasons a message or join can be rejected, as metric labels.
+    enum Rejection: String, CaseIterable {
+        case malformed, unauthorized, payloadTooLarge = "payload_too_large", tooManyChannels = "too_many_channels"
+        case unmatchedTopic = "unmatched_topic", invalidTopic = "invalid_topic", unknownEvent = "unknown_event"
+        case badToken = "bad_token", slowConsumer = "slow_consumer"
+    }
+
+    init() {
+        let registry = PrometheusCollectorRegistry()
+        let factory = PrometheusMetricsFactory(registry: registry)
+        self.registry = registry
+        self.factory = factory
+        connections = CoreMetrics.Meter(label: "switchboard_connections", factory: factory)
+        messagesIn = CoreMetrics.Counter(label: "switchboard_messages_in_total", factory: factory)
+        messagesOut = CoreMetrics.Counter(label: "switchboard_messages_out_total", factory: factory)
+        joinsAccepted = CoreMetrics.Counter(label: "switchboard_joins_total", factory: factory)
+        var scopes: [String: CoreMetrics.Meter] = [:]
+        for scope in Self.knownScopes.union(["other"]) {
+            scopes[scope] = CoreMetrics.Meter(label: "switchboard_subscriptions", dimensions: [("scope", scope)], factory: factory)
+        }
+        subscriptionsByScope = scopes
+        var rejections: [String: CoreMetrics.Counter] = [:]
+        for reason in Rejection.allCases {
+            rejections[reason.rawValue] = CoreMetrics.Counter(
+                label: "switchboard_rejected_total", dimensions: [("reason", reason.rawValue)], factory: factory)
+        }
+        rejectionsByReason = rejections
+    }
+
+    func subscriptions(scope: Substring) -> CoreMetrics.Meter? {
+        subscriptionsByScope[Self.knownScopes.contains(String(scope)) ? String(scope) : "other"]
+    }
+
+    func rejected(_ reason: Rejection) {
+        rejectionsByReason[reason.rawValue]?.increment()
+    }
+
+    /// The Prometheus text exposition of every metric.
+    func exposition() -> [UInt8] {
+        var buffer: [UInt8] = []
+        registry.emit(into: &buffer)
+        return buffer
+    }
+}

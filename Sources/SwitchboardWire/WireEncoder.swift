@@ -1,0 +1,36 @@
+import NIOCore
+import SwitchboardCore
+
+/// Frames server pushes as text for a socket's protocol version.
+public enum WireEncoder {
+    /// The text frame body: `{"topic":…,"event":…,"payload":…,"ref":…}` on vsn 1.0.0 (no
+    /// join_ref, as Phoenix's V1 serializer), `[join_ref,ref,topic,event,payload]` on vsn 2.0.0.
+    public static func encode(_ frame: OutboundFrame, version: ProtocolVersion, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: 128)
+        switch version {
+        case .v1:
+            buffer.writeStaticString("{\"topic\":")
+            JSON.writeString(frame.topic, into: &buffer)
+            buffer.writeStaticString(",\"event\":")
+            JSON.writeString(frame.event, into: &buffer)
+            buffer.writeStaticString(",\"payload\":")
+            JSON.serialize(frame.payload, into: &buffer)
+            buffer.writeStaticString(",\"ref\":")
+            JSON.writeOptionalString(frame.ref, into: &buffer)
+            buffer.writeInteger(UInt8.closeBrace)
+        case .v2:
+            buffer.writeInteger(UInt8.openBracket)
+            JSON.writeOptionalString(frame.joinRef, into: &buffer)
+            buffer.writeInteger(UInt8.comma)
+            JSON.writeOptionalString(frame.ref, into: &buffer)
+            buffer.writeInteger(UInt8.comma)
+            JSON.writeString(frame.topic, into: &buffer)
+            buffer.writeInteger(UInt8.comma)
+            JSON.writeString(frame.event, into: &buffer)
+            buffer.writeInteger(UInt8.comma)
+            JSON.serialize(frame.payload, into: &buffer)
+            buffer.writeInteger(UInt8.closeBracket)
+        }
+        return buffer
+    }
+}

@@ -1,0 +1,147 @@
+import ArgumentParser
+import Foundation
+import Logging
+import SwitchboardAuth
+import SwitchboardCore
+import SwitchboardServer
+
+/// `switchboard serve`: runs the server.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the server. Every option also reads a SWITCHBOARD_* environment variable.",
+        discussion: """
+            With no --jwt-secret, --jwt-public-key or --jwks (and none in the environment) the server runs in
+            dev mode: it generates a secret and prints it with a ready dev token and an example.
+            """
+    )
+
+    @Option(help: "Address to listen on (SWITCHBOARD_HOST).") var host: String?
+    @Option(help: "Port to listen on; 0 picks a free one (SWITCHBOARD_PORT).") var port: Int?
+    @Option(help: "HS256 secret for tokens (SWITCHBOARD_JWT_SECRET).") var jwtSecret: String?
+    @Option(help: "PEM file with an RS256 or ES256 public key; repeatable (SWITCHBOARD_JWT_PUBLIC_KEY, one path).")
+    var jwtPublicKey: [String] = []
+    @Option(help: "JWKS JSON file with public keys (SWITCHBOARD_JWKS).") var jwks: String?
+    @Option(help: "Rules directory (SWITCHBOARD_RULES_DIR).") var rulesDir: String?
+    @Option(help: "Channels per connection on paid tiers (SWITCHBOARD_MAX_CHANNELS, default 10).") var maxChannels: Int?
+    @Option(help: "Channels per connection on the free tier (SWITCHBOARD_FREE_MAX_CHANNELS, default 3).")
+    var freeMaxChannels: Int?
+    @Option(help: "Largest payload in bytes (SWITCHBOARD_MAX_PAYLOAD_BYTES, default 65536).") var maxPayloadBytes: Int?
+    @Option(help: "Seconds without inbound data before a socket is closed (SWITCHBOARD_IDLE_TIMEOUT, default 60).")
+    var idleTimeout: Int?
+    @Option(help: "Unsent bytes above which a subscriber is a slow consumer (SWITCHBOARD_SLOW_CONSUMER_BYTES, default 1048576).")
+    var slowConsumerBytes: Int?
+    @Option(help: "trace, debug, info, notice, warning, error or critical (SWITCHBOARD_LOG_LEVEL, default info).")
+    var logLevel: Logger.Level?
+    @Option(help: "text or json (SWITCHBOARD_LOG_FORMAT, default text).") var logFormat: LogFormat?
+
+    func run() async throws {
+        let level = try logLevel ?? Environment.string("SWITCHBOARD_LOG_LEVEL").map(Self.parseLevel) ?? .info
+        let format = try logFormat ?? Environment.string("SWITCHBOARD_LOG_FORMAT").map(Self.parseFormat) ?? .text
+        let logger = LogSetup.bootstrap(level: level, format: format)
+
+        var auth = AuthConfiguration()
+        auth.hmacSecret = jwtSecret ?? Environment.string("SWITCHBOARD_JWT_SECRET")
+        let keyPaths = jwtPublicKey.isEmpty ? Environment.string("SWITCHBOARD_JWT_PUBLIC_KEY").map { [$0] } ?? [] : jwtPublicKey
+        auth.publicKeyPEMs = try keyPaths.map { try Self.read($0, what: "public key") }
+        auth.jwks = try (jwks ?? Environment.string("SWITCHBOARD_JWKS")).map { try Self.read($0, what: "JWKS") }
+        let devMode = auth.hmacSecret == nil && auth.publicKeyPEMs.isEmpty && auth.jwks == nil
+        if devMode { auth.hmacSecret = TokenMinter.generateSecret() }
+
+        var configuration = SwitchboardConfiguration(auth: auth)
+        configuration.host = host ?? Environment.string("SWITCHBOARD_HOST") ?? configuration.host
+        configuration.port = try port ?? Environment.int("SWITCHBOARD_PORT") ?? configuration.port
+        configuration.rulesDirectory = rulesDir ?? Environment.string("SWITCHBOARD_RULES_DIR") ?? configuration.rulesDirectory
+        configuration.maxChannels = try maxChannels ?? Environment.int("SWITCHBOARD_MAX_CHANNELS") ?? configuration.maxChannels
+        configuration.freeMaxChannels =
+            try freeMaxChannels ?? Environment.int("SWITCHBOARD_FREE_MAX_CHANNELS") ?? configuration.freeMaxChannels
+        configuration.maxPayloadBytes =
+            try maxPayloadBytes ?? Environment.int("SWITCHBOARD_MAX_PAYLOAD_BYTES") ?? configuration.maxPayloadBytes
+        configuration.idleTimeoutSeconds =
+            try idleTimeout ?? Environment.int("SWITCHBOARD_IDLE_TIMEOUT") ?? configuration.idleTimeoutSeconds
+        configuration.slowConsumerBytes =
+            try slowConsumerBytes ?? Environment.int("SWITCHBOARD_SLOW_CONSUMER_BYTES") ?? configuration.slowConsumerBytes
+        configuration.logLevel = level
+        try Self.validate(configuration)
+
+        let secret = devMode ? auth.hmacSecret : nil
+        let host = configuration.host
+        let server = try await SwitchboardServer(configuration: configuration, logger: logger) { port in
+            logger.info("listening", metadata: ["address": "\(host):\(port)"])
+            if let secret { await Self.printDevBanner(secret: secret, host: host, port: port) }
+        }
+        try await server.run(logger: logger)
+    }
+
+    static func validate(_ configuration: SwitchboardConfiguration) throws {
+        guard (0...65535).contains(configuration.port) else { throw ValidationError("--port must be 0...65535") }
+        guard configuration.maxChannels >= 1, configuration.freeMaxChannels >= 1 else {
+            throw ValidationError("--max-channels and --free-max-channels must be at least 1")
+        }
+        guard (1...16 << 20).contains(configuration.maxPayloadBytes) else {
+            throw ValidationError("--max-payload-bytes must be between 1 and 16777216")
+        }
+        guard configuration.idleTimeoutSeconds >= 1 else { throw ValidationError("--idle-timeout must be at least 1 second") }
+        guard configuration.slowConsumerBytes >= 64 * 1024 else {
+            throw ValidationError("--slow-consumer-bytes must be at least 65536")
+        }
+    }
+
+    static func read(_ path: String, what: String) throws -> String {
+        do {
+            return try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ValidationError("cannot read the \(what) file \(path): \(error.localizedDescription)")
+        }
+    }
+
+    static func parseLevel(_ text: String) throws -> Logger.Level {
+        guard let level = Logger.Level(rawValue: text) else {
+            throw ValidationError("SWITCHBOARD_LOG_LEVEL=\(text) is not one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return level
+    }
+
+    static func parseFormat(_ text: String) throws -> LogFormat {
+        guard let format = LogFormat(rawValue: text) else { throw ValidationError("SWITCHBOARD_LOG_FORMAT must be text or json") }
+        return format
+    }
+
+    static func printDevBanner(secret: String, host: String, port: Int) async {
+        let minter = TokenMinter(hmacSecret: secret)
+        let day = Date().timeIntervalSince1970 + 86400
+        let supplier = try? await minter.mint(
+            TokenClaims(role: "supplier", subject: "dev-supplier", tier: "paid", supplierID: "s1", expiresAt: day))
+        let admin = try? await minter.mint(TokenClaims(role: "admin", subject: "dev-admin", tier: "paid", expiresAt: day))
+        let base = "\(host):\(port)"
+        print(
+            """
+
+            ── Switchboard dev mode ────────────────────────────────────────────────
+            No JWT secret was given, so this run generated one (tokens die with it):
+              SWITCHBOARD_JWT_SECRET=\(secret)
+
+            A supplier token (sub dev-supplier, supplier_id s1, tier paid, 24 h):
+              \(supplier ?? "(could not mint)")
+            An admin token (may send on system:announcements, 24 h):
+              \(admin ?? "(could not mint)")
+
+            Try it (Python: pip install realtime==2.34.1):
+              python3 -c "
+            import asyncio; from realtime import AsyncRealtimeClient
+            async def main():
+                c = AsyncRealtimeClient('ws://\(base)/socket', '\(supplier ?? "TOKEN")')
+                await c.connect(); ch = c.channel('collaboration:s1:c1')
+                ch.on_broadcast('hello', lambda m: print('got', m))
+                await ch.subscribe(); await asyncio.sleep(0.5)
+                await ch.send_broadcast('hello', {'text': 'hi'}); await asyncio.sleep(5)
+            asyncio.run(main())"
+            Or publish over REST to a subscribed client:
+              curl -i -X POST http://\(base)/api/broadcast -H 'Authorization: Bearer \(admin ?? "TOKEN")' \\
+                -H 'Content-Type: application/json' \\
+                -d '{"messages":[{"topic":"collaboration:s1:c1","event":"hello","payload":{"text":"hi"}}]}'
+            More tokens: switchboard token --secret <secret above> --role couple --sub u2 --couple-id c1
+            ─────────────────────────────────────────────────────────────────────────
+
+            """)
+    }
+}

@@ -1,0 +1,10 @@
+import ArgumentParser
+
+@main
+struct Switchboard: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "switchboard",
+        abstract: "A realtime WebSocket runtime that speaks the Supabase Realtime protocol.",
+        subcommands: [Serve.self, Token.self, Bench.self]
+    )
+}

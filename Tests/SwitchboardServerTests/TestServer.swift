@@ -1,0 +1,72 @@
+import Foundation
+import Logging
+import ServiceLifecycle
+import SwitchboardAuth
+import SwitchboardCore
+import SwitchboardServer
+
+/// A real Switchboard server on an ephemeral loopback port, for one test.
+struct TestServer {
+    static let secret = "switchboard-test-secret-0123456789abcdef"
+
+    let port: Int
+    let configuration: SwitchboardConfiguration
+    private let group: ServiceGroup
+    private let task: Task<Void, any Error>
+
+    /// Starts a server (port 0) and returns once it listens.
+    static func start(_ configure: (inout SwitchboardConfiguration) -> Void = { _ in }) async throws -> TestServer {
+        var configuration = SwitchboardConfiguration(auth: AuthConfiguration(hmacSecret: secret))
+        configuration.host = "127.0.0.1"
+        configuration.port = 0
+        configure(&configuration)
+        let logger = Logger(label: "switchboard-test") { _ in SwiftLogNoOpLogHandler() }
+        let (ports, continuation) = AsyncStream<Int>.makeStream()
+        let server = try await SwitchboardServer(configuration: configuration, logger: logger) { port in
+            continuation.yield(port)
+            continuation.finish()
+        }
+        let group = ServiceGroup(configuration: .init(services: server.services, logger: logger))
+        let task = Task { try await group.run() }
+        var iterator = ports.makeAsyncIterator()
+        guard let port = await iterator.next() else {
+            task.cancel()
+            throw TestServerError.didNotStart
+        }
+        return TestServer(port: port, configuration: configuration, group: group, task: task)
+    }
+
+    /// Graceful shutdown, as on SIGTERM; returns when the server has stopped.
+    func stop() async {
+        await group.triggerGracefulShutdown()
+        _ = try? await task.value
+    }
+
+    /// Mints a token signed with the test secret.
+    func token(
+        role: String = "supplier", sub: String = "u1", tier: String? = "paid", supplierID: String? = nil,
+        coupleID: String? = nil, ttl: Double = 3600, extra: Value.Object = .init()
+    ) async throws -> String {
+        try await TokenMinter(hmacSecret: Self.secret).mint(
+            TokenClaims(
+                role: role, subject: sub, tier: tier, supplierID: supplierID, coupleID: coupleID,
+                expiresAt: Date().timeIntervalSince1970 + ttl, extra: extra))
+    }
+}
+
+enum TestServerError: Error { case didNotStart }
+
+/// Runs `body` against a fresh server and always stops it.
+func withServer(
+    _ configure: (inout SwitchboardConfiguration) -> Void = { _ in },
+    _ body: (TestServer) async throws -> Void
+) async throws {
+    let server = try await TestServer.start(configure)
+    do {
+        try await body(server)
+    } catch {
+        await server.stop()
+        throw error
+    }
+    await server.stop()
+}

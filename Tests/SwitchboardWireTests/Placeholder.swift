@@ -1,3 +1,0 @@
-import Testing
-@testable import SwitchboardWire
-@Test func placeholderWire() {}

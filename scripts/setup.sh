@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what building and testing Switchboard needs on Debian, skipping what is present.
+# Sourced by serve.sh and test.sh; safe to run again.
+set -euo pipefail
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+missing=()
+pkg-config --exists lua5.4 2>/dev/null || missing+=(liblua5.4-dev pkg-config)
+if [ "${SWITCHBOARD_SETUP_TESTS:-0}" = 1 ]; then
+  command -v python3 >/dev/null 2>&1 || missing+=(python3)
+  python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}" >&2
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [ "${SWITCHBOARD_SETUP_TESTS:-0}" = 1 ]; then
+  # Supabase's Python client, the third-party client of the interop tests.
+  venv="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/.venv"
+  if ! "$venv/bin/python3" -c 'import realtime' 2>/dev/null; then
+    echo "setup: installing realtime==2.34.1 into $venv" >&2
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check realtime==2.34.1
+  fi
+fi
