@@ -38,7 +38,7 @@ import Testing
     }
 
     @Test func formsAndJourneysFollowClaims() throws {
-        let owner = user(claims: ["form_ids": ["f1"], "journey_ids": ["j1"]])
+        let owner = user(claims: Value.Object([("form_ids", ["f1"]), ("journey_ids", ["j1"])]))
         #expect(try join(owner, "form:responses:f1") == .allow)
         #expect(try join(owner, "form:responses:f2") != .allow)
         #expect(try join(owner, "journey:progress:j1") == .allow)
