@@ -44,8 +44,9 @@ public final class TokenVerifier: Sendable {
 
     /// Verifies `token` at time `now` (seconds since 1970) on the calling thread.
     ///
-    /// A cached token costs a lookup; otherwise one signature check per candidate key (HS256 a
-    /// few microseconds, RS256 and ES256 tens of microseconds), so an event loop may call it.
+    /// A cached token costs a lookup; otherwise a JSON decode and one signature check per
+    /// candidate key: about 15 µs for HS256, 30 µs for RS256, 70 µs for ES256 (release build),
+    /// so an event loop may call it.
     public func verifySynchronously(_ token: String, now: Double) -> Result<Identity, AuthError> {
         if let identity = cachedIdentity(for: token, now: now) { return .success(identity) }
         let result = check(token, now: now)

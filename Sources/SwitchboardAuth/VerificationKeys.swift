@@ -51,7 +51,7 @@ struct VerificationKeys: Sendable {
         }
         guard !keys.byAlgorithm.isEmpty else {
             throw AuthSetupError(
-                "no JWT verification key is configured: give --jwt-secret, --jwt-public-key or --jwt-jwks")
+                "no JWT verification key is configured: give --jwt-secret, --jwt-public-key or --jwks")
         }
         return keys
     }
@@ -128,15 +128,15 @@ struct VerificationKeys: Sendable {
         do {
             raw = try JSONDecoder().decode(RawJWKS.self, from: Data(text.utf8))
         } catch {
-            throw AuthSetupError("the JWKS in --jwt-jwks is not a JSON object with a `keys` array: \(error)")
+            throw AuthSetupError("the JWKS in --jwks is not a JSON object with a `keys` array: \(error)")
         }
         let before = byAlgorithm.values.reduce(0) { $0 + $1.count }
         for (index, entry) in raw.keys.enumerated() {
             guard case .object(var object) = entry.value else {
-                throw AuthSetupError("key \(index + 1) in --jwt-jwks is not a JSON object")
+                throw AuthSetupError("key \(index + 1) in --jwks is not a JSON object")
             }
             let kid = object["kid"]?.stringValue
-            let label = kid.map { "key \"\($0)\" in --jwt-jwks" } ?? "key \(index + 1) in --jwt-jwks"
+            let label = kid.map { "key \"\($0)\" in --jwks" } ?? "key \(index + 1) in --jwks"
             let declaredAlg = object["alg"]?.stringValue
             if object["use"]?.stringValue == "enc" { continue }
             switch object["kty"]?.stringValue {
@@ -180,7 +180,7 @@ struct VerificationKeys: Sendable {
         }
         guard byAlgorithm.values.reduce(0, { $0 + $1.count }) > before else {
             throw AuthSetupError(
-                "the JWKS in --jwt-jwks has no signing key Switchboard can use (kty RSA, EC, OKP or oct)")
+                "the JWKS in --jwks has no signing key Switchboard can use (kty RSA, EC, OKP or oct)")
         }
     }
 

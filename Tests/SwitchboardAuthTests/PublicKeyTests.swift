@@ -115,12 +115,12 @@ import Testing
             "second PEM bad", AuthConfiguration(publicKeyPEMs: [ES256PrivateKey().publicKey.pemRepresentation, "x"]),
             "public key 2 in --jwt-public-key"
         ),
-        ("JWKS not JSON", AuthConfiguration(jwks: "{"), "the JWKS in --jwt-jwks is not a JSON object"),
+        ("JWKS not JSON", AuthConfiguration(jwks: "{"), "the JWKS in --jwks is not a JSON object"),
         ("JWKS empty", AuthConfiguration(jwks: #"{"keys":[]}"#), "has no signing key"),
         (
             "JWKS bad EC",
             AuthConfiguration(jwks: #"{"keys":[{"kty":"EC","crv":"P-256","kid":"k","x":"AA","y":"AA"}]}"#),
-            #"key "k" in --jwt-jwks"#
+            #"key "k" in --jwks"#
         ),
     ]
 

@@ -40,14 +40,11 @@ struct RealtimeChildChannel: ServerChildChannel, HTTPChannelHandler {
                     guard Self.socketPaths.contains(request.path), let version = request.version, let token = request.token else {
                         return channel.eventLoop.makeSucceededFuture(nil)
                     }
-                    let verifier = shared.verifier
-                    return channel.eventLoop.makeFutureWithTask {
-                        await verifier.verify(token, now: RealtimeContext.now())
-                    }.map { result -> HTTPHeaders? in
-                        guard case .success(let identity) = result else { return nil }
-                        accepted.value = (version, identity, token)
-                        return HTTPHeaders()
+                    guard case .success(let identity) = shared.verifier.verifySynchronously(token, now: RealtimeContext.now()) else {
+                        return channel.eventLoop.makeSucceededFuture(nil)
                     }
+                    accepted.value = (version, identity, token)
+                    return channel.eventLoop.makeSucceededFuture(HTTPHeaders())
                 },
                 upgradePipelineHandler: { channel, _ in
                     channel.eventLoop.makeCompletedFuture {

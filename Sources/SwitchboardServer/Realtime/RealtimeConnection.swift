@@ -8,8 +8,7 @@ import SwitchboardWire
 /// One client's WebSocket: the Phoenix/Supabase channel protocol as a plain NIO handler.
 ///
 /// Lives on its channel's event loop; no Swift task per connection. Inbound frames are handled
-/// in order; when a join or token refresh needs an asynchronous token check, later frames wait
-/// in a bounded backlog so that ordering is kept.
+/// in order, each to completion (token checks are synchronous), so replies keep request order.
 final class RealtimeConnection: ChannelInboundHandler {
     typealias InboundIn = WebSocketFrame
     typealias OutboundOut = WebSocketFrame
@@ -22,9 +21,6 @@ final class RealtimeConnection: ChannelInboundHandler {
         let ack: Bool
     }
 
-    /// Frames that may wait for a token check before the connection is closed as abusive.
-    static let maxBacklog = 1024
-
     let version: ProtocolVersion
     private let shared: RealtimeContext
     private let connectToken: String
@@ -34,8 +30,6 @@ final class RealtimeConnection: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
     private var shard: HubShard?
     private var joins: [String: Join] = [:]
-    private var suspended = false
-    private var backlog = CircularBuffer<WebSocketFrame>()
     private var closing = false
     private var awaitingFlush = false
     private var bytesWhileUnwritable = 0
@@ -72,16 +66,7 @@ final class RealtimeConnection: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = unwrapInboundIn(data)
-        if suspended {
-            guard backlog.count < Self.maxBacklog else {
-                close(code: 1008, reason: "too many messages sent while a token was being checked")
-                return
-            }
-            backlog.append(frame)
-            return
-        }
-        handle(frame)
+        handle(unwrapInboundIn(data))
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -235,10 +220,7 @@ final class RealtimeConnection: ChannelInboundHandler {
             ack: config?["broadcast"]?["ack"]?.boolValue ?? false,
             presenceEnabled: config?["presence"]?["enabled"]?.boolValue ?? false,
             bindings: bindings)
-        let token = channelToken(in: inbound.payload)
-        withIdentity(for: token) { connection, result in
-            connection.completeJoin(request, identity: result)
-        }
+        completeJoin(request, identity: identity(for: channelToken(in: inbound.payload)))
     }
 
     /// The token a join or refresh carries, or nil to use the connection's own.
@@ -248,43 +230,17 @@ final class RealtimeConnection: ChannelInboundHandler {
         return token
     }
 
-    /// Resolves a token to an identity: synchronously when it is the connection's token or
-    /// already verified, otherwise with an asynchronous check during which inbound frames wait.
-    private func withIdentity(
-        for token: String?, then body: @escaping (RealtimeConnection, Result<Identity, AuthError>) -> Void
-    ) {
+    /// Resolves a token to an identity: the connection's own (checked for expiry), or a
+    /// channel token verified on the spot (jwt-kit's algorithms, no await; cached when seen).
+    private func identity(for token: String?) -> Result<Identity, AuthError> {
         let now = RealtimeContext.now()
         guard let token else {
-            body(self, checkExpiry(identity, now: now))
-            return
+            if identity.expiresAt <= now {
+                return .failure(.expired(secondsAgo: Int64(now - identity.expiresAt)))
+            }
+            return .success(identity)
         }
-        if let cached = shared.verifier.cachedIdentity(for: token, now: now) {
-            body(self, .success(cached))
-            return
-        }
-        guard let context else { return }
-        suspended = true
-        let verifier = shared.verifier
-        context.eventLoop.makeFutureWithTask {
-            await verifier.verify(token, now: RealtimeContext.now())
-        }.assumeIsolated().whenSuccess { result in
-            body(self, result)
-            self.resume()
-        }
-    }
-
-    private func checkExpiry(_ identity: Identity, now: Double) -> Result<Identity, AuthError> {
-        if identity.expiresAt <= now {
-            return .failure(.expired(secondsAgo: Int64(now - identity.expiresAt)))
-        }
-        return .success(identity)
-    }
-
-    private func resume() {
-        suspended = false
-        while !suspended, !closing, let frame = backlog.popFirst() {
-            handle(frame)
-        }
+        return shared.verifier.verifySynchronously(token, now: now)
     }
 
     private func completeJoin(_ request: JoinRequest, identity result: Result<Identity, AuthError>) {
@@ -425,23 +381,19 @@ final class RealtimeConnection: ChannelInboundHandler {
 
     private func refreshToken(_ inbound: InboundFrame, join: Join) {
         guard let token = channelToken(in: inbound.payload) else { return }
-        let topic = inbound.topic
-        withIdentity(for: token) { connection, result in
-            guard let current = connection.joins[topic], current.joinRef == join.joinRef else { return }
-            switch result {
-            case .failure(let error):
-                connection.shared.metrics.rejected(.badToken)
-                connection.shutDownChannel(topic: topic, current, message: error.httpMessage)
-            case .success(let identity):
-                if case .deny = connection.shared.policy.authorizeJoin(identity, channel: current.channel) {
-                    connection.shared.metrics.rejected(.unauthorized)
-                    connection.shutDownChannel(
-                        topic: topic, current,
-                        message: "You no longer have permission to read from this Channel topic: \(current.channel)")
-                } else {
-                    connection.joins[topic]?.identity = identity
-                    connection.scheduleExpiryCheck()
-                }
+        switch identity(for: token) {
+        case .failure(let error):
+            shared.metrics.rejected(.badToken)
+            shutDownChannel(topic: inbound.topic, join, message: error.message)
+        case .success(let identity):
+            if case .deny = shared.policy.authorizeJoin(identity, channel: join.channel) {
+                shared.metrics.rejected(.unauthorized)
+                shutDownChannel(
+                    topic: inbound.topic, join,
+                    message: "You no longer have permission to read from this Channel topic: \(join.channel)")
+            } else {
+                joins[inbound.topic]?.identity = identity
+                scheduleExpiryCheck()
             }
         }
     }
@@ -560,7 +512,6 @@ final class RealtimeConnection: ChannelInboundHandler {
         shard.unregister(self)
         slowConsumerCheck?.cancel()
         expiryCheck?.cancel()
-        backlog.removeAll()
         shared.metrics.connections.decrement(by: 1)
     }
 }
