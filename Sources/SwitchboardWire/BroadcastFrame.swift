@@ -6,7 +6,7 @@ import SwitchboardCore
 /// Routing: a broadcast that arrived as binary kind 3 goes as kind 4 to vsn 2.0.0 peers and as
 /// a JSON text broadcast to vsn 1.0.0 peers (a binary body cannot go to them and is dropped);
 /// a broadcast that arrived as text goes as text to everyone.
-public struct BroadcastFrame: Sendable {
+public struct BroadcastFrame: Sendable, Equatable {
     /// The full topic, e.g. `realtime:room-1`.
     public var topic: String
     /// The user event, e.g. `cursor`.

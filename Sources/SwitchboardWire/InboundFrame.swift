@@ -2,7 +2,7 @@ import NIOCore
 import SwitchboardCore
 
 /// One decoded client push, whatever the protocol version or frame type it arrived in.
-public struct InboundFrame: Sendable {
+public struct InboundFrame: Sendable, Equatable {
     /// The join ref of the channel the push belongs to; nil when absent or null.
     public var joinRef: String?
     /// The push's ref, which replies echo; nil when null.

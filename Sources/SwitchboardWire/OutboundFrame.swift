@@ -1,7 +1,7 @@
 import SwitchboardCore
 
 /// One server push (reply, system message, presence, close) before framing.
-public struct OutboundFrame: Sendable {
+public struct OutboundFrame: Sendable, Equatable {
     /// The join ref; only vsn 2.0.0 puts it on the wire.
     public var joinRef: String?
     /// The ref: the request's ref on `phx_reply`, the join ref on `phx_close`/`phx_error`, else nil.

@@ -2,7 +2,7 @@ import NIOCore
 import SwitchboardCore
 
 /// The parts of a binary kind 3 user broadcast push that the JSON payload cannot carry.
-public struct UserBroadcast: Sendable {
+public struct UserBroadcast: Sendable, Equatable {
     /// The user event, e.g. `cursor`.
     public var event: String
     /// The client's metadata (realtime-js sends allow-listed envelope keys such as `persist`), if any.

@@ -38,7 +38,7 @@ public enum WireDecoder {
                 .unsupportedBinary,
                 "binary frame kind \(kind) is not accepted from clients; only kind 3 (user broadcast push) is")
         }
-        guard reader.readableBytes >= 6, let sizes = reader.readBytes(length: 6) else {
+        guard let sizes = reader.readBytes(length: 6) else {
             throw WireError(.truncated, "the kind 3 header needs 7 bytes but the frame has \(buffer.readableBytes)")
         }
         var context = FrameContext()

@@ -2,7 +2,7 @@
 ///
 /// `topic`, `ref` and `joinRef` are filled in when they could be read before the problem was
 /// found, so the server can still reply to the right push.
-public struct WireError: Error, Sendable, CustomStringConvertible {
+public struct WireError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A stable, matchable category for a `WireError`.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: String, Hashable, Sendable {
@@ -13,6 +13,7 @@ public struct WireError: Error, Sendable, CustomStringConvertible {
         private let base: Base
         private init(_ base: Base) { self.base = base }
 
+        /// The code's name, e.g. `malformedJSON`.
         public var description: String { base.rawValue }
 
         /// The bytes are not valid JSON (RFC 8259).
@@ -57,5 +58,6 @@ public struct WireError: Error, Sendable, CustomStringConvertible {
         self.joinRef = joinRef
     }
 
+    /// The message.
     public var description: String { message }
 }

@@ -2,7 +2,7 @@ import NIOCore
 import SwitchboardCore
 import Testing
 
-@testable import SwitchboardWire
+import SwitchboardWire
 
 /// Binary kinds 3 and 4, checked against hand-built frames that follow the realtime-js layout
 /// (supabase-js `packages/core/realtime-js/src/lib/serializer.ts` and its `test/serializer.test.ts`;

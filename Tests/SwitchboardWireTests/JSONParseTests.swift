@@ -2,7 +2,7 @@ import NIOCore
 import SwitchboardCore
 import Testing
 
-@testable import SwitchboardWire
+import SwitchboardWire
 
 @Suite struct JSONParseTests {
     @Test(arguments: [

@@ -2,7 +2,7 @@ import NIOCore
 import SwitchboardCore
 import Testing
 
-@testable import SwitchboardWire
+import SwitchboardWire
 
 @Suite struct WireDecoderTests {
     /// The join Python's realtime 2.x sends (PROTOCOL.md §3), byte for byte.
