@@ -112,3 +112,9 @@ extension Value: ExpressibleByStringLiteral, ExpressibleByBooleanLiteral, Expres
         self = .object(Object(elements.map { (key: $0.0, value: $0.1) }))
     }
 }
+
+extension Value.Object: ExpressibleByDictionaryLiteral {
+    public init(dictionaryLiteral elements: (String, Value)...) {
+        self.init(elements.map { (key: $0.0, value: $0.1) })
+    }
+}

@@ -37,17 +37,13 @@ struct RESTRoutes {
 
     private func explainRefusedUpgrade(_ request: Request) async -> Response {
         let socket = SocketRequest(uri: request.uri.description, headerToken: request.headers[.xAPIKey])
-        guard socket.version != nil else {
-            return Self.json(.badRequest, ["error": .string("vsn \(socket.versionText ?? "") is not supported; use 1.0.0 or 2.0.0")])
+        switch socket.authenticate(with: shared.verifier) {
+        case .failure(let refusal):
+            return Response(
+                status: refusal.status, headers: [.contentType: "application/json"], body: .init(byteBuffer: refusal.body))
+        case .success:
+            return Self.json(.badRequest, ["error": "expected a WebSocket upgrade request (Upgrade: websocket)"])
         }
-        guard let token = socket.token else {
-            return Self.json(.unauthorized, ["error": "API key is missing"])
-        }
-        if case .failure(let error) = await shared.verifier.verify(token, now: RealtimeContext.now()) {
-            shared.metrics.rejected(.badToken)
-            return Self.json(.unauthorized, ["error": .string(error.httpMessage)])
-        }
-        return Self.json(.badRequest, ["error": "expected a WebSocket upgrade request (Upgrade: websocket)"])
     }
 
     // MARK: REST broadcast

@@ -1,3 +1,4 @@
+import HTTPTypes
 import Hummingbird
 import HummingbirdCore
 import Logging
@@ -19,6 +20,8 @@ struct RealtimeChildChannel: ServerChildChannel, HTTPChannelHandler {
     enum UpgradeResult: Sendable {
         case websocket
         case http(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>)
+        /// An upgrade was asked for and refused: answer with this status and message, then close.
+        case refused(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, SocketRequest.Refusal)
     }
 
     struct Value: ServerChildChannelValue {
@@ -33,18 +36,20 @@ struct RealtimeChildChannel: ServerChildChannel, HTTPChannelHandler {
         channel.eventLoop.makeCompletedFuture {
             let shared = self.shared
             let accepted = NIOLoopBoundBox<(ProtocolVersion, Identity, String)?>(nil, eventLoop: channel.eventLoop)
+            let refused = NIOLoopBoundBox<SocketRequest.Refusal?>(nil, eventLoop: channel.eventLoop)
             let upgrader = NIOTypedWebSocketServerUpgrader<UpgradeResult>(
                 maxFrameSize: shared.configuration.maxFrameBytes,
                 shouldUpgrade: { channel, head in
                     let request = SocketRequest(uri: head.uri, headers: head.headers)
-                    guard Self.socketPaths.contains(request.path), let version = request.version, let token = request.token else {
+                    switch request.authenticate(with: shared.verifier) {
+                    case .success(let (version, identity, token)):
+                        accepted.value = (version, identity, token)
+                        return channel.eventLoop.makeSucceededFuture(HTTPHeaders())
+                    case .failure(let refusal):
+                        if refusal.status == .unauthorized { shared.metrics.rejected(.badToken) }
+                        refused.value = refusal
                         return channel.eventLoop.makeSucceededFuture(nil)
                     }
-                    guard case .success(let identity) = shared.verifier.verifySynchronously(token, now: RealtimeContext.now()) else {
-                        return channel.eventLoop.makeSucceededFuture(nil)
-                    }
-                    accepted.value = (version, identity, token)
-                    return channel.eventLoop.makeSucceededFuture(HTTPHeaders())
                 },
                 upgradePipelineHandler: { channel, _ in
                     channel.eventLoop.makeCompletedFuture {
@@ -75,6 +80,9 @@ struct RealtimeChildChannel: ServerChildChannel, HTTPChannelHandler {
                         let asyncChannel = try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
                             wrappingChannelSynchronously: channel,
                             configuration: .init(isOutboundHalfClosureEnabled: true))
+                        // After a refused upgrade NIO does not replay the request to the router, so the
+                        // refusal is answered here.
+                        if let refusal = refused.value { return UpgradeResult.refused(asyncChannel, refusal) }
                         return UpgradeResult.http(asyncChannel)
                     }
                 }
@@ -99,6 +107,19 @@ struct RealtimeChildChannel: ServerChildChannel, HTTPChannelHandler {
                 return
             case .http(let channel):
                 await handleHTTP(asyncChannel: channel, logger: logger)
+            case .refused(let channel, let refusal):
+                try await channel.executeThenClose { _, outbound in
+                    let body = refusal.body
+                    try await outbound.write(
+                        .head(
+                            HTTPResponse(
+                                status: refusal.status,
+                                headerFields: [
+                                    .connection: "close", .contentType: "application/json", .contentLength: String(body.readableBytes),
+                                ])))
+                    try await outbound.write(.body(body))
+                    try await outbound.write(.end(nil))
+                }
             }
         } catch {
             logger.debug("connection setup failed", metadata: ["error": "\(error)"])
@@ -109,6 +130,18 @@ struct RealtimeChildChannel: ServerChildChannel, HTTPChannelHandler {
 /// What a WebSocket connect request carries: path, `vsn`, and the token from `apikey` or the
 /// `x-api-key` header (which wins, as in Supabase).
 struct SocketRequest {
+    /// Why a connect request is refused, as Supabase answers it: a status and `{"error": message}`.
+    struct Refusal: Error, Sendable {
+        let status: HTTPResponse.Status
+        let message: String
+
+        var body: ByteBuffer {
+            var buffer = ByteBufferAllocator().buffer(capacity: message.utf8.count + 16)
+            JSON.serialize(["error": .string(message)], into: &buffer)
+            return buffer
+        }
+    }
+
     let path: String
     let versionText: String?
     let token: String?
@@ -131,5 +164,20 @@ struct SocketRequest {
     var version: ProtocolVersion? {
         guard let versionText else { return .v1 }
         return ProtocolVersion(rawValue: versionText)
+    }
+
+    /// Decides a connect request: the version, identity and token to serve it with, or why not.
+    func authenticate(with verifier: TokenVerifier) -> Result<(ProtocolVersion, Identity, String), Refusal> {
+        guard RealtimeChildChannel.socketPaths.contains(path) else {
+            return .failure(Refusal(status: .notFound, message: "no WebSocket endpoint at \(path); use /socket/websocket"))
+        }
+        guard let version else {
+            return .failure(Refusal(status: .badRequest, message: "vsn \(versionText ?? "") is not supported; use 1.0.0 or 2.0.0"))
+        }
+        guard let token else { return .failure(Refusal(status: .unauthorized, message: "API key is missing")) }
+        switch verifier.verifySynchronously(token, now: RealtimeContext.now()) {
+        case .success(let identity): return .success((version, identity, token))
+        case .failure(let error): return .failure(Refusal(status: .unauthorized, message: error.httpMessage))
+        }
     }
 }

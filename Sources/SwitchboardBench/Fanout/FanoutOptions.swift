@@ -1,0 +1,122 @@
+import Foundation
+
+/// What ``FanoutBench`` measures: N subscribers on one channel, one publisher sending M
+/// messages of about S bytes, at a fixed rate or as fast as back-pressure allows.
+public struct FanoutOptions: Sendable, Equatable {
+    /// The server's host; only loopback addresses are accepted.
+    public var host: String
+    /// The server's port.
+    public var port: Int
+    /// The WebSocket path, without a query (`/socket/websocket` or `/realtime/v1/websocket`).
+    public var path: String
+    /// The connect token, sent as the `apikey` query parameter.
+    public var token: String
+    /// The channel name, without the `realtime:` prefix.
+    public var channel: String
+    /// The number of subscriber connections (N).
+    public var subscribers: Int
+    /// The number of messages the publisher sends (M).
+    public var messages: Int
+    /// The approximate size in bytes of each message's user payload (S).
+    public var size: Int
+    /// Messages per second, or nil to send as fast as the publisher's socket accepts.
+    public var rate: Double?
+    /// How many subscriber connections are opened at once.
+    public var connectConcurrency: Int
+    /// How long the run waits without any new delivery before it gives up on the rest.
+    public var drainTimeout: Duration
+    /// The hard cap on the whole run, connects included.
+    public var maxDuration: Duration
+    /// How long one connection may take to connect, upgrade and get its join reply.
+    public var joinTimeout: Duration
+
+    /// The most subscribers one run may open.
+    public static let maxSubscribers = 100_000
+    /// The largest payload one message may carry.
+    public static let maxSize = 4 << 20
+
+    /// Creates options; everything but the token has a default.
+    public init(
+        host: String = "127.0.0.1",
+        port: Int = 4000,
+        path: String = "/socket/websocket",
+        token: String,
+        channel: String = "collaboration:bench:1",
+        subscribers: Int = 100,
+        messages: Int = 1000,
+        size: Int = 1024,
+        rate: Double? = nil,
+        connectConcurrency: Int = 64,
+        drainTimeout: Duration = .seconds(5),
+        maxDuration: Duration = .seconds(300),
+        joinTimeout: Duration = .seconds(15)
+    ) {
+        self.host = host
+        self.port = port
+        self.path = path
+        self.token = token
+        self.channel = channel
+        self.subscribers = subscribers
+        self.messages = messages
+        self.size = size
+        self.rate = rate
+        self.connectConcurrency = connectConcurrency
+        self.drainTimeout = drainTimeout
+        self.maxDuration = maxDuration
+        self.joinTimeout = joinTimeout
+    }
+
+    /// Throws a ``BenchError`` naming the first option that is out of range.
+    public func validate() throws {
+        try BenchTarget.validateLoopback(self.host)
+        func require(_ condition: Bool, _ message: String) throws {
+            if !condition { throw BenchError(.invalidOptions, message) }
+        }
+        try require((1...65535).contains(self.port), "port must be in 1...65535, got \(self.port)")
+        try require(self.path.hasPrefix("/") && !self.path.contains("?"), "path must start with / and carry no query, got \(self.path)")
+        try require(RealtimeFrames.isSafeChannelName(self.channel), "channel must be 1-200 printable ASCII characters without quotes or backslashes")
+        try require((1...Self.maxSubscribers).contains(self.subscribers), "subscribers must be in 1...\(Self.maxSubscribers), got \(self.subscribers)")
+        try require(self.messages >= 1, "messages must be at least 1, got \(self.messages)")
+        try require((0...Self.maxSize).contains(self.size), "size must be in 0...\(Self.maxSize), got \(self.size)")
+        if let rate = self.rate {
+            try require(rate.isFinite && rate > 0, "rate must be a positive number of messages per second, got \(rate)")
+        }
+        try require(self.connectConcurrency >= 1, "connectConcurrency must be at least 1, got \(self.connectConcurrency)")
+        try require(self.drainTimeout > .zero, "drainTimeout must be positive")
+        try require(self.maxDuration > .zero, "maxDuration must be positive")
+        try require(self.joinTimeout > .zero, "joinTimeout must be positive")
+    }
+}
+
+/// Where bench connections go: a loopback host, a port and the request target with the query.
+struct BenchTarget: Sendable {
+    let host: String
+    let port: Int
+    let uri: String
+
+    init(host: String, port: Int, path: String, token: String) {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        let encoded = token.addingPercentEncoding(withAllowedCharacters: allowed) ?? token
+        self.host = host
+        self.port = port
+        self.uri = "\(path)?apikey=\(encoded)&vsn=1.0.0"
+    }
+
+    /// Throws unless `host` is `localhost`, `::1` or an address in 127.0.0.0/8.
+    static func validateLoopback(_ host: String) throws {
+        if self.isLoopback(host) { return }
+        throw BenchError(
+            .notLoopback,
+            "the bench only connects to loopback addresses (127.0.0.0/8, ::1, localhost), not \(host)"
+        )
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        let lowered = host.lowercased()
+        if lowered == "localhost" || lowered == "::1" || lowered == "[::1]" { return true }
+        let parts = lowered.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4, parts.allSatisfy({ UInt8($0) != nil }) else { return false }
+        return parts[0] == "127"
+    }
+}

@@ -1,0 +1,154 @@
+import Foundation
+import NIOCore
+
+/// The few Supabase Realtime (vsn 1.0.0) frames the bench needs, built by hand so the bench
+/// depends on nothing but the wire format.
+enum RealtimeFrames {
+    /// The heartbeat every connection sends on the `phoenix` topic.
+    static let heartbeat = #"{"topic":"phoenix","event":"heartbeat","payload":{},"ref":null}"#
+
+    /// How often every bench connection sends a heartbeat (the server drops a connection after 60 s of silence).
+    static let heartbeatInterval = TimeAmount.seconds(25)
+
+    /// A join for a public channel without presence, self-broadcast or acks; `ref` doubles as `join_ref`.
+    static func join(topic: String, ref: String) -> String {
+        #"{"topic":"\#(topic)","event":"phx_join","payload":{"config":{"broadcast":{"self":false,"ack":false},"presence":{"key":""},"private":false}},"ref":"\#(ref)","join_ref":"\#(ref)"}"#
+    }
+
+    /// Whether `name` can be spliced into a JSON string literal as is.
+    static func isSafeChannelName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 200
+            && name.utf8.allSatisfy { $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") && $0 < 0x7F }
+    }
+
+    /// A server control frame, decoded only while a connection is joining (never on the hot path).
+    struct ControlFrame {
+        let topic: String
+        let event: String
+        let ref: String?
+        let status: String?
+        let reason: String?
+    }
+
+    /// Decodes `buffer` as a vsn 1.0.0 JSON object; nil if it is not one.
+    static func decodeControl(_ buffer: ByteBuffer) -> ControlFrame? {
+        guard
+            let bytes = buffer.getBytes(at: buffer.readerIndex, length: buffer.readableBytes),
+            let object = try? JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any],
+            let topic = object["topic"] as? String,
+            let event = object["event"] as? String
+        else { return nil }
+        let payload = object["payload"] as? [String: Any]
+        let response = payload?["response"]
+        var reason: String?
+        if let response = response as? [String: Any] {
+            reason = response["reason"] as? String
+        } else if let response = response as? String {
+            reason = response
+        }
+        if reason == nil, let message = payload?["message"] as? String {
+            reason = message
+        }
+        if reason == nil, let reasonField = payload?["reason"] as? String {
+            reason = reasonField
+        }
+        return ControlFrame(
+            topic: topic,
+            event: event,
+            ref: object["ref"] as? String,
+            status: payload?["status"] as? String,
+            reason: reason
+        )
+    }
+
+    /// The bytes of a bench broadcast around its send time, so each message costs one
+    /// buffer, two copies and a few digits.
+    struct BroadcastTemplate: Sendable {
+        /// Everything up to and including `"t":`.
+        let prefix: [UInt8]
+        /// The pad and the closing of the frame.
+        let suffix: [UInt8]
+
+        /// Pads the user payload `{"t":<ns>,"pad":"x…"}` to about `size` bytes.
+        init(topic: String, joinRef: String, size: Int) {
+            let prefix = #"{"topic":"\#(topic)","event":"broadcast","payload":{"type":"broadcast","event":"bench","payload":{"t":"#
+            // {"t": + digits + ,"pad":" + pad + "} is 15 bytes plus the digits.
+            let digits = RealtimeFrames.decimalDigits(NIODeadline.now().uptimeNanoseconds)
+            let pad = max(0, size - 15 - digits)
+            let suffix = #","pad":""# + String(repeating: "x", count: pad) + #""}},"ref":null,"join_ref":"\#(joinRef)"}"#
+            self.prefix = Array(prefix.utf8)
+            self.suffix = Array(suffix.utf8)
+        }
+
+        /// One broadcast frame body carrying `sentAt`.
+        func render(sentAt: UInt64, allocator: ByteBufferAllocator) -> ByteBuffer {
+            var buffer = allocator.buffer(capacity: self.prefix.count + self.suffix.count + 20)
+            buffer.writeBytes(self.prefix)
+            RealtimeFrames.writeDecimal(sentAt, into: &buffer)
+            buffer.writeBytes(self.suffix)
+            return buffer
+        }
+    }
+
+    /// The number of decimal digits of `value`.
+    static func decimalDigits(_ value: UInt64) -> Int {
+        var count = 1
+        var rest = value / 10
+        while rest > 0 {
+            count += 1
+            rest /= 10
+        }
+        return count
+    }
+
+    /// Appends `value` in decimal without building a String.
+    static func writeDecimal(_ value: UInt64, into buffer: inout ByteBuffer) {
+        let count = self.decimalDigits(value)
+        buffer.writeRepeatingByte(UInt8(ascii: "0"), count: count)
+        var rest = value
+        var index = buffer.writerIndex - 1
+        for _ in 0..<count {
+            buffer.setInteger(UInt8(ascii: "0") + UInt8(rest % 10), at: index)
+            rest /= 10
+            index -= 1
+        }
+    }
+
+    /// Finds the user payload's `"t":<digits>` by a byte scan (tolerating whitespace around
+    /// the colon and any key order) and returns the number; nil if the frame has none.
+    @inline(__always)
+    static func scanSendTime(_ buffer: ByteBuffer) -> UInt64? {
+        buffer.withUnsafeReadableBytes { bytes -> UInt64? in
+            let count = bytes.count
+            guard count >= 5 else { return nil }
+            let quote = UInt8(ascii: "\"")
+            let letterT = UInt8(ascii: "t")
+            var index = 0
+            while index + 4 < count {
+                if bytes[index] == quote, bytes[index + 1] == letterT, bytes[index + 2] == quote {
+                    var cursor = index + 3
+                    while cursor < count, bytes[cursor] == UInt8(ascii: " ") { cursor += 1 }
+                    if cursor < count, bytes[cursor] == UInt8(ascii: ":") {
+                        cursor += 1
+                        while cursor < count, bytes[cursor] == UInt8(ascii: " ") { cursor += 1 }
+                        var value: UInt64 = 0
+                        var digits = 0
+                        while cursor < count, digits < 20 {
+                            let digit = bytes[cursor] &- UInt8(ascii: "0")
+                            guard digit < 10 else { break }
+                            let (times10, o1) = value.multipliedReportingOverflow(by: 10)
+                            let (sum, o2) = times10.addingReportingOverflow(UInt64(digit))
+                            guard !o1, !o2 else { return nil }
+                            value = sum
+                            digits += 1
+                            cursor += 1
+                        }
+                        return digits > 0 ? value : nil
+                    }
+                }
+                index += 1
+            }
+            return nil
+        }
+    }
+}

@@ -1,0 +1,248 @@
+import NIOCore
+import SwitchboardBench
+import SwitchboardCore
+import SwitchboardWire
+import Testing
+
+/// The channel protocol over real WebSockets: joins, broadcasts, leaves, tokens, limits.
+@Suite struct ChannelProtocolTests {
+    @Test func heartbeatIsAnswered() async throws {
+        try await withServer { server in
+            let socket = try await PhoenixSocket.connect(server, token: try await server.token(supplierID: "s1"))
+            try await socket.heartbeat()
+            await socket.close()
+        }
+    }
+
+    @Test func joinEchoesPostgresChangesWithIDs() async throws {
+        try await withServer { server in
+            let socket = try await PhoenixSocket.connect(server, token: try await server.token(supplierID: "s1"))
+            var config = PhoenixSocket.defaultConfig.objectValue ?? .init()
+            config["postgres_changes"] = [["event": "INSERT", "schema": "public", "table": "todos", "filter": "id=eq.7"]]
+            let reply = try await socket.join("collaboration:s1:c1", ref: "1", config: .object(config))
+            #expect(reply.status == "ok")
+            let binding = try #require(reply.payload["response"]?["postgres_changes"]?.arrayValue?.first)
+            #expect(binding["event"] == "INSERT")
+            #expect(binding["filter"] == "id=eq.7")
+            #expect(binding["id"]?.int64Value != nil)
+            let empty = try await socket.join("supplier:dashboard:s1", ref: "2")
+            #expect(empty.payload["response"]?["postgres_changes"] == .array([]))
+            await socket.close()
+        }
+    }
+
+    @Test func broadcastReachesOthersAndSelfOnlyWhenAsked() async throws {
+        try await withServer { server in
+            let a = try await PhoenixSocket.connect(server, token: try await server.token(sub: "a", supplierID: "s1"))
+            let b = try await PhoenixSocket.connect(server, token: try await server.token(role: "couple", sub: "b", coupleID: "c1"))
+            try await a.join("collaboration:s1:c1", ref: "1", config: ["broadcast": ["self": "true", "ack": true]])
+            try await b.join("collaboration:s1:c1", ref: "1")
+            try await a.broadcast("collaboration:s1:c1", event: "cursor", payload: ["x": .number("3.10")], ref: "2", joinRef: "1")
+            // The sender's own copy is written before the ack (the ack follows the publish).
+            #expect(try await a.next().payload["event"] == "cursor")
+            #expect(try await a.next().status == "ok")
+            let atB = try await b.broadcastEvent("cursor")
+            #expect(atB.ref == nil)
+            #expect(atB.topic == "realtime:collaboration:s1:c1")
+            #expect(atB.payload["payload"]?["x"] == .number("3.10"))
+
+            // B has self off and ack off: no reply, no echo; A gets it, then a marker proves B saw nothing.
+            try await b.broadcast("collaboration:s1:c1", event: "from-b", payload: [:], ref: "3", joinRef: "1")
+            _ = try await a.broadcastEvent("from-b")
+            try await a.broadcast("collaboration:s1:c1", event: "marker", payload: [:], ref: "4", joinRef: "1")
+            let next = try await b.next { $0.event == "broadcast" || $0.event == "phx_reply" }
+            #expect(next.payload["event"] == "marker", "B got \(next) before A's marker")
+            await a.close()
+            await b.close()
+        }
+    }
+
+    @Test func leaveRepliesThenCloses() async throws {
+        try await withServer { server in
+            let socket = try await PhoenixSocket.connect(server, token: try await server.token(supplierID: "s1"))
+            try await socket.join("supplier:dashboard:s1", ref: "1")
+            try await socket.push("realtime:supplier:dashboard:s1", "phx_leave", [:], ref: "2", joinRef: "1")
+            let reply = try await socket.next()
+            #expect(reply.event == "phx_reply" && reply.ref == "2" && reply.status == "ok")
+            let close = try await socket.next()
+            #expect(close.event == "phx_close" && close.ref == "1")
+            try await socket.broadcast("supplier:dashboard:s1", event: "e", payload: [:], ref: "3")
+            #expect(try await socket.reply(to: "3").reason == "unmatched topic")
+            await socket.close()
+        }
+    }
+
+    @Test func rejoiningClosesTheOldJoinFirst() async throws {
+        try await withServer { server in
+            let socket = try await PhoenixSocket.connect(server, token: try await server.token(supplierID: "s1"))
+            try await socket.join("supplier:dashboard:s1", ref: "1")
+            try await socket.push("realtime:supplier:dashboard:s1", "phx_join", ["config": PhoenixSocket.defaultConfig], ref: "5", joinRef: "5")
+            let close = try await socket.next()
+            #expect(close.event == "phx_close" && close.ref == "1")
+            let reply = try await socket.next()
+            #expect(reply.event == "phx_reply" && reply.ref == "5" && reply.status == "ok")
+            await socket.close()
+        }
+    }
+
+    @Test func bothSocketPathsAndTheHeaderTokenWork() async throws {
+        try await withServer { server in
+            let token = try await server.token(supplierID: "s1")
+            let hosted = try await PhoenixSocket.connect(server, token: token, path: "/realtime/v1/websocket")
+            #expect(try await hosted.join("supplier:dashboard:s1", ref: "1").status == "ok")
+            let header = try await PhoenixSocket.connect(server, token: nil, headers: [("x-api-key", token)])
+            #expect(try await header.join("supplier:dashboard:s1", ref: "1").status == "ok")
+            await hosted.close()
+            await header.close()
+        }
+    }
+
+    @Test func deniedJoinSaysWhy() async throws {
+        try await withServer { server in
+            let socket = try await PhoenixSocket.connect(server, token: try await server.token(role: "couple", coupleID: "c9"))
+            let reply = try await socket.join("collaboration:s1:c1", ref: "1")
+            #expect(reply.status == "error")
+            let reason = try #require(reply.reason)
+            #expect(reason.hasPrefix("Unauthorized: You do not have permissions to read from this Channel topic: collaboration:s1:c1"))
+            #expect(reason.contains("supplier s1 and couple c1"))
+            #expect(try await socket.join("room-1", ref: "2").reason?.hasPrefix("Unauthorized:") == true)
+            try await socket.push("realtime:", "phx_join", [:], ref: "3", joinRef: "3")
+            #expect(try await socket.reply(to: "3").reason == "TopicNameRequired: You must provide a topic name")
+            try await socket.push("other:room", "phx_join", [:], ref: "4", joinRef: "4")
+            #expect(try await socket.reply(to: "4").reason == "unmatched topic")
+            await socket.close()
+        }
+    }
+
+    @Test func freeTierIsRefusedAFourthChannel() async throws {
+        try await withServer { server in
+            let token = try await server.token(sub: "free-user", tier: "free", supplierID: "s1")
+            let socket = try await PhoenixSocket.connect(server, token: token)
+            for (index, channel) in ["supplier:dashboard:s1", "collaboration:s1:c1", "system:announcements"].enumerated() {
+                #expect(try await socket.join(channel, ref: "\(index)").status == "ok")
+            }
+            let fourth = try await socket.join("public:directory", ref: "9")
+            #expect(fourth.status == "error")
+            #expect(fourth.reason?.hasPrefix("ChannelRateLimitReached: Too many channels") == true)
+            #expect(fourth.reason?.contains("at most 3") == true)
+            try await socket.heartbeat()
+            await socket.close()
+        }
+    }
+
+    @Test func paidTierGetsTenChannels() async throws {
+        try await withServer { server in
+            let socket = try await PhoenixSocket.connect(server, token: try await server.token(tier: "paid", supplierID: "s1"))
+            for index in 0..<10 {
+                #expect(try await socket.join("collaboration:s1:c\(index)", ref: "\(index)").status == "ok")
+            }
+            #expect(try await socket.join("collaboration:s1:c10", ref: "10").reason?.contains("at most 10") == true)
+            await socket.close()
+        }
+    }
+
+    @Test func oversizeBroadcastIsRefusedAndNeverDelivered() async throws {
+        try await withServer { server in
+            let a = try await PhoenixSocket.connect(server, token: try await server.token(sub: "a", supplierID: "s1"))
+            let b = try await PhoenixSocket.connect(server, token: try await server.token(role: "couple", sub: "b", coupleID: "c1"))
+            try await a.join("collaboration:s1:c1", ref: "1", config: ["broadcast": ["ack": true]])
+            try await b.join("collaboration:s1:c1", ref: "1")
+            let big = String(repeating: "x", count: 64 * 1024 + 1)
+            try await a.broadcast("collaboration:s1:c1", event: "big", payload: ["blob": .string(big)], ref: "2", joinRef: "1")
+            let refusal = try await a.reply(to: "2")
+            #expect(refusal.status == "error")
+            #expect(refusal.reason?.hasPrefix("PayloadTooLarge: the payload is 65548 bytes; at most 65536") == true)
+            try await a.broadcast("collaboration:s1:c1", event: "small", payload: ["ok": true], ref: "3", joinRef: "1")
+            #expect(try await a.reply(to: "3").status == "ok")
+            let next = try await b.next { $0.event == "broadcast" }
+            #expect(next.payload["event"] == "small", "the oversize broadcast was delivered")
+            await a.close()
+            await b.close()
+        }
+    }
+
+    @Test func onlyAdminsSendOnAnnouncements() async throws {
+        try await withServer { server in
+            let user = try await PhoenixSocket.connect(server, token: try await server.token(sub: "u", supplierID: "s1"))
+            let admin = try await PhoenixSocket.connect(server, token: try await server.token(role: "admin", sub: "boss"))
+            let reader = try await PhoenixSocket.connect(server, token: try await server.token(role: "couple", sub: "r", coupleID: "c1"))
+            for socket in [user, admin, reader] {
+                #expect(try await socket.join("system:announcements", ref: "1").status == "ok")
+            }
+            try await user.broadcast("system:announcements", event: "fake", payload: [:], ref: "2", joinRef: "1")
+            let refusal = try await user.reply(to: "2")
+            #expect(refusal.reason?.hasPrefix("Unauthorized: You do not have permissions to write to this Channel topic: system:announcements") == true)
+            try await admin.broadcast("system:announcements", event: "real", payload: ["text": "maintenance at 2am"], ref: "2", joinRef: "1")
+            let next = try await reader.next { $0.event == "broadcast" }
+            #expect(next.payload["event"] == "real", "a non-admin broadcast was delivered")
+            for socket in [user, admin, reader] { await socket.close() }
+        }
+    }
+
+    @Test func joinWithItsOwnTokenKeepsFrameOrder() async throws {
+        try await withServer { server in
+            let connectToken = try await server.token(role: "couple", sub: "c", coupleID: "c1")
+            let channelToken = try await server.token(sub: "s", supplierID: "s7")
+            let socket = try await PhoenixSocket.connect(server, token: connectToken)
+            // The join's token is new to the server (an asynchronous check); the broadcast pushed right
+            // behind it must wait for the join, not be refused as an unmatched topic.
+            try await socket.push(
+                "realtime:supplier:dashboard:s7", "phx_join", ["config": ["broadcast": ["ack": true]], "access_token": .string(channelToken)],
+                ref: "1", joinRef: "1")
+            try await socket.broadcast("supplier:dashboard:s7", event: "e", payload: [:], ref: "2", joinRef: "1")
+            #expect(try await socket.reply(to: "1").status == "ok")
+            #expect(try await socket.reply(to: "2").status == "ok")
+            await socket.close()
+        }
+    }
+
+    @Test func accessTokenRefreshThatLosesAccessClosesTheChannel() async throws {
+        try await withServer { server in
+            let socket = try await PhoenixSocket.connect(server, token: try await server.token(sub: "a", supplierID: "s1"))
+            try await socket.join("collaboration:s1:c1", ref: "1")
+            try await socket.push(
+                "realtime:collaboration:s1:c1", "access_token", ["access_token": .string(try await server.token(sub: "a", supplierID: "s2"))],
+                ref: "2", joinRef: "1")
+            let system = try await socket.event("system")
+            #expect(system.payload["status"] == "error")
+            #expect(system.payload["message"] == "You no longer have permission to read from this Channel topic: collaboration:s1:c1")
+            #expect(system.payload["channel"] == "collaboration:s1:c1")
+            let close = try await socket.event("phx_close")
+            #expect(close.ref == "1")
+            await socket.close()
+        }
+    }
+
+    @Test func anExpiringTokenClosesItsChannel() async throws {
+        try await withServer { server in
+            let socket = try await PhoenixSocket.connect(server, token: try await server.token(supplierID: "s1", ttl: 1.5))
+            try await socket.join("supplier:dashboard:s1", ref: "1")
+            let system = try await socket.event("system", timeout: .seconds(5))
+            #expect(system.payload["message"]?.stringValue?.hasPrefix("Token has expired") == true)
+            #expect(try await socket.event("phx_close").ref == "1")
+            await socket.close()
+        }
+    }
+
+    @Test func idleSocketsAreClosed() async throws {
+        try await withServer({ $0.idleTimeoutSeconds = 1 }) { server in
+            let socket = try await PhoenixSocket.connect(server, token: try await server.token(supplierID: "s1"))
+            let (code, reason) = try await socket.closed(timeout: .seconds(5))
+            #expect(code == 1001)
+            #expect(reason.contains("no data received for 1 s"))
+        }
+    }
+
+    @Test func gracefulShutdownTellsClientsAndCloses1012() async throws {
+        let server = try await TestServer.start()
+        let socket = try await PhoenixSocket.connect(server, token: try await server.token(supplierID: "s1"))
+        try await socket.join("supplier:dashboard:s1", ref: "1")
+        async let stopped: Void = server.stop()
+        let system = try await socket.event("system")
+        #expect(system.payload["message"] == "Server requested disconnect")
+        #expect(system.payload["status"] == "ok")
+        let (code, _) = try await socket.closed()
+        #expect(code == 1012)
+        await stopped
+    }
+}
