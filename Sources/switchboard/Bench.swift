@@ -1,6 +1,102 @@
 import ArgumentParser
+import Foundation
+import SwitchboardAuth
+import SwitchboardBench
 
-/// `switchboard bench`: load tools that measure a running server.
+/// `switchboard bench`: load tools that measure a running server over real WebSockets.
 struct Bench: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Measure a running server.", subcommands: [])
+    static let configuration = CommandConfiguration(
+        abstract: "Measure a running server (loopback only).",
+        subcommands: [Fanout.self, Idle.self]
+    )
+
+    /// Where to connect and how to authenticate; shared by the bench commands.
+    struct Target: ParsableArguments {
+        @Option(help: "Server address; loopback only.") var host: String = "127.0.0.1"
+        @Option(help: "Server port.") var port: Int = 4000
+        @Option(help: "A token to connect with (default: mint an admin token from --secret).") var token: String?
+        @Option(help: "HS256 secret to mint an admin token with (default: SWITCHBOARD_JWT_SECRET).") var secret: String?
+        @Option(help: "The server's process id, to report its CPU time and memory.") var serverPid: Int32?
+
+        func resolveToken() async throws -> String {
+            if let token { return token }
+            guard let secret = secret ?? Environment.string("SWITCHBOARD_JWT_SECRET") else {
+                throw ValidationError("pass --token, or --secret / SWITCHBOARD_JWT_SECRET to mint one")
+            }
+            let claims = TokenClaims(
+                role: "admin", subject: "bench", tier: "paid", expiresAt: Date().timeIntervalSince1970 + 3600)
+            return try await TokenMinter(hmacSecret: secret).mint(claims)
+        }
+    }
+
+    struct Fanout: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "One publisher, N subscribers on one channel: delivered msgs/s, loss and latency.",
+            discussion: """
+                Prints one summary line, then the same as JSON. With --server-pid it adds the server's CPU time per
+                delivered message (measured over the whole run, connects included) and its RSS at the end.
+                """
+        )
+
+        @OptionGroup var target: Target
+        @Option(help: "Subscribers (N).") var subscribers: Int = 100
+        @Option(help: "Messages to publish (M).") var messages: Int = 1000
+        @Option(help: "User payload size in bytes (S).") var size: Int = 1024
+        @Option(help: "Messages per second; omit for as fast as possible.") var rate: Double?
+        @Option(help: "The channel to use.") var channel: String = "collaboration:bench:1"
+
+        func run() async throws {
+            let token = try await target.resolveToken()
+            let options = FanoutOptions(
+                host: target.host, port: target.port, token: token, channel: channel, subscribers: subscribers,
+                messages: messages, size: size, rate: rate)
+            try options.validate()
+            let cpuBefore = target.serverPid.flatMap(ProcessStats.readCPUSeconds)
+            let result = try await FanoutBench.run(options)
+            var line = result.summaryLine()
+            if let pid = target.serverPid {
+                if let before = cpuBefore, let after = ProcessStats.readCPUSeconds(pid: pid), result.delivered > 0 {
+                    line += String(format: " server_cpu=%.2fµs/msg", (after - before) * 1e6 / Double(result.delivered))
+                }
+                if let rss = ProcessStats.readRSSBytes(pid: pid) {
+                    line += String(format: " server_rss=%.1fMB", Double(rss) / 1_048_576)
+                }
+            }
+            print(line)
+            print(result.jsonString())
+        }
+    }
+
+    struct Idle: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Hold N connections each joined to K channels and report the server's memory per connection."
+        )
+
+        @OptionGroup var target: Target
+        @Option(help: "Connections to open.") var connections: Int = 1000
+        @Option(help: "Channels each connection joins.") var channels: Int = 3
+        @Option(help: "Seconds to hold the connections after the measurement.") var hold: Int = 0
+
+        func run() async throws {
+            guard (1...100_000).contains(connections), (1...10).contains(channels), (0...3600).contains(hold) else {
+                throw ValidationError("--connections must be 1...100000, --channels 1...10, --hold 0...3600")
+            }
+            let token = try await target.resolveToken()
+            let before = target.serverPid.flatMap(ProcessStats.readRSSBytes)
+            let idle = try await IdleBench.run(
+                host: target.host, port: target.port, token: token, connections: connections, channelsPerConnection: channels)
+            // Let the server settle (allocator caches, deferred frees) before reading its RSS.
+            try await Task.sleep(for: .seconds(1))
+            var line = String(
+                format: "idle connections=%d channels=%d connect=%.2fs open=%d", idle.count, channels, idle.connectSeconds, idle.openCount)
+            if let pid = target.serverPid, let before, let after = ProcessStats.readRSSBytes(pid: pid) {
+                line += String(
+                    format: " server_rss_before=%.1fMB after=%.1fMB per_connection=%.1fKB", Double(before) / 1_048_576,
+                    Double(after) / 1_048_576, Double(after - before) / 1024 / Double(connections))
+            }
+            print(line)
+            if hold > 0 { try await Task.sleep(for: .seconds(hold)) }
+            await idle.close()
+        }
+    }
 }

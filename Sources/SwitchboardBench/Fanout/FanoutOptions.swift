@@ -87,36 +87,3 @@ public struct FanoutOptions: Sendable, Equatable {
         try require(self.joinTimeout > .zero, "joinTimeout must be positive")
     }
 }
-
-/// Where bench connections go: a loopback host, a port and the request target with the query.
-struct BenchTarget: Sendable {
-    let host: String
-    let port: Int
-    let uri: String
-
-    init(host: String, port: Int, path: String, token: String) {
-        var allowed = CharacterSet.alphanumerics
-        allowed.insert(charactersIn: "-._~")
-        let encoded = token.addingPercentEncoding(withAllowedCharacters: allowed) ?? token
-        self.host = host
-        self.port = port
-        self.uri = "\(path)?apikey=\(encoded)&vsn=1.0.0"
-    }
-
-    /// Throws unless `host` is `localhost`, `::1` or an address in 127.0.0.0/8.
-    static func validateLoopback(_ host: String) throws {
-        if self.isLoopback(host) { return }
-        throw BenchError(
-            .notLoopback,
-            "the bench only connects to loopback addresses (127.0.0.0/8, ::1, localhost), not \(host)"
-        )
-    }
-
-    static func isLoopback(_ host: String) -> Bool {
-        let lowered = host.lowercased()
-        if lowered == "localhost" || lowered == "::1" || lowered == "[::1]" { return true }
-        let parts = lowered.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 4, parts.allSatisfy({ UInt8($0) != nil }) else { return false }
-        return parts[0] == "127"
-    }
-}

@@ -7,7 +7,7 @@ public enum ProcessStats {
     public static func readRSSBytes(pid: Int32) -> Int? {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return nil }
         for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
-            let fields = line.dropFirst("VmRSS:".count).split(separator: " ", omittingEmptySubsequences: true)
+            let fields = line.dropFirst("VmRSS:".count).split(whereSeparator: { $0 == " " || $0 == "\t" })
             guard let value = fields.first.flatMap({ Int($0) }) else { return nil }
             let unit = fields.count > 1 ? fields[1].lowercased() : "kb"
             switch unit {
