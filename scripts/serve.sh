@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
-exec swift run -c release switchboard serve "$@"
+exec swift run switchboard serve "$@"
