@@ -100,20 +100,14 @@ final class RealtimeConnection: ChannelInboundHandler {
 
     private func handle(_ frame: WebSocketFrame) {
         switch frame.opcode {
-        case .text:
+        case .text, .binary:
             shared.metrics.messagesIn.increment()
             let bytes = frame.unmaskedData
             do {
-                let inbound = try WireDecoder.decodeText(bytes, version: version)
-                dispatch(inbound, frameBytes: bytes.readableBytes)
-            } catch {
-                rejectUndecodable(error)
-            }
-        case .binary:
-            shared.metrics.messagesIn.increment()
-            let bytes = frame.unmaskedData
-            do {
-                let inbound = try WireDecoder.decodeBinary(bytes, version: version)
+                let inbound =
+                    frame.opcode == .text
+                    ? try WireDecoder.decodeText(bytes, version: version)
+                    : try WireDecoder.decodeBinary(bytes, version: version)
                 dispatch(inbound, frameBytes: bytes.readableBytes)
             } catch {
                 rejectUndecodable(error)
