@@ -13,7 +13,7 @@ struct Bench: AsyncParsableCommand {
     /// Where to connect and how to authenticate; shared by the bench commands.
     struct Target: ParsableArguments {
         @Option(help: "Server address; loopback only.") var host: String = "127.0.0.1"
-        @Option(help: "Server port.") var port: Int = 4000
+        @Option(help: "Server port (default 4000; 8088 with --target nchan).") var port: Int?
         @Option(help: "A token to connect with (default: mint an admin token from --secret).") var token: String?
         @Option(help: "HS256 secret to mint an admin token with (default: SWITCHBOARD_JWT_SECRET).") var secret: String?
         @Option(help: "The server's process id, to report its CPU time and memory.") var serverPid: Int32?
@@ -44,12 +44,16 @@ struct Bench: AsyncParsableCommand {
         @Option(help: "User payload size in bytes (S).") var size: Int = 1024
         @Option(help: "Messages per second; omit for as fast as possible.") var rate: Double?
         @Option(help: "The channel to use.") var channel: String = "collaboration:bench:1"
+        @Option(
+            name: .customLong("target"),
+            help: "switchboard, or nchan for the same load against nginx + nchan (Benchmarks/nchan/run.sh).")
+        var server: BenchProtocol = .switchboard
 
         func run() async throws {
-            let token = try await target.resolveToken()
+            let token = server == .nchan ? "" : try await target.resolveToken()
             let options = FanoutOptions(
-                host: target.host, port: target.port, token: token, channel: channel, subscribers: subscribers,
-                messages: messages, size: size, rate: rate)
+                target: server, host: target.host, port: target.port, token: token, channel: channel,
+                subscribers: subscribers, messages: messages, size: size, rate: rate)
             try options.validate()
             let cpuBefore = target.serverPid.flatMap(ProcessStats.readCPUSeconds)
             let result = try await FanoutBench.run(options)
@@ -84,7 +88,7 @@ struct Bench: AsyncParsableCommand {
             let token = try await target.resolveToken()
             let before = target.serverPid.flatMap(ProcessStats.readRSSBytes)
             let idle = try await IdleBench.run(
-                host: target.host, port: target.port, token: token, connections: connections, channelsPerConnection: channels)
+                host: target.host, port: target.port ?? BenchProtocol.switchboard.defaultPort, token: token, connections: connections, channelsPerConnection: channels)
             // Let the server settle (allocator caches, deferred frees) before reading its RSS.
             try await Task.sleep(for: .seconds(1))
             var line = String(
@@ -100,3 +104,5 @@ struct Bench: AsyncParsableCommand {
         }
     }
 }
+
+extension BenchProtocol: ExpressibleByArgument {}

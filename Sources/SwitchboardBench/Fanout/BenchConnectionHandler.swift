@@ -4,6 +4,9 @@ import NIOWebSocket
 /// The channel handler of every bench connection: tracks its joins, heartbeats, answers pings
 /// and, on subscribers, counts bench broadcasts into the loop's ``LoopStats``.
 ///
+/// For nchan (`speaksPhoenix == false`) there are no joins, heartbeats or control frames: the
+/// connection is ready once upgraded and any text frame without a send time is ignored.
+///
 /// The delivery path is a byte scan and a histogram increment: no JSON, no Swift task, no lock.
 final class BenchConnectionHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = WebSocketFrame
@@ -14,6 +17,7 @@ final class BenchConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
     private let joinPromise: EventLoopPromise<Void>
     private let stats: LoopStats?
     private let countsDeliveries: Bool
+    private let speaksPhoenix: Bool
     private var context: ChannelHandlerContext?
     private var heartbeat: Scheduled<Void>?
     private var lastServerMessage: String?
@@ -21,10 +25,17 @@ final class BenchConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
     /// Completes once every join was acknowledged; fails with the server's reason otherwise.
     var joinFuture: EventLoopFuture<Void> { self.joinPromise.futureResult }
 
-    init(joins: [String: String], stats: LoopStats?, countsDeliveries: Bool, eventLoop: any EventLoop) {
+    init(
+        joins: [String: String],
+        stats: LoopStats?,
+        countsDeliveries: Bool,
+        speaksPhoenix: Bool,
+        eventLoop: any EventLoop
+    ) {
         self.pendingJoins = joins
         self.stats = stats
         self.countsDeliveries = countsDeliveries && stats != nil
+        self.speaksPhoenix = speaksPhoenix
         self.joinPromise = eventLoop.makePromise(of: Void.self)
         if joins.isEmpty {
             self.joinPromise.succeed(())
@@ -33,7 +44,9 @@ final class BenchConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        self.scheduleHeartbeat(on: context.eventLoop)
+        if self.speaksPhoenix {
+            self.scheduleHeartbeat(on: context.eventLoop)
+        }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -54,7 +67,9 @@ final class BenchConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
                 stats.record(sentAt: sentAt)
                 return
             }
-            self.handleControl(payload)
+            if self.speaksPhoenix {
+                self.handleControl(payload)
+            }
         case .ping:
             let pong = WebSocketFrame(fin: true, opcode: .pong, maskKey: .random(), data: frame.unmaskedData)
             context.writeAndFlush(Self.wrapOutboundOut(pong), promise: nil)

@@ -3,9 +3,11 @@ import NIOWebSocket
 
 /// Opening, joining and closing the bench's many connections.
 enum BenchConnections {
-    /// Opens one connection and joins `topics` (refs "1", "2", …); returns once every join is acknowledged.
+    /// Opens one connection and joins `topics` (refs "1", "2", …); returns once every join is acknowledged,
+    /// or right after the upgrade when `topics` is empty (always for nchan).
     static func open(
         target: BenchTarget,
+        speaking benchProtocol: BenchProtocol,
         topics: [String],
         registry: LoopStatsRegistry?,
         countsDeliveries: Bool,
@@ -18,6 +20,7 @@ enum BenchConnections {
             joins[String(index + 1)] = topic
         }
         let joinsByRef = joins
+        let speaksPhoenix = benchProtocol.speaksPhoenix
         let connection = try await WebSocketConnector.connect(
             host: target.host,
             port: target.port,
@@ -31,6 +34,7 @@ enum BenchConnections {
                 joins: joinsByRef,
                 stats: registry?.stats(on: channel.eventLoop),
                 countsDeliveries: countsDeliveries,
+                speaksPhoenix: speaksPhoenix,
                 eventLoop: channel.eventLoop
             )
             try channel.pipeline.syncOperations.addHandler(handler)

@@ -6,7 +6,7 @@ import NIOPosix
 ///
 /// Subscribers are plain NIO channel handlers that scan each frame for its send time and record
 /// into a histogram per event loop; the publisher writes on its own event loop. Run it against a
-/// server on loopback only.
+/// server on loopback only: Switchboard, or nginx + nchan for comparison (``FanoutOptions/target``).
 public enum FanoutBench {
     /// How often the drain phase looks at the delivery counters.
     static let pollInterval = Duration.milliseconds(10)
@@ -23,8 +23,9 @@ public enum FanoutBench {
         let started = clock.now
         let hardDeadline = started.advanced(by: options.maxDuration)
         let registry = try await LoopStatsRegistry.make(for: group)
-        let target = BenchTarget(host: options.host, port: options.port, path: options.path, token: options.token)
-        let topic = "realtime:\(options.channel)"
+        let target = options.connectTarget
+        let benchProtocol = options.target
+        let topics = options.topics
         let maxFrameSize = max(1 << 20, options.size * 2 + 4096)
         let joinTimeout = options.joinTimeout
 
@@ -34,14 +35,14 @@ public enum FanoutBench {
             deadline: hardDeadline
         ) { _ in
             try await BenchConnections.open(
-                target: target, topics: [topic], registry: registry, countsDeliveries: true,
+                target: target, speaking: benchProtocol, topics: topics, registry: registry, countsDeliveries: true,
                 maxFrameSize: maxFrameSize, timeout: joinTimeout, group: group
             )
         }
         var connections = subscribers
         do {
             let publisherChannel = try await BenchConnections.open(
-                target: target, topics: [topic], registry: registry, countsDeliveries: false,
+                target: target, speaking: benchProtocol, topics: topics, registry: registry, countsDeliveries: false,
                 maxFrameSize: maxFrameSize, timeout: joinTimeout, group: group
             )
             connections.append(publisherChannel)
@@ -51,7 +52,6 @@ public enum FanoutBench {
                 options: options,
                 publisherChannel: publisherChannel,
                 registry: registry,
-                topic: topic,
                 hardDeadline: hardDeadline,
                 connectSeconds: connectSeconds
             )
@@ -67,12 +67,11 @@ public enum FanoutBench {
         options: FanoutOptions,
         publisherChannel: any Channel,
         registry: LoopStatsRegistry,
-        topic: String,
         hardDeadline: ContinuousClock.Instant,
         connectSeconds: Double
     ) async throws -> FanoutResult {
         let clock = ContinuousClock()
-        let template = RealtimeFrames.BroadcastTemplate(topic: topic, joinRef: "1", size: options.size)
+        let template = options.broadcastTemplate
         let messages = options.messages
         let rate = options.rate
         let publisher = try await publisherChannel.eventLoop.submit {
@@ -120,6 +119,7 @@ public enum FanoutBench {
             )
             : FanoutResult.Latency(p50: 0, p99: 0, p999: 0, max: 0)
         return FanoutResult(
+            target: options.target,
             subscribers: options.subscribers,
             messages: options.messages,
             size: options.size,

@@ -3,15 +3,18 @@ import Foundation
 /// What ``FanoutBench`` measures: N subscribers on one channel, one publisher sending M
 /// messages of about S bytes, at a fixed rate or as fast as back-pressure allows.
 public struct FanoutOptions: Sendable, Equatable {
+    /// The protocol the server speaks: Switchboard (Supabase Realtime) or nginx + nchan.
+    public var target: BenchProtocol
     /// The server's host; only loopback addresses are accepted.
     public var host: String
     /// The server's port.
     public var port: Int
-    /// The WebSocket path, without a query (`/socket/websocket` or `/realtime/v1/websocket`).
+    /// The WebSocket path, without a query (`/socket/websocket` or `/realtime/v1/websocket`); for
+    /// nchan the prefix the channel name is appended to (`/pubsub/`).
     public var path: String
-    /// The connect token, sent as the `apikey` query parameter.
+    /// The connect token, sent as the `apikey` query parameter (unused for nchan).
     public var token: String
-    /// The channel name, without the `realtime:` prefix.
+    /// The channel name, without the `realtime:` prefix; for nchan only letters, digits and `_ . : -`.
     public var channel: String
     /// The number of subscriber connections (N).
     public var subscribers: Int
@@ -35,11 +38,13 @@ public struct FanoutOptions: Sendable, Equatable {
     /// The largest payload one message may carry.
     public static let maxSize = 4 << 20
 
-    /// Creates options; everything but the token has a default.
+    /// Creates options; everything but the token has a default. A nil `port` or `path` takes the
+    /// target's default (``BenchProtocol/defaultPort``, ``BenchProtocol/defaultPath``).
     public init(
+        target: BenchProtocol = .switchboard,
         host: String = "127.0.0.1",
-        port: Int = 4000,
-        path: String = "/socket/websocket",
+        port: Int? = nil,
+        path: String? = nil,
         token: String,
         channel: String = "collaboration:bench:1",
         subscribers: Int = 100,
@@ -51,9 +56,10 @@ public struct FanoutOptions: Sendable, Equatable {
         maxDuration: Duration = .seconds(300),
         joinTimeout: Duration = .seconds(15)
     ) {
+        self.target = target
         self.host = host
-        self.port = port
-        self.path = path
+        self.port = port ?? target.defaultPort
+        self.path = path ?? target.defaultPath
         self.token = token
         self.channel = channel
         self.subscribers = subscribers
@@ -74,7 +80,12 @@ public struct FanoutOptions: Sendable, Equatable {
         }
         try require((1...65535).contains(self.port), "port must be in 1...65535, got \(self.port)")
         try require(self.path.hasPrefix("/") && !self.path.contains("?"), "path must start with / and carry no query, got \(self.path)")
-        try require(RealtimeFrames.isSafeChannelName(self.channel), "channel must be 1-200 printable ASCII characters without quotes or backslashes")
+        switch self.target {
+        case .switchboard:
+            try require(RealtimeFrames.isSafeChannelName(self.channel), "channel must be 1-200 printable ASCII characters without quotes or backslashes")
+        case .nchan:
+            try require(BenchProtocol.isSafeNchanChannelName(self.channel), "an nchan channel must be 1-200 letters, digits or _ . : -, got \(self.channel)")
+        }
         try require((1...Self.maxSubscribers).contains(self.subscribers), "subscribers must be in 1...\(Self.maxSubscribers), got \(self.subscribers)")
         try require(self.messages >= 1, "messages must be at least 1, got \(self.messages)")
         try require((0...Self.maxSize).contains(self.size), "size must be in 0...\(Self.maxSize), got \(self.size)")
@@ -85,5 +96,35 @@ public struct FanoutOptions: Sendable, Equatable {
         try require(self.drainTimeout > .zero, "drainTimeout must be positive")
         try require(self.maxDuration > .zero, "maxDuration must be positive")
         try require(self.joinTimeout > .zero, "joinTimeout must be positive")
+    }
+}
+
+extension FanoutOptions {
+    /// Where every connection of the run goes.
+    var connectTarget: BenchTarget {
+        switch self.target {
+        case .switchboard:
+            return BenchTarget(host: self.host, port: self.port, path: self.path, token: self.token)
+        case .nchan:
+            return BenchTarget(host: self.host, port: self.port, nchanPathPrefix: self.path, channel: self.channel)
+        }
+    }
+
+    /// The Realtime topic of the channel.
+    var realtimeTopic: String { "realtime:\(self.channel)" }
+
+    /// The topics every connection joins: the Realtime topic, or none for nchan.
+    var topics: [String] {
+        self.target.speaksPhoenix ? [self.realtimeTopic] : []
+    }
+
+    /// The bytes the publisher sends: a Realtime broadcast, or the bare user payload for nchan.
+    var broadcastTemplate: RealtimeFrames.BroadcastTemplate {
+        switch self.target {
+        case .switchboard:
+            return RealtimeFrames.BroadcastTemplate(topic: self.realtimeTopic, joinRef: "1", size: self.size)
+        case .nchan:
+            return RealtimeFrames.BroadcastTemplate(bareSize: self.size)
+        }
     }
 }

@@ -22,6 +22,8 @@ public struct FanoutResult: Sendable, Codable, Equatable {
         }
     }
 
+    /// The protocol the server spoke.
+    public var target: BenchProtocol
     /// Subscriber connections (N).
     public var subscribers: Int
     /// Messages asked for (M).
@@ -55,11 +57,13 @@ public struct FanoutResult: Sendable, Codable, Equatable {
 
     /// Creates a result; the bench fills this in.
     public init(
+        target: BenchProtocol = .switchboard,
         subscribers: Int, messages: Int, size: Int, rate: Double?, sent: Int, expected: Int,
         delivered: Int, lost: Int, durationSeconds: Double, deliveredPerSecond: Double,
         latencyMicros: Latency, connectSeconds: Double, disconnected: Int = 0, channelErrors: Int = 0,
         lastServerMessage: String? = nil
     ) {
+        self.target = target
         self.subscribers = subscribers
         self.messages = messages
         self.size = size
@@ -78,11 +82,11 @@ public struct FanoutResult: Sendable, Codable, Equatable {
     }
 
     /// One human-readable line, e.g.
-    /// `fanout subs=1000 msgs=2000 size=1024 rate=max delivered=2000000/2000000 (0 lost) 1.93M msg/s p50=812µs p99=3.1ms p999=4.0ms max=5.2ms`.
+    /// `fanout[switchboard] subs=1000 msgs=2000 size=1024 rate=max delivered=2000000/2000000 (0 lost) 1.93M msg/s p50=812µs p99=3.1ms p999=4.0ms max=5.2ms`.
     public func summaryLine() -> String {
         let rate = self.rate.map { "\(Self.count($0))/s" } ?? "max"
         var line =
-            "fanout subs=\(self.subscribers) msgs=\(self.messages) size=\(self.size) rate=\(rate)"
+            "fanout[\(self.target.rawValue)] subs=\(self.subscribers) msgs=\(self.messages) size=\(self.size) rate=\(rate)"
             + " delivered=\(self.delivered)/\(self.expected) (\(self.lost) lost)"
             + " \(Self.count(self.deliveredPerSecond)) msg/s"
             + " p50=\(Self.micros(self.latencyMicros.p50)) p99=\(Self.micros(self.latencyMicros.p99))"

@@ -53,7 +53,7 @@ public enum IdleBench {
             deadline: started.advanced(by: maxDuration)
         ) { _ in
             try await BenchConnections.open(
-                target: target, topics: topics, registry: nil, countsDeliveries: false,
+                target: target, speaking: .switchboard, topics: topics, registry: nil, countsDeliveries: false,
                 maxFrameSize: 1 << 20, timeout: joinTimeout, group: group
             )
         }

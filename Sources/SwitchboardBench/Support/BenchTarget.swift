@@ -6,6 +6,7 @@ struct BenchTarget: Sendable {
     let port: Int
     let uri: String
 
+    /// A Switchboard (Supabase Realtime vsn 1.0.0) endpoint: `path?apikey=<token>&vsn=1.0.0`.
     init(host: String, port: Int, path: String, token: String) {
         var allowed = CharacterSet.alphanumerics
         allowed.insert(charactersIn: "-._~")
@@ -13,6 +14,13 @@ struct BenchTarget: Sendable {
         self.host = host
         self.port = port
         self.uri = "\(path)?apikey=\(encoded)&vsn=1.0.0"
+    }
+
+    /// An nchan pubsub location: `<pathPrefix>/<channel>` without a query.
+    init(host: String, port: Int, nchanPathPrefix pathPrefix: String, channel: String) {
+        self.host = host
+        self.port = port
+        self.uri = pathPrefix.hasSuffix("/") ? pathPrefix + channel : "\(pathPrefix)/\(channel)"
     }
 
     /// Throws unless `host` is `localhost`, `::1` or an address in 127.0.0.0/8.

@@ -69,15 +69,27 @@ enum RealtimeFrames {
         /// The pad and the closing of the frame.
         let suffix: [UInt8]
 
-        /// Pads the user payload `{"t":<ns>,"pad":"x…"}` to about `size` bytes.
+        /// A Realtime broadcast on `topic` whose user payload `{"t":<ns>,"pad":"x…"}` is about `size` bytes.
         init(topic: String, joinRef: String, size: Int) {
-            let prefix = #"{"topic":"\#(topic)","event":"broadcast","payload":{"type":"broadcast","event":"bench","payload":{"t":"#
+            self.init(
+                envelopePrefix: #"{"topic":"\#(topic)","event":"broadcast","payload":{"type":"broadcast","event":"bench","payload":"#,
+                envelopeSuffix: #"},"ref":null,"join_ref":"\#(joinRef)"}"#,
+                size: size
+            )
+        }
+
+        /// The user payload `{"t":<ns>,"pad":"x…"}` of about `size` bytes alone, for servers that
+        /// relay frames verbatim (nchan).
+        init(bareSize size: Int) {
+            self.init(envelopePrefix: "", envelopeSuffix: "", size: size)
+        }
+
+        private init(envelopePrefix: String, envelopeSuffix: String, size: Int) {
             // {"t": + digits + ,"pad":" + pad + "} is 15 bytes plus the digits.
             let digits = RealtimeFrames.decimalDigits(NIODeadline.now().uptimeNanoseconds)
             let pad = max(0, size - 15 - digits)
-            let suffix = #","pad":""# + String(repeating: "x", count: pad) + #""}},"ref":null,"join_ref":"\#(joinRef)"}"#
-            self.prefix = Array(prefix.utf8)
-            self.suffix = Array(suffix.utf8)
+            self.prefix = Array((envelopePrefix + #"{"t":"#).utf8)
+            self.suffix = Array((#","pad":""# + String(repeating: "x", count: pad) + #""}"# + envelopeSuffix).utf8)
         }
 
         /// One broadcast frame body carrying `sentAt`.
