@@ -36,26 +36,15 @@ extension WebSocketClient {
                 var data = frame.unmaskedData
                 self.deliver(.binary(data.readBytes(length: data.readableBytes) ?? []), context: context)
             case .ping:
-                let pong = WebSocketFrame(fin: true, opcode: .pong, maskKey: .random(), data: frame.unmaskedData)
-                context.writeAndFlush(Self.wrapOutboundOut(pong), promise: nil)
+                context.writeAndFlush(Self.wrapOutboundOut(ClientControlFrames.pong(for: frame)), promise: nil)
             case .connectionClose:
-                var data = frame.unmaskedData
-                let code = data.readInteger(as: UInt16.self).map(Int.init)
-                let reason = data.readString(length: data.readableBytes) ?? ""
-                self.inbox.finish(code: code, reason: reason)
+                let (code, reason) = ClientControlFrames.closeDetails(frame)
+                self.inbox.finish(code: code.map(Int.init), reason: reason)
                 if self.sentClose {
                     context.close(promise: nil)
                 } else {
                     self.sentClose = true
-                    var echo = context.channel.allocator.buffer(capacity: 2)
-                    if let code {
-                        echo.writeInteger(UInt16(truncatingIfNeeded: code))
-                    }
-                    let reply = WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: .random(), data: echo)
-                    let loopBound = context.loopBound
-                    context.writeAndFlush(Self.wrapOutboundOut(reply)).whenComplete { _ in
-                        loopBound.value.close(promise: nil)
-                    }
+                    ClientControlFrames.echoCloseThenClose(code: code, context: context)
                 }
             default:
                 break

@@ -71,22 +71,11 @@ final class BenchConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
                 self.handleControl(payload)
             }
         case .ping:
-            let pong = WebSocketFrame(fin: true, opcode: .pong, maskKey: .random(), data: frame.unmaskedData)
-            context.writeAndFlush(Self.wrapOutboundOut(pong), promise: nil)
+            context.writeAndFlush(Self.wrapOutboundOut(ClientControlFrames.pong(for: frame)), promise: nil)
         case .connectionClose:
-            var data = frame.unmaskedData
-            let code = data.readInteger(as: UInt16.self).map { String($0) } ?? "none"
-            let reason = data.readString(length: data.readableBytes) ?? ""
-            self.noteServerMessage("server closed the WebSocket (code \(code)) \(reason)")
-            var echo = context.channel.allocator.buffer(capacity: 2)
-            if code != "none", let number = UInt16(code) {
-                echo.writeInteger(number)
-            }
-            let reply = WebSocketFrame(fin: true, opcode: .connectionClose, maskKey: .random(), data: echo)
-            let loopBound = context.loopBound
-            context.writeAndFlush(Self.wrapOutboundOut(reply)).whenComplete { _ in
-                loopBound.value.close(promise: nil)
-            }
+            let (code, reason) = ClientControlFrames.closeDetails(frame)
+            self.noteServerMessage("server closed the WebSocket (code \(code.map(String.init) ?? "none")) \(reason)")
+            ClientControlFrames.echoCloseThenClose(code: code, context: context)
         default:
             break
         }
