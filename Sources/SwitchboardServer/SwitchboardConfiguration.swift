@@ -10,7 +10,7 @@ public struct SwitchboardConfiguration: Sendable {
     public var port: Int = 4000
     /// How tokens are verified.
     public var auth: AuthConfiguration
-    /// The rules directory (read by the rules engine in a later issue; recorded for `/health`).
+    /// The rules directory (read by the rules engine; unused until it lands).
     public var rulesDirectory: String = "Rules"
     /// Channels per connection on the paid and scale tiers.
     public var maxChannels: Int = 10
@@ -38,9 +38,9 @@ public struct SwitchboardConfiguration: Sendable {
         self.auth = auth
     }
 
-    /// The WebSocket frame limit: the payload limit plus room for the envelope (topic, event,
-    /// refs, and the JSON escaping of a worst-case payload is not counted: payloads are checked
-    /// exactly after decoding).
+    /// The WebSocket frame limit: twice the payload limit plus 16 KiB, room for the envelope and
+    /// for JSON escaping (a payload of quotes doubles when escaped). The payload itself is
+    /// measured exactly after decoding, so this only bounds what is read before that check.
     public var maxFrameBytes: Int { maxPayloadBytes * 2 + 16 * 1024 }
 
     /// The policy in force.
