@@ -51,8 +51,10 @@ public struct TokenClaims: Sendable, Hashable {
         return object
     }
 
+    /// Whole seconds, rounded down (so a token never outlives what was asked): RFC 7519 allows
+    /// fractions, but many verifiers accept only integers.
     private static func number(_ seconds: Double) -> Value {
-        if seconds.rounded() == seconds, let whole = Int64(exactly: seconds) { return .int(whole) }
+        if let whole = Int64(exactly: seconds.rounded(.down)) { return .int(whole) }
         return .number(String(seconds))
     }
 }

@@ -113,7 +113,8 @@ struct Serve: AsyncParsableCommand {
             TokenClaims(role: "supplier", subject: "dev-supplier", tier: "paid", supplierID: "s1", expiresAt: day))
         let admin = try? await minter.mint(TokenClaims(role: "admin", subject: "dev-admin", tier: "paid", expiresAt: day))
         let base = "\(host):\(port)"
-        print(
+        // Written straight to the descriptor: print() is block-buffered when stdout is a file or pipe.
+        FileHandle.standardOutput.write(Data(
             """
 
             ── Switchboard dev mode ────────────────────────────────────────────────
@@ -142,6 +143,6 @@ struct Serve: AsyncParsableCommand {
             More tokens: switchboard token --secret <secret above> --role couple --sub u2 --couple-id c1
             ─────────────────────────────────────────────────────────────────────────
 
-            """)
+            """.utf8))
     }
 }
