@@ -41,6 +41,11 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "SwitchboardRules",
+            dependencies: ["SwitchboardCore", "SwitchboardLua"],
+            swiftSettings: strict
+        ),
+        .target(
             name: "SwitchboardCore",
             swiftSettings: strict
         ),
@@ -99,6 +104,7 @@ let package = Package(
                 "SwitchboardServer",
                 "SwitchboardAuth",
                 "SwitchboardBench",
+                "SwitchboardRules",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -106,6 +112,7 @@ let package = Package(
         ),
         .testTarget(name: "SwitchboardCoreTests", dependencies: ["SwitchboardCore"], swiftSettings: strict),
         .testTarget(name: "SwitchboardLuaTests", dependencies: ["SwitchboardLua"], swiftSettings: strict),
+        .testTarget(name: "SwitchboardRulesTests", dependencies: ["SwitchboardRules", "SwitchboardCore"], swiftSettings: strict),
         .testTarget(
             name: "SwitchboardWireTests",
             dependencies: ["SwitchboardWire", .product(name: "NIOCore", package: "swift-nio")],

@@ -1,28 +1,710 @@
 #ifndef SWITCHBOARD_CLUA_SHIM_H
 #define SWITCHBOARD_CLUA_SHIM_H
 
+/*
+ * The C half of SwitchboardLua's host.
+ *
+ * Every Lua API call that can raise an error (allocation, metamethods, the instruction hook)
+ * happens here, inside one protected call per operation (`sb_run`). Swift never calls a Lua
+ * function that can longjmp: it hands values over as a flat "tape" of `sb_item`s, and gets
+ * values back the same way. Errors raised for Swift host functions are raised by the C
+ * trampoline after Swift has returned.
+ */
+
 #include <lua.h>
 #include <lauxlib.h>
 #include <lualib.h>
 
-/* Lua's C macros and variadic functions are not importable into Swift; these wrap them. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-static inline int sb_lua_pcall(lua_State *L, int nargs, int nresults) {
-    return lua_pcallk(L, nargs, nresults, 0, 0, NULL);
+/* ---- Values on a tape -------------------------------------------------------------------- */
+
+#define SB_NIL 0
+#define SB_BOOLEAN 1
+#define SB_INTEGER 2
+#define SB_NUMBER 3
+#define SB_STRING 4
+#define SB_TABLE 5
+#define SB_FUNCTION 6
+
+/*
+ * One value, in prefix order. A table item is followed by its `integer` array values (keys
+ * 1...n), then `fields` pairs of (string key, value).
+ *   SB_BOOLEAN  integer = 0 or 1
+ *   SB_INTEGER  integer = the value
+ *   SB_NUMBER   number = the value
+ *   SB_STRING   length = byte count; bytes = the bytes (tapes read from Lua), or
+ *               integer = byte offset into the tape's byte buffer (tapes pushed to Lua)
+ *   SB_TABLE    integer = array length, fields = string-keyed field count
+ *   SB_FUNCTION integer = reference number in the host's function table
+ */
+typedef struct sb_item {
+    int32_t kind;
+    int32_t fields;
+    int64_t integer;
+    double number;
+    const char *bytes;
+    size_t length;
+} sb_item;
+
+/* ---- Operations -------------------------------------------------------------------------- */
+
+#define SB_OP_OPEN 1
+#define SB_OP_LOAD 2
+#define SB_OP_CALL_GLOBAL 3
+#define SB_OP_CALL_REF 4
+#define SB_OP_GET_GLOBAL 5
+#define SB_OP_SET_GLOBAL 6
+#define SB_OP_REGISTER 7
+#define SB_OP_RELEASE 8
+#define SB_OP_COLLECT 9
+
+/* The deepest table nesting a configuration may allow (bounds the C recursion). */
+#define SB_DEPTH_CAP 200
+
+/* Calls a Swift host function: 0 = results in `result_*`, otherwise message in `callback_error`. */
+typedef int (*sb_invoke_fn)(void *context, int64_t function_id, const sb_item *arguments, size_t count);
+/* Hands one `print` line to Swift. */
+typedef void (*sb_print_fn)(void *context, const char *text, size_t length);
+
+typedef struct sb_host {
+    lua_State *L;
+
+    /* Memory: every byte Lua holds goes through sb_alloc. */
+    size_t used;
+    size_t limit;
+    int limit_lifted; /* host-initiated setup (register) is never refused */
+    int limit_hit;    /* an allocation was refused during the current operation */
+
+    /* Instructions. */
+    int budget;
+    int budget_exhausted;
+
+    /* Reading Lua values onto the read tape. */
+    int max_depth;
+    size_t max_elements;
+    sb_item *items;
+    size_t count;
+    size_t capacity;
+    int read_failed;
+    char read_message[256];
+    const void *path[SB_DEPTH_CAP + 1];
+    int gc_stopped;
+
+    /* The current operation's inputs. */
+    int op;
+    const char *name;
+    const char *source;
+    size_t source_length;
+    const char *chunk_name;
+    int64_t reference;
+    int64_t function_id;
+    const sb_item *push_items;
+    size_t push_count;
+    const char *push_bytes;
+
+    /* The current operation's outcome. */
+    int load_status;
+    int type_error;
+    const char *error_text;
+    size_t error_length;
+    char error_buffer[256];
+
+    /* Swift. `context` is cleared before the state closes. */
+    void *context;
+    sb_invoke_fn invoke;
+    sb_print_fn print;
+    const sb_item *result_items;
+    size_t result_count;
+    const char *result_bytes;
+    const char *callback_error;
+    size_t callback_error_length;
+
+    /* Registry references of the function table (number -> function) and its inverse. */
+    int functions;
+    int function_numbers;
+    int64_t next_function;
+} sb_host;
+
+static inline sb_host *sb_host_of(lua_State *L) { return *(sb_host **)lua_getextraspace(L); }
+
+/* ---- Allocator, hook, panic -------------------------------------------------------------- */
+
+static inline void *sb_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+    sb_host *h = (sb_host *)ud;
+    if (ptr == NULL) osize = 0; /* osize then encodes the object kind */
+    if (nsize == 0) {
+        free(ptr);
+        h->used -= osize;
+        return NULL;
+    }
+    if (nsize > osize && !h->limit_lifted) {
+        size_t growth = nsize - osize;
+        if (growth > h->limit || h->used > h->limit - growth) {
+            h->limit_hit = 1;
+            return NULL;
+        }
+    }
+    void *grown = realloc(ptr, nsize);
+    if (grown == NULL) return NULL;
+    h->used = h->used - osize + nsize;
+    return grown;
 }
 
-static inline void sb_lua_pop(lua_State *L, int n) { lua_settop(L, -(n) - 1); }
-
-static inline const char *sb_lua_tostring(lua_State *L, int index) {
-    return lua_tolstring(L, index, NULL);
+/* Fires once the budget is spent; from then on it fires on every instruction, so a script
+ * that catches the error with pcall cannot keep running. */
+static inline void sb_hook(lua_State *L, lua_Debug *ar) {
+    (void)ar;
+    sb_host *h = sb_host_of(L);
+    h->budget_exhausted = 1;
+    lua_sethook(L, sb_hook, LUA_MASKCOUNT, 1);
+    luaL_where(L, 0);
+    lua_pushfstring(L, "instruction budget of %d exceeded", h->budget);
+    lua_concat(L, 2);
+    lua_error(L);
 }
 
-static inline int sb_lua_registryindex(void) { return LUA_REGISTRYINDEX; }
+static inline int sb_panic(lua_State *L) {
+    const char *message = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : "(no message)";
+    fprintf(stderr, "switchboard: unprotected Lua error: %s\n", message);
+    fflush(stderr);
+    return 0; /* Lua aborts */
+}
 
-static inline int sb_lua_gc_collect(lua_State *L) { return lua_gc(L, LUA_GCCOLLECT); }
+/* ---- Reading Lua values onto the read tape ----------------------------------------------- */
 
-static inline int sb_lua_gc_count_kb(lua_State *L) { return lua_gc(L, LUA_GCCOUNT); }
+static inline int sb_read_fail(sb_host *h, const char *message) {
+    snprintf(h->read_message, sizeof h->read_message, "%s", message);
+    return 1;
+}
 
-static inline const char *sb_lua_version_string(void) { return LUA_RELEASE; }
+static inline int sb_append(sb_host *h, sb_item item) {
+    if (h->count >= h->max_elements) {
+        snprintf(h->read_message, sizeof h->read_message,
+                 "the value has more than %zu elements (values and keys)", h->max_elements);
+        return 1;
+    }
+    if (h->count == h->capacity) {
+        size_t capacity = h->capacity ? h->capacity * 2 : 64;
+        if (capacity > h->max_elements) capacity = h->max_elements;
+        sb_item *grown = (sb_item *)realloc(h->items, capacity * sizeof(sb_item));
+        if (grown == NULL) return sb_read_fail(h, "not enough memory to convert the value");
+        h->items = grown;
+        h->capacity = capacity;
+    }
+    h->items[h->count++] = item;
+    return 0;
+}
+
+static inline int sb_read(lua_State *L, sb_host *h, int idx, int depth);
+
+static inline int sb_read_function(lua_State *L, sb_host *h, int idx) {
+    /* No GC step (and so no finalizer) may run while the tape points into Lua strings. */
+    if (!h->gc_stopped && lua_gc(L, LUA_GCSTOP) != -1) h->gc_stopped = 1;
+    luaL_checkstack(L, 4, "reading a function");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->function_numbers);
+    lua_pushvalue(L, idx);
+    lua_rawget(L, -2);
+    int64_t number;
+    if (lua_isinteger(L, -1)) {
+        number = (int64_t)lua_tointeger(L, -1);
+        lua_pop(L, 2);
+    } else {
+        lua_pop(L, 1);
+        number = h->next_function++; /* never reused, so a stale reference can't hit a new function */
+        lua_rawgeti(L, LUA_REGISTRYINDEX, h->functions);
+        lua_pushvalue(L, idx);
+        lua_rawseti(L, -2, (lua_Integer)number);
+        lua_pop(L, 1);
+        lua_pushvalue(L, idx);
+        lua_pushinteger(L, (lua_Integer)number);
+        lua_rawset(L, -3);
+        lua_pop(L, 1);
+    }
+    sb_item item = {SB_FUNCTION, 0, number, 0, NULL, 0};
+    return sb_append(h, item);
+}
+
+static inline int sb_read_table(lua_State *L, sb_host *h, int idx, int depth) {
+    if (depth >= h->max_depth) {
+        snprintf(h->read_message, sizeof h->read_message, "tables nest deeper than %d levels", h->max_depth);
+        return 1;
+    }
+    const void *identity = lua_topointer(L, idx);
+    for (int d = 0; d < depth; d++) {
+        if (h->path[d] == identity) return sb_read_fail(h, "a table contains itself (a cycle)");
+    }
+    h->path[depth] = identity;
+    luaL_checkstack(L, 4, "reading a nested table");
+
+    lua_Integer largest = 0, integers = 0;
+    int64_t strings = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        int type = lua_type(L, -2);
+        if (type == LUA_TSTRING) {
+            strings++;
+        } else if (type == LUA_TNUMBER && lua_isinteger(L, -2) && lua_tointeger(L, -2) >= 1) {
+            lua_Integer key = lua_tointeger(L, -2);
+            integers++;
+            if (key > largest) largest = key;
+        } else {
+            if (type == LUA_TNUMBER && lua_isinteger(L, -2)) {
+                snprintf(h->read_message, sizeof h->read_message,
+                         "table key %lld is neither a string nor a positive integer", (long long)lua_tointeger(L, -2));
+            } else if (type == LUA_TNUMBER) {
+                snprintf(h->read_message, sizeof h->read_message,
+                         "table key %g is neither a string nor a positive integer", (double)lua_tonumber(L, -2));
+            } else {
+                snprintf(h->read_message, sizeof h->read_message,
+                         "a table key of type %s is not supported (only strings and 1...n)", luaL_typename(L, -2));
+            }
+            lua_pop(L, 2);
+            return 1;
+        }
+        lua_pop(L, 1);
+    }
+    if (largest > 2 * integers) {
+        snprintf(h->read_message, sizeof h->read_message,
+                 "a table is too sparse to read as a list (largest index %lld, %lld present)",
+                 (long long)largest, (long long)integers);
+        return 1;
+    }
+    if (strings > INT32_MAX) return sb_read_fail(h, "a table has too many fields");
+
+    sb_item item = {SB_TABLE, (int32_t)strings, (int64_t)largest, 0, NULL, 0};
+    if (sb_append(h, item)) return 1;
+    for (lua_Integer i = 1; i <= largest; i++) {
+        lua_rawgeti(L, idx, i);
+        int failed = sb_read(L, h, lua_gettop(L), depth + 1);
+        lua_pop(L, 1);
+        if (failed) return 1;
+    }
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+        if (lua_type(L, -2) == LUA_TSTRING) {
+            size_t length = 0;
+            const char *bytes = lua_tolstring(L, -2, &length); /* a string already: no conversion */
+            sb_item key = {SB_STRING, 0, 0, 0, bytes, length};
+            if (sb_append(h, key) || sb_read(L, h, lua_gettop(L), depth + 1)) {
+                lua_pop(L, 2);
+                return 1;
+            }
+        }
+        lua_pop(L, 1);
+    }
+    return 0;
+}
+
+/* Appends the value at absolute index `idx` to the read tape; 0 on success, else read_message. */
+static inline int sb_read(lua_State *L, sb_host *h, int idx, int depth) {
+    switch (lua_type(L, idx)) {
+    case LUA_TNIL: {
+        sb_item item = {SB_NIL, 0, 0, 0, NULL, 0};
+        return sb_append(h, item);
+    }
+    case LUA_TBOOLEAN: {
+        sb_item item = {SB_BOOLEAN, 0, lua_toboolean(L, idx) ? 1 : 0, 0, NULL, 0};
+        return sb_append(h, item);
+    }
+    case LUA_TNUMBER: {
+        if (lua_isinteger(L, idx)) {
+            sb_item item = {SB_INTEGER, 0, (int64_t)lua_tointeger(L, idx), 0, NULL, 0};
+            return sb_append(h, item);
+        }
+        sb_item item = {SB_NUMBER, 0, 0, (double)lua_tonumber(L, idx), NULL, 0};
+        return sb_append(h, item);
+    }
+    case LUA_TSTRING: {
+        size_t length = 0;
+        const char *bytes = lua_tolstring(L, idx, &length);
+        sb_item item = {SB_STRING, 0, 0, 0, bytes, length};
+        return sb_append(h, item);
+    }
+    case LUA_TTABLE:
+        return sb_read_table(L, h, idx, depth);
+    case LUA_TFUNCTION:
+        return sb_read_function(L, h, idx);
+    default:
+        snprintf(h->read_message, sizeof h->read_message, "a %s value cannot be converted", luaL_typename(L, idx));
+        return 1;
+    }
+}
+
+/* ---- Pushing a tape's values ------------------------------------------------------------- */
+
+/* Pushes the value starting at items[i]; returns the index after it. Raises on failure. */
+static inline size_t sb_push(lua_State *L, sb_host *h, const sb_item *items, size_t count, size_t i,
+                             const char *bytes, int depth) {
+    if (i >= count || depth > SB_DEPTH_CAP) {
+        luaL_error(L, "malformed value tape");
+        return count;
+    }
+    luaL_checkstack(L, 4, "pushing a nested value");
+    const sb_item *item = &items[i];
+    switch (item->kind) {
+    case SB_BOOLEAN:
+        lua_pushboolean(L, item->integer != 0);
+        return i + 1;
+    case SB_INTEGER:
+        lua_pushinteger(L, (lua_Integer)item->integer);
+        return i + 1;
+    case SB_NUMBER:
+        lua_pushnumber(L, (lua_Number)item->number);
+        return i + 1;
+    case SB_STRING:
+        lua_pushlstring(L, item->length ? bytes + item->integer : "", item->length);
+        return i + 1;
+    case SB_FUNCTION:
+        lua_rawgeti(L, LUA_REGISTRYINDEX, h->functions);
+        lua_rawgeti(L, -1, (lua_Integer)item->integer);
+        lua_remove(L, -2);
+        if (lua_type(L, -1) != LUA_TFUNCTION) {
+            h->type_error = 1;
+            luaL_error(L, "function reference %lld was released", (long long)item->integer);
+            return count;
+        }
+        return i + 1;
+    case SB_TABLE: {
+        int array = item->integer > INT32_MAX ? INT32_MAX : (int)item->integer;
+        lua_createtable(L, array, item->fields);
+        size_t next = i + 1;
+        for (int64_t k = 1; k <= item->integer; k++) {
+            next = sb_push(L, h, items, count, next, bytes, depth + 1);
+            lua_rawseti(L, -2, (lua_Integer)k);
+        }
+        for (int32_t f = 0; f < item->fields; f++) {
+            if (next >= count || items[next].kind != SB_STRING) {
+                luaL_error(L, "malformed value tape");
+                return count;
+            }
+            next = sb_push(L, h, items, count, next, bytes, depth + 1);
+            next = sb_push(L, h, items, count, next, bytes, depth + 1);
+            lua_rawset(L, -3);
+        }
+        return next;
+    }
+    default:
+        lua_pushnil(L);
+        return i + 1;
+    }
+}
+
+/* ---- Lua functions the host installs ----------------------------------------------------- */
+
+/* `print`: tab-separated `tostring`s of the arguments, handed to Swift (or dropped). */
+static inline int sb_print(lua_State *L) {
+    sb_host *h = sb_host_of(L);
+    if (h->print == NULL || h->context == NULL) return 0;
+    int n = lua_gettop(L);
+    luaL_Buffer buffer;
+    luaL_buffinit(L, &buffer);
+    for (int i = 1; i <= n; i++) {
+        if (i > 1) luaL_addchar(&buffer, '\t');
+        luaL_tolstring(L, i, NULL);
+        luaL_addvalue(&buffer);
+    }
+    luaL_pushresult(&buffer);
+    size_t length = 0;
+    const char *text = lua_tolstring(L, -1, &length);
+    h->print(h->context, text, length);
+    return 0;
+}
+
+/* A Swift host function. Upvalues: its number, its name. */
+static inline int sb_trampoline(lua_State *L) {
+    sb_host *h = sb_host_of(L);
+    const char *name = lua_tostring(L, lua_upvalueindex(2));
+    if (h->context == NULL || h->invoke == NULL) {
+        return luaL_error(L, "%s: host functions are unavailable while the state closes", name);
+    }
+    int n = lua_gettop(L);
+    h->count = 0;
+    for (int i = 1; i <= n; i++) {
+        if (sb_read(L, h, i, 0)) return luaL_error(L, "%s: argument %d: %s", name, i, h->read_message);
+    }
+    h->result_items = NULL;
+    h->result_count = 0;
+    h->result_bytes = NULL;
+    h->callback_error = NULL;
+    h->callback_error_length = 0;
+    int status = h->invoke(h->context, (int64_t)lua_tointeger(L, lua_upvalueindex(1)), h->items, h->count);
+    h->count = 0;
+    if (h->gc_stopped) { /* Swift has decoded the arguments: the collector may run again */
+        lua_gc(L, LUA_GCRESTART);
+        h->gc_stopped = 0;
+    }
+    if (status != 0) {
+        luaL_where(L, 1);
+        lua_pushlstring(L, h->callback_error ? h->callback_error : "", h->callback_error_length);
+        lua_concat(L, 2);
+        return lua_error(L);
+    }
+    int pushed = 0;
+    for (size_t i = 0; i < h->result_count; pushed++) {
+        luaL_checkstack(L, 2, "too many results from a host function");
+        i = sb_push(L, h, h->result_items, h->result_count, i, h->result_bytes, 0);
+    }
+    return pushed;
+}
+
+/*
+ * The sandbox's `setmetatable`: the base library's contract, except that a metatable with a
+ * `__gc` field is refused. Lua 5.4 runs finalizers with hooks off, so a finalizer could loop
+ * forever out of the budget's reach (even inside lua_close); an object is only ever finalized
+ * if its metatable had `__gc` when it was set, so refusing it here means no script finalizer
+ * ever runs.
+ */
+static inline int sb_setmetatable(lua_State *L) {
+    int type = lua_type(L, 2);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_argexpected(L, type == LUA_TNIL || type == LUA_TTABLE, 2, "nil or table");
+    if (type == LUA_TTABLE) {
+        lua_pushliteral(L, "__gc");
+        if (lua_rawget(L, 2) != LUA_TNIL) {
+            return luaL_error(L, "__gc metamethods are not supported in the sandbox");
+        }
+        lua_pop(L, 1);
+    }
+    if (luaL_getmetafield(L, 1, "__metatable") != LUA_TNIL) {
+        return luaL_error(L, "cannot change a protected metatable");
+    }
+    lua_settop(L, 2);
+    lua_setmetatable(L, 1);
+    return 1;
+}
+
+/* Turns a non-string error object into a message; strings pass through untouched. */
+static inline int sb_message_handler(lua_State *L) {
+    if (lua_type(L, 1) == LUA_TSTRING) return 1;
+    if (lua_type(L, 1) == LUA_TNUMBER) {
+        luaL_tolstring(L, 1, NULL);
+        return 1;
+    }
+    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING) return 1;
+    luaL_where(L, 2);
+    lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
+    lua_concat(L, 2);
+    return 1;
+}
+
+/* ---- The protected operation ------------------------------------------------------------- */
+
+static inline int sb_read_results(lua_State *L, sb_host *h, int first) {
+    int top = lua_gettop(L);
+    h->count = 0;
+    for (int i = first; i <= top; i++) {
+        if (sb_read(L, h, i, 0)) {
+            h->read_failed = 1;
+            return 0;
+        }
+    }
+    return top - first + 1; /* kept on the stack so the tape's string pointers stay valid */
+}
+
+/* Calls the function at index 1 with the push tape's values as arguments. */
+static inline int sb_call_pushed(lua_State *L, sb_host *h) {
+    int arguments = 0;
+    for (size_t i = 0; i < h->push_count; arguments++) {
+        luaL_checkstack(L, 2, "too many arguments");
+        i = sb_push(L, h, h->push_items, h->push_count, i, h->push_bytes, 0);
+    }
+    lua_callk(L, arguments, LUA_MULTRET, 0, NULL);
+    return sb_read_results(L, h, 1);
+}
+
+/* Pushes the globals table and the current name; lookups are raw, so no script metamethod runs. */
+static inline void sb_push_global_slot(lua_State *L, sb_host *h) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+    lua_pushstring(L, h->name);
+}
+
+static inline int sb_open(lua_State *L, sb_host *h) {
+    static const luaL_Reg libraries[] = {
+        {LUA_GNAME, luaopen_base},      {LUA_STRLIBNAME, luaopen_string}, {LUA_TABLIBNAME, luaopen_table},
+        {LUA_MATHLIBNAME, luaopen_math}, {LUA_UTF8LIBNAME, luaopen_utf8},  {NULL, NULL},
+    };
+    for (const luaL_Reg *library = libraries; library->func; library++) {
+        luaL_requiref(L, library->name, library->func, 1);
+        lua_pop(L, 1);
+    }
+    static const char *const removed[] = {"dofile", "loadfile", "load", "require", "collectgarbage", NULL};
+    for (const char *const *name = removed; *name; name++) {
+        lua_pushnil(L);
+        lua_setglobal(L, *name);
+    }
+    lua_getglobal(L, LUA_STRLIBNAME);
+    lua_pushnil(L);
+    lua_setfield(L, -2, "dump");
+    lua_pop(L, 1);
+    lua_pushcclosure(L, sb_print, 0);
+    lua_setglobal(L, "print");
+    lua_pushcclosure(L, sb_setmetatable, 0);
+    lua_setglobal(L, "setmetatable");
+    lua_createtable(L, 0, 0);
+    h->functions = luaL_ref(L, LUA_REGISTRYINDEX);
+    lua_createtable(L, 0, 0);
+    h->function_numbers = luaL_ref(L, LUA_REGISTRYINDEX);
+    h->next_function = 1;
+    return 0;
+}
+
+static inline int sb_operation(lua_State *L) {
+    sb_host *h = sb_host_of(L);
+    switch (h->op) {
+    case SB_OP_OPEN:
+        return sb_open(L, h);
+    case SB_OP_LOAD: {
+        int status = luaL_loadbufferx(L, h->source, h->source_length, h->chunk_name, "t");
+        if (status != LUA_OK) {
+            h->load_status = status;
+            return 1; /* the message */
+        }
+        lua_callk(L, 0, LUA_MULTRET, 0, NULL);
+        return sb_read_results(L, h, 1);
+    }
+    case SB_OP_CALL_GLOBAL:
+        sb_push_global_slot(L, h);
+        lua_rawget(L, -2);
+        lua_remove(L, -2);
+        if (lua_type(L, 1) != LUA_TFUNCTION) {
+            h->type_error = 1;
+            return luaL_error(L, "global '%s' is not a function (it is %s)", h->name, luaL_typename(L, 1));
+        }
+        return sb_call_pushed(L, h);
+    case SB_OP_CALL_REF:
+        lua_rawgeti(L, LUA_REGISTRYINDEX, h->functions);
+        lua_rawgeti(L, -1, (lua_Integer)h->reference);
+        lua_remove(L, -2);
+        if (lua_type(L, 1) != LUA_TFUNCTION) {
+            h->type_error = 1;
+            return luaL_error(L, "function reference %lld was released", (long long)h->reference);
+        }
+        return sb_call_pushed(L, h);
+    case SB_OP_GET_GLOBAL:
+        sb_push_global_slot(L, h);
+        lua_rawget(L, -2);
+        lua_remove(L, -2);
+        return sb_read_results(L, h, 1);
+    case SB_OP_SET_GLOBAL:
+        sb_push_global_slot(L, h);
+        if (h->push_count > 0) sb_push(L, h, h->push_items, h->push_count, 0, h->push_bytes, 0);
+        else lua_pushnil(L);
+        lua_rawset(L, -3);
+        return 0;
+    case SB_OP_REGISTER:
+        sb_push_global_slot(L, h);
+        lua_pushinteger(L, (lua_Integer)h->function_id);
+        lua_pushstring(L, h->name);
+        lua_pushcclosure(L, sb_trampoline, 2);
+        lua_rawset(L, -3);
+        return 0;
+    case SB_OP_RELEASE:
+        lua_rawgeti(L, LUA_REGISTRYINDEX, h->function_numbers); /* 1 */
+        lua_rawgeti(L, LUA_REGISTRYINDEX, h->functions);        /* 2 */
+        lua_rawgeti(L, 2, (lua_Integer)h->reference);           /* 3: the function, or nil */
+        if (lua_type(L, 3) == LUA_TFUNCTION) {
+            lua_pushnil(L);
+            lua_rawset(L, 1);
+        }
+        lua_pushnil(L);
+        lua_rawseti(L, 2, (lua_Integer)h->reference);
+        return 0;
+    case SB_OP_COLLECT:
+        lua_gc(L, LUA_GCCOLLECT);
+        return 0;
+    default:
+        return luaL_error(L, "unknown host operation %d", h->op);
+    }
+}
+
+static inline void sb_capture_error(sb_host *h) {
+    lua_State *L = h->L;
+    if (lua_type(L, -1) == LUA_TSTRING) {
+        h->error_text = lua_tolstring(L, -1, &h->error_length);
+        return;
+    }
+    snprintf(h->error_buffer, sizeof h->error_buffer, "(error object is a %s value)", luaL_typename(L, -1));
+    h->error_text = h->error_buffer;
+    h->error_length = strlen(h->error_buffer);
+}
+
+/*
+ * Runs one operation in a protected call with a fresh instruction budget and returns Lua's
+ * status. On failure `error_text`/`error_length` describe it; on success the read tape holds
+ * the results, valid until `sb_clear`.
+ */
+static inline int sb_run(sb_host *h, int op) {
+    lua_State *L = h->L;
+    h->op = op;
+    h->load_status = LUA_OK;
+    h->type_error = 0;
+    h->read_failed = 0;
+    h->budget_exhausted = 0;
+    h->limit_hit = 0;
+    h->count = 0;
+    h->error_text = NULL;
+    h->error_length = 0;
+    lua_settop(L, 0);
+    lua_sethook(L, sb_hook, LUA_MASKCOUNT, h->budget);
+    lua_pushcclosure(L, sb_message_handler, 0);
+    lua_pushcclosure(L, sb_operation, 0);
+    int status = lua_pcallk(L, 0, LUA_MULTRET, 1, 0, NULL);
+    if (h->gc_stopped) {
+        lua_gc(L, LUA_GCRESTART);
+        h->gc_stopped = 0;
+    }
+    if (status != LUA_OK || h->load_status != LUA_OK) {
+        sb_capture_error(h);
+    } else if (h->read_failed) {
+        h->error_text = h->read_message;
+        h->error_length = strlen(h->read_message);
+    }
+    return status;
+}
+
+/* Drops the last operation's results (and so the strings the read tape points into). */
+static inline void sb_clear(sb_host *h) {
+    lua_settop(h->L, 0);
+    h->count = 0;
+}
+
+/* ---- Lifetime ---------------------------------------------------------------------------- */
+
+static inline sb_host *sb_host_create(size_t limit, int budget, int max_depth, size_t max_elements) {
+    sb_host *h = (sb_host *)calloc(1, sizeof(sb_host));
+    if (h == NULL) return NULL;
+    h->limit = limit;
+    h->budget = budget;
+    h->max_depth = max_depth > SB_DEPTH_CAP ? SB_DEPTH_CAP : max_depth;
+    h->max_elements = max_elements;
+    lua_State *L = lua_newstate(sb_alloc, h);
+    if (L == NULL) {
+        free(h);
+        return NULL;
+    }
+    *(sb_host **)lua_getextraspace(L) = h;
+    h->L = L;
+    lua_atpanic(L, sb_panic);
+    return h;
+}
+
+/* Closes the state. Finalizers still run, under the budget, with Swift unreachable. */
+static inline void sb_host_destroy(sb_host *h) {
+    h->context = NULL;
+    h->invoke = NULL;
+    h->print = NULL;
+    h->limit_lifted = 0;
+    lua_settop(h->L, 0);
+    lua_sethook(h->L, sb_hook, LUA_MASKCOUNT, h->budget);
+    lua_close(h->L);
+    free(h->items);
+    free(h);
+}
+
+static inline const char *sb_lua_release(void) { return LUA_RELEASE; }
 
 #endif

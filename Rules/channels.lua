@@ -1,0 +1,69 @@
+-- Who may join and send on which channel. Hooks return true, or false and a reason that the
+-- client sees after "Unauthorized:". A channel that matches no pattern is denied.
+
+local function is_admin(user)
+  return user.role == "admin" or user.role == "service_role"
+end
+
+-- On the scale tier a supplier's team (the supplier_team junction relation) acts for it.
+local function on_team(user, supplier_id)
+  return user.tier == "scale" and member("supplier_team", supplier_id, user.sub)
+end
+
+channel "supplier:dashboard:{supplier_id}" {
+  kind = "private",
+  join = function(user, ch)
+    if is_admin(user) or user.supplier_id == ch.supplier_id or on_team(user, ch.supplier_id) then
+      return true
+    end
+    return false, "only supplier " .. ch.supplier_id .. " may open this dashboard"
+  end,
+}
+
+channel "couple:dashboard:{couple_id}" {
+  kind = "private",
+  join = function(user, ch)
+    if is_admin(user) or user.couple_id == ch.couple_id then return true end
+    return false, "only couple " .. ch.couple_id .. " may open this dashboard"
+  end,
+}
+
+channel "form:responses:{form_id}" {
+  kind = "private",
+  join = function(user, ch)
+    if is_admin(user) or member("form_owner", ch.form_id, user.supplier_id) then return true end
+    return false, "only the supplier who owns form " .. ch.form_id .. " may read its responses"
+  end,
+}
+
+channel "journey:progress:{journey_id}" {
+  kind = "private",
+  join = function(user, ch)
+    if is_admin(user)
+      or member("journeys", ch.journey_id, user.supplier_id)
+      or member("journeys", ch.journey_id, user.couple_id) then
+      return true
+    end
+    return false, "only the supplier and couple of journey " .. ch.journey_id .. " may follow it"
+  end,
+}
+
+channel "collaboration:{supplier_id}:{couple_id}" {
+  kind = "shared",
+  presence = true,
+  join = function(user, ch)
+    if is_admin(user) or user.supplier_id == ch.supplier_id or user.couple_id == ch.couple_id
+      or on_team(user, ch.supplier_id) then
+      return true
+    end
+    return false, "only supplier " .. ch.supplier_id .. " and couple " .. ch.couple_id .. " may collaborate here"
+  end,
+}
+
+local function admins_only(user, ch)
+  if is_admin(user) then return true end
+  return false, ch.name .. " is read-only; only admins send announcements"
+end
+
+channel "system:announcements" { kind = "broadcast", send = admins_only }
+channel "public:directory" { kind = "broadcast", send = admins_only }

@@ -1,0 +1,68 @@
+-- The event catalog: where each event may appear and which fields it carries.
+-- Field types: string, number, integer, boolean, object, array, any; a trailing ? makes a
+-- field optional. Undeclared events are allowed (see tiers.lua) but get no checks.
+
+event "form:updated" {
+  on = { "form:responses:*", "supplier:dashboard:*" },
+  fields = { form_id = "string" },
+}
+
+event "form:response:new" {
+  on = { "form:responses:*", "supplier:dashboard:*" },
+  critical = true,
+  fields = { form_id = "string", response_id = "string" },
+}
+
+event "form:response:updated" {
+  on = { "form:responses:*", "supplier:dashboard:*" },
+  fields = { form_id = "string", response_id = "string" },
+}
+
+event "form:field:completed" {
+  on = { "form:responses:*" },
+  fields = { form_id = "string", response_id = "string", field_id = "string" },
+}
+
+event "journey:step:completed" {
+  on = { "journey:progress:*", "couple:dashboard:*", "supplier:dashboard:*" },
+  critical = true,
+  fields = { journey_id = "string", step_id = "string" },
+}
+
+event "journey:email:sent" {
+  on = { "journey:progress:*" },
+  fields = { journey_id = "string", email_id = "string" },
+}
+
+event "journey:email:opened" {
+  on = { "journey:progress:*" },
+  fields = { journey_id = "string", email_id = "string" },
+}
+
+event "journey:task:due" {
+  on = { "journey:progress:*", "supplier:dashboard:*" },
+  fields = { journey_id = "string", task_id = "string", due_at = "string" },
+}
+
+event "user:typing" {
+  on = { "collaboration:*" },
+  replay = false,
+  batch = { window_ms = 100, keep = "latest", by = "user_id" },
+  fields = { user_id = "string" },
+}
+
+event "user:online" {
+  on = { "collaboration:*" },
+  replay = false,
+  fields = { user_id = "string", status = "string?" },
+}
+
+event "document:saved" {
+  on = { "collaboration:*" },
+  fields = { document_id = "string", version = "integer?" },
+}
+
+event "comment:added" {
+  on = { "collaboration:*", "supplier:dashboard:*" },
+  fields = { comment_id = "string", text = "string" },
+}

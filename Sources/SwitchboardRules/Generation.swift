@@ -1,0 +1,156 @@
+import Foundation
+import SwitchboardCore
+import SwitchboardLua
+import Synchronization
+
+/// One loaded rules generation: the validated declarations, the relations, and the Lua lanes
+/// holding the hooks. Immutable once built.
+final class Generation: Sendable {
+    enum HookOwner: String {
+        case channel, event
+    }
+
+    /// One Lua state, used by one caller at a time.
+    final class Lane: Sendable {
+        let state: Mutex<LuaState>
+        init(_ state: consuming sending LuaState) { self.state = Mutex(state) }
+    }
+
+    let number: Int
+    let rules: RuleSet
+    let relations: Relations
+    let files: [String]
+    let loadedAt: Date
+    private let lanes: [Lane]
+    private let nextLane = Atomic<Int>(0)
+
+    private init(number: Int, rules: RuleSet, relations: Relations, files: [String], lanes: [Lane]) {
+        self.number = number
+        self.rules = rules
+        self.relations = relations
+        self.files = files
+        self.lanes = lanes
+        self.loadedAt = Date()
+    }
+
+    /// The rule files of a directory: every `*.lua` below it in path order, except `tests/`.
+    static func ruleFiles(in directory: URL) throws(RulesError) -> [String] {
+        guard let walker = FileManager.default.enumerator(atPath: directory.path) else {
+            throw RulesError(.unreadable, "the rules directory \(directory.path) cannot be read")
+        }
+        var files: [String] = []
+        while let path = walker.nextObject() as? String {
+            if path == "tests" || path.hasPrefix("tests/") { continue }
+            if path.hasSuffix(".lua") { files.append(path) }
+        }
+        return files.sorted()
+    }
+
+    /// Loads, runs and validates everything; nothing is returned unless all of it is sound.
+    static func load(from directory: URL, number: Int, options: RulesEngine.Options) -> Result<Generation, RulesLoadError> {
+        let files: [String]
+        var sources: [(name: String, text: String)] = []
+        do throws(RulesError) {
+            files = try ruleFiles(in: directory)
+            for file in files {
+                guard let text = try? String(contentsOf: directory.appendingPathComponent(file), encoding: .utf8) else {
+                    throw RulesError(.unreadable, "cannot be read as UTF-8 text", at: file)
+                }
+                sources.append((chunkName(directory: directory, file: file), text))
+            }
+        } catch {
+            return .failure(RulesLoadError(errors: [error]))
+        }
+        let relations: Relations
+        switch Relations.load(from: directory) {
+        case .success(let loaded): relations = loaded
+        case .failure(let errors): return .failure(errors)
+        }
+
+        var lanes: [Lane] = []
+        var declarations: Value?
+        for laneIndex in 0..<max(1, options.lanes) {
+            let state: LuaState
+            do {
+                state = try makeState(options: options, relations: relations)
+                try state.load(source: Prelude.source, chunkName: Prelude.chunkName)
+            } catch {
+                return .failure(RulesLoadError(errors: [RulesError(.loadFailed, "the Lua host could not start: \(error)")]))
+            }
+            var errors: [RulesError] = []
+            for source in sources {
+                do {
+                    try state.load(source: source.text, chunkName: source.name)
+                } catch {
+                    let message = error.code == .syntax ? "syntax error: \(error.message)" : error.message
+                    errors.append(RulesError(.loadFailed, message, at: error.location ?? source.name))
+                }
+            }
+            if !errors.isEmpty { return .failure(RulesLoadError(errors: errors)) }
+            if laneIndex == 0 {
+                do {
+                    declarations = try state.call(global: "__sb_declarations", []).first.map(LuaBridge.value)
+                } catch {
+                    return .failure(RulesLoadError(errors: [RulesError(.loadFailed, "reading the declarations failed: \(error)")]))
+                }
+            }
+            lanes.append(Lane(state))
+        }
+        switch RuleSet.build(from: declarations ?? .null) {
+        case .failure(let errors):
+            return .failure(errors)
+        case .success(let rules):
+            return .success(Generation(number: number, rules: rules, relations: relations, files: files, lanes: lanes))
+        }
+    }
+
+    /// `Rules/channels.lua` style names, so errors read like the operator's paths.
+    private static func chunkName(directory: URL, file: String) -> String {
+        let base = directory.lastPathComponent
+        return base.isEmpty ? file : "\(base)/\(file)"
+    }
+
+    private static func makeState(options: RulesEngine.Options, relations: Relations) throws -> LuaState {
+        var configuration = LuaConfiguration()
+        configuration.memoryLimitBytes = options.memoryLimitBytes
+        configuration.instructionBudget = options.instructionBudget
+        let onPrint = options.onPrint
+        configuration.print = { onPrint($0) }
+        let state = try LuaState(configuration: configuration)
+        state.register("member") { arguments throws(LuaError) in
+            guard arguments.count == 3, let relation = arguments[0].string else {
+                throw LuaError(.runtime, "member(relation, a, b) needs a relation name and two ids")
+            }
+            guard let a = LuaBridge.id(arguments[1]), let b = LuaBridge.id(arguments[2]) else { return [.boolean(false)] }
+            return [.boolean(relations.contains(relation, a, b))]
+        }
+        return state
+    }
+
+    /// Runs one hook on a free lane and turns its answer into a decision. A hook that fails
+    /// denies, and the failure goes to `onHookError` with the rule file and line.
+    func hook(
+        _ owner: HookOwner, _ index: Int, _ name: String, _ identity: Identity, channel: ChannelName,
+        rule: RuleSet.Channel, captures: [String: String], message: Value?, options: RulesEngine.Options
+    ) -> Decision {
+        var ch = Value.Object(captures.sorted { $0.key < $1.key }.map { (key: $0.key, value: Value.string($0.value)) })
+        ch["name"] = .string(channel.rawValue)
+        ch["kind"] = .string(rule.kind.rawValue)
+        var arguments: [LuaValue] = [
+            .string(owner.rawValue), .integer(Int64(index)), .string(name), LuaBridge.lua(.object(identity.claims)),
+            LuaBridge.lua(.object(ch)),
+        ]
+        if let message { arguments.append(LuaBridge.lua(message)) }
+        let lane = lanes[nextLane.wrappingAdd(1, ordering: .relaxed).oldValue % lanes.count]
+        let result: [LuaValue]
+        do {
+            result = try lane.state.withLock { state throws(LuaError) in try state.call(global: "__sb_hook", arguments) }
+        } catch {
+            options.onHookError(RulesError(.hookFailed, "\(name) for \(channel): \(error.message)", at: error.location ?? rule.location))
+            return .deny("the rules could not decide (the operator can see why in the server log)")
+        }
+        if result.first == .boolean(true) { return .allow }
+        if result.count > 1, let reason = result[1].string, !reason.isEmpty { return .deny(reason) }
+        return .deny("\(name) refused by the rules for \(channel)")
+    }
+}

@@ -1,0 +1,51 @@
+import SwitchboardCore
+import SwitchboardLua
+
+/// Conversions between the core's `Value` (claims, payloads) and Lua values.
+enum LuaBridge {
+    /// A JSON-shaped value as Lua sees it: objects and arrays become tables, integral numbers
+    /// integers, other numbers floats, null nil.
+    static func lua(_ value: Value) -> LuaValue {
+        switch value {
+        case .null: return .nil
+        case .bool(let bool): return .boolean(bool)
+        case .number(let text):
+            if let integer = Int64(text) { return .integer(integer) }
+            return .number(Double(text) ?? 0)
+        case .string(let string): return .string(string)
+        case .array(let array): return .table(LuaTable(array: array.map(lua)))
+        case .object(let object):
+            var fields: [String: LuaValue] = [:]
+            for member in object.members where fields[member.key] == nil { fields[member.key] = lua(member.value) }
+            return .table(LuaTable(fields: fields))
+        }
+    }
+
+    /// A Lua value as JSON-shaped data: a table with only a list part becomes an array,
+    /// otherwise an object with its string keys in sorted order; functions read as the
+    /// string `<function>`.
+    static func value(_ lua: LuaValue) -> Value {
+        switch lua {
+        case .nil: return .null
+        case .boolean(let bool): return .bool(bool)
+        case .integer(let integer): return .number(String(integer))
+        case .number(let number): return number.isFinite ? .number(String(number)) : .null
+        case .string(let string): return .string(string)
+        case .function: return "<function>"
+        case .table(let table):
+            if table.fields.isEmpty, !table.array.isEmpty { return .array(table.array.map(value)) }
+            var object = Value.Object()
+            for key in table.fields.keys.sorted() { object[key] = table.fields[key].map(value) }
+            return .object(object)
+        }
+    }
+
+    /// An id for `member`: a string, or an integral number as its decimal text.
+    static func id(_ lua: LuaValue) -> String? {
+        switch lua {
+        case .string(let string): return string
+        case .integer(let integer): return String(integer)
+        default: return nil
+        }
+    }
+}

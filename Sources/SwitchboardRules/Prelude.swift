@@ -1,0 +1,113 @@
+/// The Lua side of the rules contract, loaded into every lane before the rule files.
+///
+/// Rule files only declare: `tier`, `default_tier`, `channel`, `event` and
+/// `allow_undeclared_events` record their arguments in tables local to this chunk, each with
+/// the `file:line` that declared it (found with `error(…, level)`, which needs no debug
+/// library). Swift reads the declarations once per generation through `__sb_declarations()`
+/// (hooks appear as the string `<function>`) and calls hooks through `__sb_hook(kind, index, hook, …)`.
+enum Prelude {
+    static let chunkName = "=switchboard-prelude"
+
+    static let source = #"""
+    local channels, events, tiers = {}, {}, {}
+    local settings = { default_tier = nil, allow_undeclared = nil }
+
+    -- "file:line" of the rule-file line that called the declaring global.
+    local function where(level)
+      local ok, message = pcall(error, "", level + 2)
+      return (message:gsub(":%s*$", ""))
+    end
+
+    local function declare(kind, name, spec, level)
+      if type(name) ~= "string" then
+        error(kind .. " needs a name string, e.g. " .. kind .. ' "name" { ... }', level + 1)
+      end
+      if type(spec) ~= "table" then
+        error(kind .. ' "' .. name .. '" needs a table: ' .. kind .. ' "' .. name .. '" { ... }', level + 1)
+      end
+      spec.__name = name
+      return spec
+    end
+
+    function tier(name)
+      local location = where(2)
+      return function(spec)
+        spec = declare("tier", name, spec, 2)
+        spec.__where = location
+        tiers[#tiers + 1] = spec
+      end
+    end
+
+    function channel(pattern)
+      local location = where(2)
+      return function(spec)
+        spec = declare("channel", pattern, spec, 2)
+        spec.__where = location
+        channels[#channels + 1] = spec
+      end
+    end
+
+    function event(name)
+      local location = where(2)
+      return function(spec)
+        spec = declare("event", name, spec, 2)
+        spec.__where = location
+        events[#events + 1] = spec
+      end
+    end
+
+    function default_tier(name)
+      if type(name) ~= "string" then error('default_tier needs a tier name, e.g. default_tier "free"', 2) end
+      settings.default_tier = { name = name, where = where(2) }
+    end
+
+    function allow_undeclared_events(allowed)
+      if type(allowed) ~= "boolean" then error("allow_undeclared_events needs true or false", 2) end
+      settings.allow_undeclared = allowed
+    end
+
+    -- A copy of a declaration with functions replaced by "<function>", for Swift to read.
+    local function describe(spec)
+      local out = {}
+      for key, value in pairs(spec) do
+        local kind = type(value)
+        if kind == "function" then
+          out[key] = "<function>"
+        elseif kind == "table" then
+          out[key] = describe(value)
+        else
+          out[key] = value
+        end
+      end
+      return out
+    end
+
+    local function describeAll(list)
+      local out = {}
+      for i, spec in ipairs(list) do out[i] = describe(spec) end
+      return out
+    end
+
+    function __sb_declarations()
+      return {
+        channels = describeAll(channels), events = describeAll(events), tiers = describeAll(tiers),
+        default_tier = settings.default_tier, allow_undeclared = settings.allow_undeclared,
+      }
+    end
+
+    -- Calls channels[index][hook] or events[index][hook]; returns allowed, reason.
+    function __sb_hook(kind, index, hook, a, b, c)
+      local list = kind == "channel" and channels or events
+      local spec = list[index]
+      local fn = spec and spec[hook]
+      if type(fn) ~= "function" then return false, "no " .. hook .. " hook" end
+      local allowed, reason = fn(a, b, c)
+      if allowed == true then return true end
+      if allowed == false or allowed == nil then
+        if reason ~= nil and type(reason) ~= "string" then reason = tostring(reason) end
+        return false, reason
+      end
+      error(kind .. " " .. spec.__name .. ": the " .. hook .. " hook must return true, or false and a reason (got " .. type(allowed) .. ")", 0)
+    end
+    """#
+}

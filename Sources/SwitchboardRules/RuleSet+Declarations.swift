@@ -1,0 +1,164 @@
+import SwitchboardCore
+
+extension RuleSet {
+    /// How the prelude describes a hook.
+    static let function: Value = "<function>"
+
+    /// Builds a rule set from what `__sb_declarations()` returned, collecting every problem
+    /// (not just the first) so that `rules check` can list them all.
+    static func build(from declarations: Value) -> Result<RuleSet, RulesLoadError> {
+        var errors: [RulesError] = []
+        func fail(_ location: String?, _ message: String) {
+            errors.append(RulesError(.invalidDeclaration, message, at: location))
+        }
+
+        var tiers: [String: Tier] = [:]
+        for spec in declarations["tiers"]?.arrayValue ?? [] {
+            let name = spec["__name"]?.stringValue ?? "?"
+            let location = spec["__where"]?.stringValue ?? ""
+            let known: Set<String> = ["__name", "__where", "max_channels", "messages_per_minute", "max_payload"]
+            for member in spec.objectValue?.members ?? [] where !known.contains(member.key) {
+                fail(location, "tier \"\(name)\": unknown field \(member.key); use max_channels, messages_per_minute, max_payload")
+            }
+            func positive(_ key: String) -> Int? {
+                guard let value = spec[key] else { return nil }
+                guard let number = value.int64Value, number >= 1, number <= Int64(Int32.max) else {
+                    fail(location, "tier \"\(name)\": \(key) must be a whole number of at least 1")
+                    return nil
+                }
+                return Int(number)
+            }
+            if tiers[name] != nil { fail(location, "tier \"\(name)\" is declared twice") }
+            tiers[name] = Tier(
+                name: name, maxChannels: positive("max_channels"), messagesPerMinute: positive("messages_per_minute"),
+                maxPayload: positive("max_payload"), location: location)
+        }
+
+        let defaultLocation = declarations["default_tier"]?["where"]?.stringValue
+        var defaultTier = declarations["default_tier"]?["name"]?.stringValue ?? ""
+        if defaultTier.isEmpty {
+            if tiers.isEmpty {
+                defaultTier = "free"
+            } else if let free = tiers["free"] {
+                defaultTier = free.name
+            } else {
+                fail(nil, "no default_tier is declared and there is no tier \"free\" to default to")
+            }
+        } else if !tiers.isEmpty, tiers[defaultTier] == nil {
+            fail(defaultLocation, "default_tier \"\(defaultTier)\" is not a declared tier")
+        }
+        var limits: [String: Limits] = [:]
+        let base = tiers[defaultTier]
+        let fallback = RuleSet.fallbackLimits
+        for (name, tier) in tiers {
+            guard
+                let maxChannels = tier.maxChannels ?? base?.maxChannels,
+                let perMinute = tier.messagesPerMinute ?? base?.messagesPerMinute,
+                let maxPayload = tier.maxPayload ?? base?.maxPayload
+            else {
+                fail(tier.location, "tier \"\(name)\" leaves max_channels, messages_per_minute or max_payload unset and the default tier does not set it")
+                continue
+            }
+            limits[name] = Limits(maxChannels: maxChannels, maxPayloadBytes: maxPayload, messagesPerMinute: perMinute)
+        }
+        if tiers.isEmpty { limits[defaultTier] = fallback }
+
+        var channels: [Channel] = []
+        for (offset, spec) in (declarations["channels"]?.arrayValue ?? []).enumerated() {
+            let text = spec["__name"]?.stringValue ?? "?"
+            let location = spec["__where"]?.stringValue ?? ""
+            let known: Set<String> = ["__name", "__where", "kind", "presence", "join", "send"]
+            for member in spec.objectValue?.members ?? [] where !known.contains(member.key) {
+                fail(location, "channel \"\(text)\": unknown field \(member.key); use kind, presence, join, send")
+            }
+            let pattern: ChannelPattern
+            do {
+                pattern = try ChannelPattern(text)
+            } catch {
+                fail(location, error.message)
+                continue
+            }
+            guard let kindText = spec["kind"]?.stringValue, let kind = Kind(rawValue: kindText) else {
+                fail(location, "channel \"\(text)\": kind must be \"private\", \"shared\" or \"broadcast\"")
+                continue
+            }
+            let presence = spec["presence"]
+            if let presence, presence.boolValue == nil, presence != Self.function {
+                fail(location, "channel \"\(text)\": presence must be true, false or a function")
+            }
+            for hook in ["join", "send"] where spec[hook] != nil && spec[hook] != Self.function {
+                fail(location, "channel \"\(text)\": \(hook) must be a function")
+            }
+            if kind != .broadcast, spec["join"] == nil {
+                fail(location, "channel \"\(text)\": a \(kind.rawValue) channel needs a join function")
+            }
+            channels.append(
+                Channel(
+                    index: offset + 1, pattern: pattern, kind: kind,
+                    presence: presence == Self.function || presence?.boolValue == true,
+                    hasJoin: spec["join"] == Self.function, hasSend: spec["send"] == Self.function,
+                    hasPresenceHook: presence == Self.function, location: location))
+        }
+
+        var events: [String: Event] = [:]
+        for (offset, spec) in (declarations["events"]?.arrayValue ?? []).enumerated() {
+            let name = spec["__name"]?.stringValue ?? "?"
+            let location = spec["__where"]?.stringValue ?? ""
+            let known: Set<String> = [
+                "__name", "__where", "on", "replay", "critical", "batch", "fields", "transform", "on_publish",
+            ]
+            for member in spec.objectValue?.members ?? [] where !known.contains(member.key) {
+                fail(location, "event \"\(name)\": unknown field \(member.key); use on, fields, replay, critical, batch, transform, on_publish")
+            }
+            var on: [ChannelPattern] = []
+            for text in spec["on"]?.arrayValue ?? [] {
+                guard let text = text.stringValue else {
+                    fail(location, "event \"\(name)\": on must list channel patterns as strings")
+                    continue
+                }
+                do { on.append(try ChannelPattern(text)) } catch { fail(location, "event \"\(name)\": \(error.message)") }
+            }
+            if on.isEmpty { fail(location, "event \"\(name)\": on must list at least one channel pattern") }
+            var fields: [(name: String, type: FieldType)] = []
+            if let declared = spec["fields"] {
+                guard let object = declared.objectValue else {
+                    fail(location, "event \"\(name)\": fields must be a table of name = \"type\"")
+                    continue
+                }
+                for member in object.members {
+                    guard let text = member.value.stringValue, let type = FieldType(text) else {
+                        let types = FieldType.Base.allCases.map(\.rawValue).joined(separator: ", ")
+                        fail(location, "event \"\(name)\": field \(member.key) has unknown type \(member.value.stringValue.map { "\"\($0)\"" } ?? "(not a string)"); use one of \(types), with ? for optional")
+                        continue
+                    }
+                    fields.append((member.key, type))
+                }
+            }
+            var batch: Batch?
+            if let spec = spec["batch"] {
+                let window = spec["window_ms"]?.int64Value ?? 0
+                let keep = spec["keep"].map { $0.stringValue.flatMap(Batch.Keep.init(rawValue:)) } ?? .all
+                if !(1...60_000).contains(window) { fail(location, "event \"\(name)\": batch.window_ms must be 1...60000") }
+                if keep == nil { fail(location, "event \"\(name)\": batch.keep must be \"all\" or \"latest\"") }
+                let by = spec["by"]?.stringValue
+                if keep == .latest, by == nil { fail(location, "event \"\(name)\": batch.keep = \"latest\" needs by = \"field\"") }
+                if let keep, (1...60_000).contains(window) { batch = Batch(windowMilliseconds: Int(window), keep: keep, by: by) }
+            }
+            if events[name] != nil { fail(location, "event \"\(name)\" is declared twice") }
+            for flag in ["replay", "critical"] where spec[flag] != nil && spec[flag]?.boolValue == nil {
+                fail(location, "event \"\(name)\": \(flag) must be true or false")
+            }
+            events[name] = Event(
+                index: offset + 1, name: name, on: on, replay: spec["replay"]?.boolValue,
+                critical: spec["critical"]?.boolValue ?? false, batch: batch, fields: fields,
+                hasTransform: spec["transform"] == Self.function, hasOnPublish: spec["on_publish"] == Self.function,
+                location: location)
+        }
+
+        guard errors.isEmpty else { return .failure(RulesLoadError(errors: errors)) }
+        return .success(
+            RuleSet(
+                channels: channels, events: events, tiers: tiers, defaultTier: defaultTier,
+                allowUndeclaredEvents: declarations["allow_undeclared"]?.boolValue ?? false, limits: limits))
+    }
+}

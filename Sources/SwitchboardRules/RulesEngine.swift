@@ -1,0 +1,144 @@
+import Foundation
+import SwitchboardCore
+import SwitchboardLua
+import Synchronization
+
+/// The `Policy` programmed by a rules directory of Lua files.
+///
+/// A generation is loaded into one Lua state per lane (lanes = cores), validated completely,
+/// and only then made current; decisions pick a lane round-robin and hold its lock for the one
+/// call (never across an await). A broken directory never replaces a working generation.
+public final class RulesEngine: Policy, Sendable {
+    /// Tunables with the defaults the server uses.
+    public struct Options: Sendable {
+        /// Lua states per generation; decisions on different lanes run in parallel.
+        public var lanes: Int = max(1, ProcessInfo.processInfo.activeProcessorCount)
+        /// Instructions one hook call may run before it is stopped (and denies).
+        public var instructionBudget: Int = 200_000
+        /// Memory one lane's Lua state may hold.
+        public var memoryLimitBytes: Int = 32 << 20
+        /// Told about every hook that failed while deciding (the decision was a denial).
+        public var onHookError: @Sendable (RulesError) -> Void = { _ in }
+        /// Where Lua's `print` goes.
+        public var onPrint: @Sendable (String) -> Void = { _ in }
+
+        public init() {}
+    }
+
+    /// What the admin endpoint and `rules check` show.
+    public struct Status: Sendable {
+        public let generation: Int
+        public let files: [String]
+        public let loadedAt: Date
+        /// The errors of the last reload that failed, if the latest attempt failed.
+        public let lastErrors: [RulesError]
+    }
+
+    public let directory: URL
+    private let options: Options
+    private let state: Mutex<(current: Generation, lastErrors: [RulesError])>
+
+    /// Loads the directory; throws every problem found when it cannot.
+    public init(directory: String, options: Options = Options()) throws(RulesLoadError) {
+        self.directory = URL(fileURLWithPath: directory)
+        self.options = options
+        switch Generation.load(from: self.directory, number: 1, options: options) {
+        case .success(let generation):
+            state = Mutex((generation, []))
+        case .failure(let failure):
+            throw failure
+        }
+    }
+
+    /// Builds the next generation and swaps it in when it is valid; otherwise keeps the current
+    /// one and returns the errors. In-flight decisions finish on the generation they started on.
+    @discardableResult
+    public func reload() -> Result<Int, RulesLoadError> {
+        let number = state.withLock { $0.current.number } + 1
+        switch Generation.load(from: directory, number: number, options: options) {
+        case .success(let generation):
+            state.withLock { $0 = (generation, []) }
+            return .success(number)
+        case .failure(let failure):
+            state.withLock { $0.lastErrors = failure.errors }
+            return .failure(failure)
+        }
+    }
+
+    public var status: Status {
+        state.withLock { Status(generation: $0.current.number, files: $0.current.files, loadedAt: $0.current.loadedAt, lastErrors: $0.lastErrors) }
+    }
+
+    /// The current generation's declarations.
+    public var rules: RuleSet { current.rules }
+
+    private var current: Generation { state.withLock { $0.current } }
+
+    // MARK: Policy
+
+    public func limits(for identity: Identity) -> Limits {
+        current.rules.limits(forTier: identity.tier)
+    }
+
+    public func authorizeJoin(_ identity: Identity, channel: ChannelName) -> Decision {
+        let generation = current
+        guard let (rule, captures) = generation.rules.channel(for: channel) else {
+            return .deny("no rule matches channel \(channel)")
+        }
+        if !rule.hasJoin {
+            return rule.kind == .broadcast ? .allow : .deny("channel \(channel) has no join rule")
+        }
+        return generation.hook(.channel, rule.index, "join", identity, channel: channel, rule: rule, captures: captures, message: nil, options: options)
+    }
+
+    public func authorizeSend(_ identity: Identity, channel: ChannelName, event: String, payload: Value?) -> Decision {
+        let generation = current
+        guard let (rule, captures) = generation.rules.channel(for: channel) else {
+            return .deny("no rule matches channel \(channel)")
+        }
+        if let declared = generation.rules.events[event] {
+            guard declared.on.contains(where: { $0.match(channel) != nil }) else {
+                return .deny("event \(event) is not allowed on \(channel)")
+            }
+            if let problem = Self.checkFields(of: declared, payload: payload) { return .deny(problem) }
+        } else if !generation.rules.allowUndeclaredEvents {
+            return .deny("event \(event) is not declared in the rules")
+        }
+        let message: Value = ["event": .string(event), "payload": payload ?? .null]
+        if rule.hasSend {
+            return generation.hook(.channel, rule.index, "send", identity, channel: channel, rule: rule, captures: captures, message: message, options: options)
+        }
+        if rule.kind == .broadcast { return .deny("\(channel) is read-only") }
+        return generation.hook(.channel, rule.index, "join", identity, channel: channel, rule: rule, captures: captures, message: nil, options: options)
+    }
+
+    /// The first problem with `payload` against the event's declared fields, if any.
+    static func checkFields(of event: RuleSet.Event, payload: Value?) -> String? {
+        guard !event.fields.isEmpty else { return nil }
+        guard let object = payload?.objectValue else {
+            return "event \(event.name) needs an object payload with fields \(event.fields.map(\.name).joined(separator: ", "))"
+        }
+        for field in event.fields where !field.type.accepts(object[field.name]) {
+            let found = object[field.name].map(Self.typeName) ?? "nothing"
+            return "event \(event.name): field \(field.name) must be \(field.type), got \(found)"
+        }
+        return nil
+    }
+
+    static func typeName(_ value: Value) -> String {
+        switch value {
+        case .null: "null"
+        case .bool: "a boolean"
+        case .number: "a number"
+        case .string: "a string"
+        case .array: "an array"
+        case .object: "an object"
+        }
+    }
+}
+
+/// Every problem that kept a rules directory from loading.
+public struct RulesLoadError: Error, Sendable, CustomStringConvertible {
+    public let errors: [RulesError]
+    public var description: String { errors.map(\.description).joined(separator: "\n") }
+}

@@ -1,0 +1,123 @@
+import Synchronization
+import SwitchboardCore
+import Testing
+@testable import SwitchboardRules
+
+@Suite struct RulesEngineTests {
+    static let base = """
+        tier "free" { max_channels = 3, messages_per_minute = 100, max_payload = 65536 }
+        default_tier "free"
+        """
+
+    static func channelWith(join body: String) -> String {
+        """
+        channel "room:{id}" {
+          kind = "shared",
+          join = function(user, ch)
+            \(body)
+          end,
+        }
+        """
+    }
+
+    @Test func hooksSeeClaimsAndCaptures() throws {
+        let rules = try RulesFixture([
+            "a.lua": Self.base,
+            "b.lua": Self.channelWith(join: #"if user.sub == "u1" and ch.id == "7" and ch.name == "room:7" then return true end return false, "nope: " .. tostring(user.sub)"#),
+        ])
+        let engine = try rules.engine()
+        #expect(engine.authorizeJoin(user(sub: "u1"), channel: try channel("room:7")) == .allow)
+        #expect(engine.authorizeJoin(user(sub: "u2"), channel: try channel("room:7")) == .deny("nope: u2"))
+    }
+
+    /// Hostile hooks deny with a clear message to the operator, and the engine keeps deciding.
+    @Test(arguments: [
+        ("while true do end", "budget"),
+        ("local t = {} for i = 1, 1e9 do t[i] = string.rep('x', 1024) end", "memory"),
+        ("error('boom')", "boom"),
+        ("os.execute('true')", "os"),
+        ("io.open('/etc/passwd')", "io"),
+        ("return load(string.char(27) .. 'Lua')()", "load"),
+        ("return string.dump(function() end)", "dump"),
+        ("require('socket')", "require"),
+    ])
+    func hostileHooksDenyAndTheEngineGoesOn(_ body: String, _ mention: String) throws {
+        let failures = Mutex<[RulesError]>([])
+        let rules = try RulesFixture(["a.lua": Self.base, "b.lua": Self.channelWith(join: body)])
+        let engine = try rules.engine { options in
+            options.memoryLimitBytes = 8 << 20
+            options.onHookError = { error in failures.withLock { $0.append(error) } }
+        }
+        let decision = engine.authorizeJoin(user(), channel: try channel("room:1"))
+        guard case .deny(let reason) = decision else {
+            Issue.record("a hostile hook allowed the join")
+            return
+        }
+        #expect(reason.contains("could not decide"))
+        let logged = try #require(failures.withLock { $0.first })
+        #expect(logged.code == .hookFailed)
+        #expect(logged.description.lowercased().contains(mention), "operator saw: \(logged)")
+        #expect(logged.description.contains("b.lua"), "operator saw no file: \(logged)")
+        // The same lanes keep serving afterwards.
+        #expect(engine.authorizeJoin(user(), channel: try channel("other:1")) == .deny("no rule matches channel other:1"))
+        #expect(engine.authorizeJoin(user(), channel: try channel("room:1")) != .allow)
+    }
+
+    @Test(arguments: [
+        ("channel \"x:{a}\" { kind = \"private\", join = function() return true end ", "syntax", "b.lua:1"),
+        ("error('broken at load')", "broken at load", "b.lua:1"),
+        ("event \"e\" { on = { \"x:*\" }, fields = { a = \"strnig\" } }", "unknown type \"strnig\"", "b.lua:1"),
+        ("channel \"x::y\" { kind = \"private\", join = function() return true end }", "empty segment", "b.lua:1"),
+        ("\n\nwhile true do end", "budget", "b.lua:3"),
+        ("channel \"x:{a}\" { kind = \"secret\" }", "kind must be", "b.lua:1"),
+        ("tier \"gold\" { max_channels = 0 }", "at least 1", "b.lua:1"),
+    ])
+    func brokenRulesFailTheLoadWithFileAndLine(_ text: String, _ mention: String, _ location: String) throws {
+        let rules = try RulesFixture(["a.lua": Self.base, "b.lua": text])
+        do {
+            _ = try rules.engine()
+            Issue.record("broken rules loaded")
+        } catch let error as RulesLoadError {
+            let all = error.description
+            #expect(all.contains(mention), "errors: \(all)")
+            #expect(all.contains(location), "errors: \(all)")
+        }
+    }
+
+    @Test func aBrokenReloadKeepsTheOldRulesServing() throws {
+        let rules = try RulesFixture(["a.lua": Self.base, "b.lua": Self.channelWith(join: "return true")])
+        let engine = try rules.engine()
+        try rules.write("b.lua", "channel \"room:{id}\" { kind = ")
+        guard case .failure(let failure) = engine.reload() else {
+            Issue.record("a syntax error replaced the rules")
+            return
+        }
+        #expect(failure.description.contains("b.lua"))
+        #expect(engine.status.generation == 1)
+        #expect(engine.status.lastErrors.count == 1)
+        #expect(engine.authorizeJoin(user(), channel: try channel("room:1")) == .allow)
+
+        try rules.write("b.lua", Self.channelWith(join: #"return false, "closed""#))
+        #expect(try engine.reload().get() == 2)
+        #expect(engine.status.lastErrors.isEmpty)
+        #expect(engine.authorizeJoin(user(), channel: try channel("room:1")) == .deny("closed"))
+    }
+
+    @Test func undeclaredEventsAreRefusedByDefault() throws {
+        let rules = try RulesFixture(["a.lua": Self.base, "b.lua": Self.channelWith(join: "return true")])
+        let engine = try rules.engine()
+        #expect(engine.authorizeSend(user(), channel: try channel("room:1"), event: "x", payload: nil) == .deny("event x is not declared in the rules"))
+    }
+
+    @Test func testsFolderIsNotLoaded() throws {
+        let rules = try RulesFixture(["a.lua": Self.base, "tests/t.lua": "error('tests are not rules')"])
+        _ = try rules.engine()
+    }
+
+    @Test(arguments: [("collaboration:*", "collaboration:s1:c1", true), ("collaboration:*", "collaboration", false),
+        ("form:responses:*", "form:responses:f1", true), ("form:responses:*", "form:responses:f1:x", true),
+        ("a:{x}:b", "a:1:b", true), ("a:{x}:b", "a:1:c", false), ("a:{x}", "a:1:2", false)])
+    func patterns(_ pattern: String, _ name: String, _ matches: Bool) throws {
+        #expect((try ChannelPattern(pattern).match(try channel(name)) != nil) == matches)
+    }
+}
