@@ -1,0 +1,137 @@
+import Testing
+
+@testable import SwitchboardLua
+
+@Suite struct LuaLimitsTests {
+    @Test(arguments: [
+        "while true do end",
+        "local i = 0 repeat i = i + 1 until false",
+        "while true do pcall(function() while true do end end) end",
+        "local function spin() while true do end end\nwhile true do pcall(spin) end",
+        "do local x <close> = setmetatable({}, { __close = function() while true do end end }) end",
+        "local t = setmetatable({}, { __index = function(t, k) while true do end end }) return t.x",
+    ])
+    func runawayLoopsStopAndTheStateStaysUsable(source: String) throws {
+        let lua = try makeState { $0.instructionBudget = 100_000 }
+        try lua.load(source: "function loop()\n\(source)\nend\nfunction ok() return 'fine' end", chunkName: "Rules/loop.lua")
+        let error = try #require(luaError { () throws(LuaError) in try lua.call(global: "loop", []) })
+        #expect(error.code == .budgetExceeded)
+        #expect(error.file == "Rules/loop.lua")
+        #expect(error.message == "instruction budget of 100000 exceeded")
+        #expect(try lua.call(global: "ok", []) == ["fine"])
+    }
+
+    @Test func theBudgetAppliesToLoadingToo() throws {
+        let lua = try makeState { $0.instructionBudget = 10_000 }
+        let error = try #require(luaError { () throws(LuaError) in try lua.load(source: "while true do end", chunkName: "l.lua") })
+        #expect(error.code == .budgetExceeded)
+        #expect(error.location == "l.lua:1")
+    }
+
+    @Test func theBudgetIsPerCall() throws {
+        let lua = try makeState { $0.instructionBudget = 10_000 }
+        try lua.load(source: "function work() local n = 0 for i = 1, 1000 do n = n + i end return n end", chunkName: "w.lua")
+        for _ in 0..<20 { #expect(try lua.call(global: "work", []) == [500_500]) }
+    }
+
+    @Test(arguments: [
+        "local t = {} for i = 1, 1e8 do t[i] = {} end",
+        "local t = {} for i = 1, 1e8 do t[i] = i end",
+        "local s = 'x' while true do s = s .. s end",
+        "local s = string.rep('x', 1 << 24)",
+        "local t = {} for i = 1, 1e8 do t['k' .. i] = true end",
+    ])
+    func memoryBombsStopAndTheStateStaysUsable(source: String) throws {
+        let lua = try makeState { $0.memoryLimitBytes = 1 << 20 }
+        try lua.load(source: "function bomb()\n\(source)\nend\nfunction ok() return {1, 2, 3} end", chunkName: "Rules/bomb.lua")
+        let before = lua.memoryInUseBytes
+        let error = try #require(luaError { () throws(LuaError) in try lua.call(global: "bomb", []) })
+        #expect(error.code == .memory)
+        #expect(error.message == "memory limit of 1048576 bytes exceeded")
+        #expect(lua.memoryInUseBytes <= 1 << 20)
+        #expect(lua.memoryInUseBytes < before + 256 * 1024)
+        #expect(try lua.call(global: "ok", []) == [[1, 2, 3]])
+    }
+
+    @Test func aCaughtMemoryErrorLetsTheScriptCarryOn() throws {
+        let lua = try makeState { $0.memoryLimitBytes = 1 << 20 }
+        let results = try lua.load(
+            source: "local ok, message = pcall(string.rep, 'x', 1 << 30) return ok, message", chunkName: "m.lua")
+        #expect(results == [false, "not enough memory"])
+    }
+
+    @Test(arguments: [
+        "local function f() return f() + 1 end return f()",
+        "local function f(n) return 1 + f(n + 1) end return f(1)",
+        "local t = setmetatable({}, { __index = function(t, k) return t[k] end }) return t.x",
+        "local function f(s) return (s:gsub('.', f)) end return f('ab')",
+    ])
+    func deepRecursionFailsCleanly(source: String) throws {
+        let lua = try makeState()
+        let error = try #require(luaError { () throws(LuaError) in try lua.load(source: source, chunkName: "deep.lua") })
+        #expect([LuaError.Code.runtime, .memory, .budgetExceeded].contains(error.code))
+        #expect(try lua.load(source: "return 'alive'", chunkName: "after.lua") == ["alive"])
+    }
+
+    @Test func recursionThroughPcallEndsWithoutAnError() throws {
+        let lua = try makeState()
+        let results = try lua.load(source: "local function f() return pcall(f) end return select('#', f())", chunkName: "p.lua")
+        #expect(results.count == 1)
+    }
+
+    @Test func deeplyNestedSourceIsASyntaxError() throws {
+        let lua = try makeState()
+        let source = "return " + String(repeating: "(", count: 1_000) + "1" + String(repeating: ")", count: 1_000)
+        let error = try #require(luaError { () throws(LuaError) in try lua.load(source: source, chunkName: "nest.lua") })
+        #expect(error.code == .syntax)
+        #expect(error.file == "nest.lua")
+        #expect(error.message == "C stack overflow")
+    }
+
+    @Test(arguments: [
+        "setmetatable({}, { __gc = function() while true do end end })",
+        "setmetatable({}, { __gc = true })",
+    ])
+    func finalizersAreRefused(source: String) throws {
+        let lua = try makeState()
+        let error = try #require(luaError { () throws(LuaError) in try lua.load(source: source, chunkName: "gc.lua") })
+        #expect(error.code == .runtime)
+        #expect(error.description == "gc.lua:1: __gc metamethods are not supported in the sandbox")
+    }
+
+    @Test func aGcFieldAddedLaterNeverRuns() throws {
+        let log = PrintLog()
+        do {
+            let lua = try makeState { $0.print = { log.append($0) } }
+            try lua.load(
+                source: """
+                    local mt = {}
+                    keep = setmetatable({}, mt)
+                    setmetatable({}, mt)
+                    mt.__gc = function() print('finalized') while true do end end
+                    """,
+                chunkName: "gc.lua")
+            lua.collectGarbage()
+            #expect(try lua.load(source: "return getmetatable(keep) ~= nil", chunkName: "x.lua") == [true])
+        }
+        #expect(log.all.isEmpty)
+    }
+
+    @Test func setmetatableStillWorks() throws {
+        let lua = try makeState()
+        let results = try lua.load(
+            source: """
+                local t = setmetatable({}, { __index = function(_, k) return k .. '!' end })
+                local locked = setmetatable({}, { __metatable = 'locked' })
+                local ok, message = pcall(setmetatable, locked, {})
+                local ok2, message2 = pcall(setmetatable, 1, {})
+                return t.hi, getmetatable(locked), ok, message, setmetatable(t, nil) == t, ok2, message2
+                """,
+            chunkName: "mt.lua")
+        #expect(
+            results == [
+                "hi!", "locked", false, "cannot change a protected metatable", true, false,
+                "bad argument #1 to 'setmetatable' (table expected, got number)",
+            ])
+    }
+}
