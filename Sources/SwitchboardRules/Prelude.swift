@@ -29,32 +29,21 @@ enum Prelude {
       return spec
     end
 
-    function tier(name)
-      local location = where(2)
-      return function(spec)
-        spec = declare("tier", name, spec, 2)
-        spec.__where = location
-        tiers[#tiers + 1] = spec
+    -- tier "name" { ... }, channel "pattern" { ... } and event "name" { ... } all record into a list.
+    local function declarer(kind, list)
+      return function(name)
+        local location = where(2)
+        return function(spec)
+          spec = declare(kind, name, spec, 2)
+          spec.__where = location
+          list[#list + 1] = spec
+        end
       end
     end
 
-    function channel(pattern)
-      local location = where(2)
-      return function(spec)
-        spec = declare("channel", pattern, spec, 2)
-        spec.__where = location
-        channels[#channels + 1] = spec
-      end
-    end
-
-    function event(name)
-      local location = where(2)
-      return function(spec)
-        spec = declare("event", name, spec, 2)
-        spec.__where = location
-        events[#events + 1] = spec
-      end
-    end
+    tier = declarer("tier", tiers)
+    channel = declarer("channel", channels)
+    event = declarer("event", events)
 
     function default_tier(name)
       if type(name) ~= "string" then error('default_tier needs a tier name, e.g. default_tier "free"', 2) end
