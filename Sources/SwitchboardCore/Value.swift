@@ -96,6 +96,18 @@ extension Value {
 
     public var isNull: Bool { self == .null }
 
+    /// "a string", "an object", … for error messages.
+    public var kindDescription: String {
+        switch self {
+        case .null: "null"
+        case .bool: "a boolean"
+        case .number: "a number"
+        case .string: "a string"
+        case .array: "an array"
+        case .object: "an object"
+        }
+    }
+
     /// Convenience for building numbers from Swift integers.
     public static func int(_ value: some BinaryInteger) -> Value { .number(String(value)) }
 }

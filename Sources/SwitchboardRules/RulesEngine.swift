@@ -119,21 +119,10 @@ public final class RulesEngine: Policy, Sendable {
             return "event \(event.name) needs an object payload with fields \(event.fields.map(\.name).joined(separator: ", "))"
         }
         for field in event.fields where !field.type.accepts(object[field.name]) {
-            let found = object[field.name].map(Self.typeName) ?? "nothing"
+            let found = object[field.name]?.kindDescription ?? "nothing"
             return "event \(event.name): field \(field.name) must be \(field.type), got \(found)"
         }
         return nil
-    }
-
-    static func typeName(_ value: Value) -> String {
-        switch value {
-        case .null: "null"
-        case .bool: "a boolean"
-        case .number: "a number"
-        case .string: "a string"
-        case .array: "an array"
-        case .object: "an object"
-        }
     }
 }
 

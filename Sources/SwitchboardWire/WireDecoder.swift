@@ -202,17 +202,3 @@ private struct FieldReader {
         return context.error(.wrongType, "\(label) must be \(expected), but it is \(value.kindDescription)")
     }
 }
-
-extension Value {
-    /// "a string", "an object", … for error messages.
-    fileprivate var kindDescription: String {
-        switch self {
-        case .null: "null"
-        case .bool: "a boolean"
-        case .number: "a number"
-        case .string: "a string"
-        case .array: "an array"
-        case .object: "an object"
-        }
-    }
-}
