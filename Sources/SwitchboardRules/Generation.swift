@@ -35,6 +35,13 @@ final class Generation: Sendable {
 
     /// The rule files of a directory: every `*.lua` below it in path order, except `tests/`.
     static func ruleFiles(in directory: URL) throws(RulesError) -> [String] {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory) else {
+            throw RulesError(.unreadable, "the rules directory \(directory.path) does not exist")
+        }
+        guard isDirectory.boolValue else {
+            throw RulesError(.unreadable, "\(directory.path) is a file; the rules need a directory of *.lua files")
+        }
         guard let walker = FileManager.default.enumerator(atPath: directory.path) else {
             throw RulesError(.unreadable, "the rules directory \(directory.path) cannot be read")
         }
@@ -42,6 +49,9 @@ final class Generation: Sendable {
         while let path = walker.nextObject() as? String {
             if path == "tests" || path.hasPrefix("tests/") { continue }
             if path.hasSuffix(".lua") { files.append(path) }
+        }
+        if files.isEmpty {
+            throw RulesError(.unreadable, "the rules directory \(directory.path) has no *.lua files, so every join would be denied")
         }
         return files.sorted()
     }

@@ -10,16 +10,17 @@ public struct SwitchboardConfiguration: Sendable {
     public var port: Int = 4000
     /// How tokens are verified.
     public var auth: AuthConfiguration
-    /// The rules directory (read by the rules engine; unused until it lands).
+    /// The rules directory: Lua rules, `data/*.json` relations, `tests/`.
     public var rulesDirectory: String = "Rules"
-    /// Channels per connection on the paid and scale tiers.
-    public var maxChannels: Int = 10
-    /// Channels per connection on the free tier (also when a token has no `tier`).
-    public var freeMaxChannels: Int = 3
-    /// Largest user payload accepted, in bytes (64 KB).
+    /// Reload the rules when their files change (inotify, polling where unavailable).
+    public var watchRules: Bool = true
+    /// Reload the rules on SIGHUP. Off by default for embedders (a process has one handler per
+    /// signal); `switchboard serve` turns it on.
+    public var reloadOnHangup: Bool = false
+    /// The server's ceiling on payload size, in bytes (64 KB). Tier limits come from the rules;
+    /// a tier that allows more than this is held to it, since frames are read only up to
+    /// `maxFrameBytes`.
     public var maxPayloadBytes: Int = 64 * 1024
-    /// Messages per minute per channel (enforced by the rate-limit issue).
-    public var messagesPerMinute: Int = 100
     /// Close a connection after this long without inbound data, in seconds (Phoenix: 60).
     public var idleTimeoutSeconds: Int = 60
     /// A subscriber whose unsent bytes stay above this for `slowConsumerGraceSeconds` is closed.
@@ -31,7 +32,8 @@ public struct SwitchboardConfiguration: Sendable {
     /// Log level and format.
     public var logLevel: Logger.Level = .info
 
-    /// The policy deciding joins and sends; the convention policy until the rules engine lands.
+    /// A policy to use instead of the rules directory (embedders and tests); nil loads
+    /// `rulesDirectory` with the Lua rules engine.
     public var policy: (any Policy)?
 
     public init(auth: AuthConfiguration) {
@@ -42,12 +44,4 @@ public struct SwitchboardConfiguration: Sendable {
     /// for JSON escaping (a payload of quotes doubles when escaped). The payload itself is
     /// measured exactly after decoding, so this only bounds what is read before that check.
     public var maxFrameBytes: Int { maxPayloadBytes * 2 + 16 * 1024 }
-
-    /// The policy in force.
-    var effectivePolicy: any Policy {
-        policy
-            ?? ConventionPolicy.standard(
-                maxChannels: maxChannels, freeMaxChannels: freeMaxChannels, maxPayloadBytes: maxPayloadBytes,
-                messagesPerMinute: messagesPerMinute)
-    }
 }

@@ -6,6 +6,7 @@ import NIOPosix
 import ServiceLifecycle
 import SwitchboardAuth
 import SwitchboardCore
+import SwitchboardRules
 
 /// The Switchboard server: one port serving the realtime WebSocket protocol, the REST
 /// broadcast API, `/health` and `/metrics`.
@@ -14,8 +15,11 @@ public struct SwitchboardServer: Sendable {
     let application: Application<RouterResponder<BasicRequestContext>>
     /// The service that drains WebSocket connections on graceful shutdown.
     let realtime: RealtimeService
+    /// Reloads the rules directory on change or SIGHUP; nil when a policy was injected.
+    let reloader: RulesReloadService?
 
-    /// Builds a server; fails with a clear message when the auth configuration is unusable.
+    /// Builds a server; fails with a clear message when the auth configuration is unusable or
+    /// the rules directory does not load (`ServerStartError.rules`, every error with file:line).
     public init(
         configuration: SwitchboardConfiguration,
         logger: Logger,
@@ -25,8 +29,10 @@ public struct SwitchboardServer: Sendable {
         let metrics = ServerMetrics()
         let hub = Hub(group: group, metrics: metrics)
         let verifier = try await TokenVerifier(configuration.auth)
+        let rules = try configuration.policy == nil ? Self.loadRules(configuration, logger: logger) : nil
+        guard let policy = configuration.policy ?? rules else { preconditionFailure("either a policy or rules") }
         let shared = RealtimeContext(
-            hub: hub, verifier: verifier, policy: configuration.effectivePolicy, configuration: configuration, logger: logger)
+            hub: hub, verifier: verifier, policy: policy, rules: rules, configuration: configuration, logger: logger)
         let router = Router()
         RESTRoutes(shared: shared).register(on: router)
         application = Application(
@@ -38,10 +44,31 @@ public struct SwitchboardServer: Sendable {
             logger: logger
         )
         realtime = RealtimeService(hub: hub)
+        reloader = rules.map {
+            RulesReloadService(
+                rules: $0, hub: hub, watchFiles: configuration.watchRules, reloadOnHangup: configuration.reloadOnHangup,
+                logger: logger)
+        }
+    }
+
+    private static func loadRules(_ configuration: SwitchboardConfiguration, logger: Logger) throws(ServerStartError) -> RulesEngine {
+        var options = RulesEngine.Options()
+        options.onHookError = { error in logger.warning("a rule hook failed, so it denied", metadata: ["error": "\(error)"]) }
+        options.onPrint = { line in logger.info("rules: \(line)") }
+        do {
+            let engine = try RulesEngine(directory: configuration.rulesDirectory, options: options)
+            let status = engine.status
+            logger.info(
+                "rules loaded",
+                metadata: ["directory": "\(configuration.rulesDirectory)", "files": "\(status.files.count)", "generation": "\(status.generation)"])
+            return engine
+        } catch {
+            throw .rules(directory: configuration.rulesDirectory, error)
+        }
     }
 
     /// The services to run, in start order (shut down in reverse: WebSockets drain first).
-    public var services: [any Service] { [application, realtime] }
+    public var services: [any Service] { (reloader.map { [$0] } ?? []) + [application, realtime] }
 
     /// Runs until SIGTERM or SIGINT, then drains: every client gets a `system` "Server requested
     /// disconnect" message and a close with code 1012.
@@ -49,6 +76,19 @@ public struct SwitchboardServer: Sendable {
         let group = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
+    }
+}
+
+/// Why a server could not be built.
+public enum ServerStartError: Error, CustomStringConvertible {
+    /// The rules directory did not load; every problem is listed.
+    case rules(directory: String, RulesLoadError)
+
+    public var description: String {
+        switch self {
+        case .rules(let directory, let failure):
+            "the rules in \(directory) did not load:\n" + failure.errors.map { "  \($0)" }.joined(separator: "\n")
+        }
     }
 }
 

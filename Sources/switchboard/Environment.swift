@@ -13,6 +13,16 @@ enum Environment {
         return value
     }
 
+    /// `1`/`true`/`yes`/`on` or `0`/`false`/`no`/`off`.
+    static func bool(_ name: String) throws -> Bool? {
+        guard let text = string(name) else { return nil }
+        switch text.lowercased() {
+        case "1", "true", "yes", "on": return true
+        case "0", "false", "no", "off": return false
+        default: throw ValidationError("\(name)=\(text) is not a boolean; use 1 or 0")
+        }
+    }
+
     /// A duration such as `90`, `90s`, `15m`, `1h` or `7d`, in seconds.
     static func seconds(_ text: String) throws -> Double {
         let units: [Character: Double] = ["s": 1, "m": 60, "h": 3600, "d": 86400]

@@ -22,10 +22,10 @@ struct Serve: AsyncParsableCommand {
     var jwtPublicKey: [String] = []
     @Option(help: "JWKS JSON file with public keys (SWITCHBOARD_JWKS).") var jwks: String?
     @Option(help: "Rules directory (SWITCHBOARD_RULES_DIR).") var rulesDir: String?
-    @Option(help: "Channels per connection on paid tiers (SWITCHBOARD_MAX_CHANNELS, default 10).") var maxChannels: Int?
-    @Option(help: "Channels per connection on the free tier (SWITCHBOARD_FREE_MAX_CHANNELS, default 3).")
-    var freeMaxChannels: Int?
-    @Option(help: "Largest payload in bytes (SWITCHBOARD_MAX_PAYLOAD_BYTES, default 65536).") var maxPayloadBytes: Int?
+    @Option(help: "Ceiling on payload size in bytes; tier limits come from the rules (SWITCHBOARD_MAX_PAYLOAD_BYTES, default 65536).")
+    var maxPayloadBytes: Int?
+    @Flag(inversion: .prefixedNo, help: "Reload the rules when their files change (SWITCHBOARD_WATCH_RULES=0 turns it off; SIGHUP always reloads).")
+    var watchRules: Bool = true
     @Option(help: "Seconds without inbound data before a socket is closed (SWITCHBOARD_IDLE_TIMEOUT, default 60).")
     var idleTimeout: Int?
     @Option(help: "Unsent bytes above which a subscriber is a slow consumer (SWITCHBOARD_SLOW_CONSUMER_BYTES, default 1048576).")
@@ -51,9 +51,9 @@ struct Serve: AsyncParsableCommand {
         configuration.host = host ?? Environment.string("SWITCHBOARD_HOST") ?? configuration.host
         configuration.port = try port ?? Environment.int("SWITCHBOARD_PORT") ?? configuration.port
         configuration.rulesDirectory = rulesDir ?? Environment.string("SWITCHBOARD_RULES_DIR") ?? configuration.rulesDirectory
-        configuration.maxChannels = try maxChannels ?? Environment.int("SWITCHBOARD_MAX_CHANNELS") ?? configuration.maxChannels
-        configuration.freeMaxChannels =
-            try freeMaxChannels ?? Environment.int("SWITCHBOARD_FREE_MAX_CHANNELS") ?? configuration.freeMaxChannels
+        let watchFromEnvironment = try Environment.bool("SWITCHBOARD_WATCH_RULES") ?? true
+        configuration.watchRules = watchRules && watchFromEnvironment
+        configuration.reloadOnHangup = true
         configuration.maxPayloadBytes =
             try maxPayloadBytes ?? Environment.int("SWITCHBOARD_MAX_PAYLOAD_BYTES") ?? configuration.maxPayloadBytes
         configuration.idleTimeoutSeconds =
@@ -74,9 +74,6 @@ struct Serve: AsyncParsableCommand {
 
     static func validate(_ configuration: SwitchboardConfiguration) throws {
         guard (0...65535).contains(configuration.port) else { throw ValidationError("--port must be 0...65535") }
-        guard configuration.maxChannels >= 1, configuration.freeMaxChannels >= 1 else {
-            throw ValidationError("--max-channels and --free-max-channels must be at least 1")
-        }
         guard (1...16 << 20).contains(configuration.maxPayloadBytes) else {
             throw ValidationError("--max-payload-bytes must be between 1 and 16777216")
         }

@@ -205,7 +205,9 @@ import Testing
                 ref: "2", joinRef: "1")
             let system = try await socket.event("system")
             #expect(system.payload["status"] == "error")
-            #expect(system.payload["message"] == "You no longer have permission to read from this Channel topic: collaboration:s1:c1")
+            #expect(
+                system.payload["message"]
+                    == "You no longer have permission to read from this Channel topic: collaboration:s1:c1 (only supplier s1 and couple c1 may collaborate here)")
             #expect(system.payload["channel"] == "collaboration:s1:c1")
             let close = try await socket.event("phx_close")
             #expect(close.ref == "1")

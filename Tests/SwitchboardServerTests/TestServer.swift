@@ -9,6 +9,11 @@ import SwitchboardServer
 struct TestServer {
     static let secret = "switchboard-test-secret-0123456789abcdef"
 
+    /// The repository's default rules directory.
+    static let defaultRules = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Rules").path
+
     let port: Int
     let configuration: SwitchboardConfiguration
     private let group: ServiceGroup
@@ -19,6 +24,8 @@ struct TestServer {
         var configuration = SwitchboardConfiguration(auth: AuthConfiguration(hmacSecret: secret))
         configuration.host = "127.0.0.1"
         configuration.port = 0
+        configuration.rulesDirectory = defaultRules
+        configuration.watchRules = false
         configure(&configuration)
         let logger = Logger(label: "switchboard-test") { _ in SwiftLogNoOpLogHandler() }
         let (ports, continuation) = AsyncStream<Int>.makeStream()

@@ -22,6 +22,7 @@ struct RESTRoutes {
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                 body: .init(byteBuffer: ByteBuffer(bytes: shared.metrics.exposition())))
         }
+        AdminRoutes(shared: shared, rest: self).register(on: router)
         for path in RealtimeChildChannel.socketPaths {
             router.get(RouterPath(path)) { request, _ in await explainRefusedUpgrade(request) }
         }
@@ -48,7 +49,7 @@ struct RESTRoutes {
 
     // MARK: REST broadcast
 
-    private func authenticate(_ request: Request) async -> Identity? {
+    func authenticate(_ request: Request) async -> Identity? {
         var token = request.headers[.authorization].flatMap { header -> String? in
             header.lowercased().hasPrefix("bearer ") ? String(header.dropFirst(7)) : nil
         }
@@ -139,7 +140,7 @@ struct RESTRoutes {
         }
         var bytes = ByteBufferAllocator().buffer(capacity: 0)
         JSON.serialize(payload, into: &bytes)
-        let limit = shared.policy.limits(for: identity).maxPayloadBytes
+        let limit = shared.limits(for: identity).maxPayloadBytes
         if bytes.readableBytes > limit {
             shared.metrics.rejected(.payloadTooLarge)
             return .failure(RESTError("the payload is \(bytes.readableBytes) bytes; at most \(limit) are allowed"))

@@ -73,6 +73,19 @@ final class Hub: Sendable {
         for future in futures { try? await future.get() }
     }
 
+    /// Re-authorizes every subscription on every loop (after a rules reload) and returns how
+    /// many lost access. Each loop checks its own connections, so loops work in parallel.
+    func reauthorizeAll() async -> Int {
+        var futures: [EventLoopFuture<Int>] = []
+        for (index, loop) in loops.enumerated() {
+            let shard = shards[index]
+            futures.append(loop.submit { shard.value.reauthorize() })
+        }
+        var removed = 0
+        for future in futures { removed += (try? await future.get()) ?? 0 }
+        return removed
+    }
+
     /// Current connection count across all shards.
     func connectionCount() async -> Int {
         var total = 0

@@ -74,6 +74,12 @@ final class HubShard {
         for connection in connections { connection.flushBroadcasts() }
     }
 
+    /// Re-checks every subscription here against the current rules; returns how many were
+    /// removed.
+    func reauthorize() -> Int {
+        connections.values.reduce(0) { $0 + $1.reauthorize() }
+    }
+
     func drain(reason: String) -> EventLoopFuture<Void> {
         let futures = connections.values.map { $0.shutdown(reason: reason) }
         return EventLoopFuture.andAllComplete(futures, on: loop)

@@ -251,7 +251,7 @@ final class RealtimeConnection: ChannelInboundHandler {
         if let previous = joins[inbound.topic] {
             closeJoin(topic: inbound.topic, previous)
         }
-        let limits = shared.policy.limits(for: identity)
+        let limits = shared.limits(for: identity)
         if joins.count >= limits.maxChannels {
             shared.metrics.rejected(.tooManyChannels)
             replyError(
@@ -333,7 +333,7 @@ final class RealtimeConnection: ChannelInboundHandler {
             replyError(to: inbound, reason: "MalformedMessage: a broadcast payload needs a string \"event\"")
             return
         }
-        let limits = shared.policy.limits(for: join.identity)
+        let limits = shared.limits(for: join.identity)
         if frameBytes > limits.maxPayloadBytes {
             let size = payloadSize(inbound)
             if size > limits.maxPayloadBytes {
@@ -380,16 +380,32 @@ final class RealtimeConnection: ChannelInboundHandler {
             shared.metrics.rejected(.badToken)
             shutDownChannel(topic: inbound.topic, join, message: error.message)
         case .success(let identity):
-            if case .deny = shared.policy.authorizeJoin(identity, channel: join.channel) {
+            if case .deny(let why) = shared.policy.authorizeJoin(identity, channel: join.channel) {
                 shared.metrics.rejected(.unauthorized)
                 shutDownChannel(
                     topic: inbound.topic, join,
-                    message: "You no longer have permission to read from this Channel topic: \(join.channel)")
+                    message: "You no longer have permission to read from this Channel topic: \(join.channel) (\(why))")
             } else {
                 joins[inbound.topic]?.identity = identity
                 scheduleExpiryCheck()
             }
         }
+    }
+
+    /// Re-checks each join against the current policy (after a rules reload); a join that lost
+    /// access gets a `system` message with the rules' reason and a `phx_close`. Returns how
+    /// many joins were closed.
+    func reauthorize() -> Int {
+        var removed = 0
+        for (topic, join) in joins {
+            guard case .deny(let why) = shared.policy.authorizeJoin(join.identity, channel: join.channel) else { continue }
+            shared.metrics.rejected(.unauthorized)
+            shutDownChannel(
+                topic: topic, join,
+                message: "You no longer have permission to read from this Channel topic: \(join.channel) (\(why))")
+            removed += 1
+        }
+        return removed
     }
 
     /// Closes each channel whose token has expired, when the earliest one expires.

@@ -3,23 +3,38 @@ import Logging
 import NIOCore
 import SwitchboardAuth
 import SwitchboardCore
+import SwitchboardRules
 
 /// What every connection shares: the hub, the token verifier, the policy and the limits.
 final class RealtimeContext: Sendable {
     let hub: Hub
     let verifier: TokenVerifier
     let policy: any Policy
+    /// The rules engine behind `policy`, unless the configuration injected a policy of its own.
+    let rules: RulesEngine?
     let configuration: SwitchboardConfiguration
     let metrics: ServerMetrics
     let logger: Logger
 
-    init(hub: Hub, verifier: TokenVerifier, policy: any Policy, configuration: SwitchboardConfiguration, logger: Logger) {
+    init(
+        hub: Hub, verifier: TokenVerifier, policy: any Policy, rules: RulesEngine?, configuration: SwitchboardConfiguration,
+        logger: Logger
+    ) {
         self.hub = hub
         self.verifier = verifier
         self.policy = policy
+        self.rules = rules
         self.configuration = configuration
         self.metrics = hub.metrics
         self.logger = logger
+    }
+
+    /// The identity's tier limits, with the payload limit held to the server's ceiling (frames
+    /// larger than `maxFrameBytes` are never read whole).
+    func limits(for identity: Identity) -> Limits {
+        var limits = policy.limits(for: identity)
+        limits.maxPayloadBytes = min(limits.maxPayloadBytes, configuration.maxPayloadBytes)
+        return limits
     }
 
     /// Seconds since 1970, the clock tokens are checked against.

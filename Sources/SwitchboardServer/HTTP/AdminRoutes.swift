@@ -1,0 +1,60 @@
+import Foundation
+import Hummingbird
+import SwitchboardCore
+import SwitchboardRules
+import SwitchboardWire
+
+/// Operator endpoints, for tokens whose `role` is `admin` or `service_role`.
+///
+/// `GET /admin/rules`: the rules generation in force, its files and load time, and the errors
+/// of the last reload when it failed (the previous generation then keeps serving).
+struct AdminRoutes {
+    let shared: RealtimeContext
+    let rest: RESTRoutes
+
+    func register(on router: Router<BasicRequestContext>) {
+        router.get("/admin/rules") { request, _ in
+            if let refusal = await refuseUnlessAdmin(request) { return refusal }
+            guard let rules = shared.rules else {
+                return RESTRoutes.json(.notFound, ["message": "this server runs a policy given by its embedder, not a rules directory"])
+            }
+            return RESTRoutes.json(.ok, Self.describe(rules))
+        }
+    }
+
+    private func refuseUnlessAdmin(_ request: Request) async -> Response? {
+        guard let identity = await rest.authenticate(request) else {
+            shared.metrics.rejected(.badToken)
+            return RESTRoutes.json(.unauthorized, ["message": "Unauthorized: send an admin token as Authorization: Bearer <jwt>"])
+        }
+        guard identity.isAdmin else {
+            shared.metrics.rejected(.unauthorized)
+            return RESTRoutes.json(
+                .forbidden, ["message": .string("Forbidden: the token's role is \(identity.role); admin or service_role is required")])
+        }
+        return nil
+    }
+
+    static func describe(_ rules: RulesEngine) -> Value {
+        let status = rules.status
+        let set = rules.rules
+        let lastError: Value =
+            status.lastErrors.isEmpty
+            ? .null
+            : .array(
+                status.lastErrors.map { error in
+                    ["code": .string(error.code.description), "location": error.location.map(Value.string) ?? .null, "message": .string(error.message)]
+                })
+        return [
+            "directory": .string(rules.directory.path),
+            "generation": .int(status.generation),
+            "loaded_at": .string(status.loadedAt.formatted(.iso8601)),
+            "files": .array(status.files.map(Value.string)),
+            "channels": .int(set.channels.count),
+            "events": .int(set.events.count),
+            "tiers": .array(set.tiers.keys.sorted().map(Value.string)),
+            "default_tier": .string(set.defaultTier),
+            "last_error": lastError,
+        ]
+    }
+}
