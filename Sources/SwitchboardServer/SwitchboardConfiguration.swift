@@ -14,6 +14,9 @@ public struct SwitchboardConfiguration: Sendable {
     public var rulesDirectory: String = "Rules"
     /// Reload the rules when their files change (inotify, polling where unavailable).
     public var watchRules: Bool = true
+    /// How long the rules files must stay quiet after a change before the reload starts (an
+    /// editor's save is often several writes and a rename).
+    public var rulesReloadDebounce: Duration = .milliseconds(200)
     /// Reload the rules on SIGHUP. Off by default for embedders (a process has one handler per
     /// signal); `switchboard serve` turns it on.
     public var reloadOnHangup: Bool = false

@@ -46,7 +46,8 @@ public struct SwitchboardServer: Sendable {
         realtime = RealtimeService(hub: hub)
         reloader = rules.map {
             RulesReloadService(
-                rules: $0, hub: hub, watchFiles: configuration.watchRules, reloadOnHangup: configuration.reloadOnHangup,
+                rules: $0, hub: hub, watchFiles: configuration.watchRules, debounce: configuration.rulesReloadDebounce,
+                reloadOnHangup: configuration.reloadOnHangup,
                 logger: logger)
         }
     }

@@ -10,12 +10,13 @@ struct RulesReloadService: Service {
     let rules: RulesEngine
     let hub: Hub
     let watchFiles: Bool
+    let debounce: Duration
     let reloadOnHangup: Bool
     let logger: Logger
 
     func run() async throws {
         let (requests, continuation) = AsyncStream<String>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        let watcher = watchFiles ? RulesWatcher(directory: rules.directory) { continuation.yield("files changed") } : nil
+        let watcher = watchFiles ? RulesWatcher(directory: rules.directory, debounce: debounce) { continuation.yield("files changed") } : nil
         watcher?.start()
         if let mechanism = watcher?.mechanism {
             logger.info("watching the rules", metadata: ["directory": "\(rules.directory.path)", "mechanism": "\(mechanism)"])
