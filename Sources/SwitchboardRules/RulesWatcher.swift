@@ -21,16 +21,21 @@ public final class RulesWatcher: Sendable {
     public let directory: URL
     public let debounce: Duration
     public let pollInterval: Duration
+    private let preferred: Mechanism
     private let onChange: @Sendable () -> Void
     private let stopped = Atomic<Bool>(false)
     private let started = Atomic<Bool>(false)
     private let mechanismInUse = Mutex<Mechanism?>(nil)
 
+    /// - Parameter mechanism: `.inotify` (the default) falls back to polling where inotify is
+    ///   unavailable; `.polling` always polls (for file systems inotify does not see, such as
+    ///   some network and container mounts).
     public init(
         directory: URL, debounce: Duration = .milliseconds(200), pollInterval: Duration = .milliseconds(500),
-        onChange: @escaping @Sendable () -> Void
+        mechanism: Mechanism = .inotify, onChange: @escaping @Sendable () -> Void
     ) {
         self.directory = directory
+        self.preferred = mechanism
         self.debounce = debounce
         self.pollInterval = pollInterval
         self.onChange = onChange
@@ -43,7 +48,7 @@ public final class RulesWatcher: Sendable {
     public func start() {
         guard !started.exchange(true, ordering: .relaxed) else { return }
         #if canImport(Glibc)
-        if let inotify = Inotify(directory: directory) {
+        if preferred == .inotify, let inotify = Inotify(directory: directory) {
             mechanismInUse.withLock { $0 = .inotify }
             let thread = Thread { [self] in watch(inotify) }
             thread.name = "switchboard-rules-watcher"
@@ -52,7 +57,9 @@ public final class RulesWatcher: Sendable {
         }
         #endif
         mechanismInUse.withLock { $0 = .polling }
-        let thread = Thread { [self] in poll() }
+        // The first look happens before start() returns, so no change after it is missed.
+        let baseline = Self.fingerprint(directory)
+        let thread = Thread { [self] in poll(from: baseline) }
         thread.name = "switchboard-rules-watcher"
         thread.start()
     }
@@ -89,7 +96,7 @@ public final class RulesWatcher: Sendable {
             case .failed:
                 // The descriptor broke (for example the directory went away): fall back to polling.
                 mechanismInUse.withLock { $0 = .polling }
-                poll()
+                poll(from: Self.fingerprint(directory))
                 return
             }
         }
@@ -98,8 +105,8 @@ public final class RulesWatcher: Sendable {
 
     // MARK: Polling
 
-    private func poll() {
-        var last = Self.fingerprint(directory)
+    private func poll(from baseline: [String: String]) {
+        var last = baseline
         var pendingSince: ContinuousClock.Instant?
         while !isStopped {
             Thread.sleep(forTimeInterval: Double(Self.milliseconds(min(pollInterval, debounce))) / 1000)
