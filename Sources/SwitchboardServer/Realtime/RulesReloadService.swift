@@ -49,7 +49,7 @@ struct RulesReloadService: Service {
         case .failure(let failure):
             logger.error(
                 "rules reload failed; the previous generation keeps serving",
-                metadata: ["trigger": "\(reason)", "generation": "\(rules.status.generation)"])
+                metadata: ["trigger": "\(reason)", "serving_generation": "\(rules.status.generation)"])
             for error in failure.errors { logger.error("\(error)") }
         }
     }
