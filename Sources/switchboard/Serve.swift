@@ -33,6 +33,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "trace, debug, info, notice, warning, error or critical (SWITCHBOARD_LOG_LEVEL, default info).")
     var logLevel: Logger.Level?
     @Option(help: "text or json (SWITCHBOARD_LOG_FORMAT, default text).") var logFormat: LogFormat?
+    @Flag(help: .hidden) var benchmarkAllowEverything = false
 
     func run() async throws {
         let level = try logLevel ?? Environment.string("SWITCHBOARD_LOG_LEVEL").map(Self.parseLevel) ?? .info
@@ -62,6 +63,14 @@ struct Serve: AsyncParsableCommand {
             try slowConsumerBytes ?? Environment.int("SWITCHBOARD_SLOW_CONSUMER_BYTES") ?? configuration.slowConsumerBytes
         configuration.logLevel = level
         try Self.validate(configuration)
+        if benchmarkAllowEverything {
+            // Only for measuring what the rules cost (docs/BENCHMARKS.md): loopback only.
+            guard ["127.0.0.1", "::1", "localhost"].contains(configuration.host) else {
+                throw ValidationError("--benchmark-allow-everything only listens on loopback addresses")
+            }
+            configuration.policy = AllowEverythingPolicy()
+            logger.warning("--benchmark-allow-everything: no rules apply; every token may join and send anywhere")
+        }
 
         let secret = devMode ? auth.hmacSecret : nil
         let host = configuration.host

@@ -1,0 +1,9 @@
+import SwitchboardCore
+
+/// The baseline for measuring what the rules engine costs (`serve --benchmark-allow-everything`,
+/// hidden, loopback only): every join and send is allowed, at no cost.
+struct AllowEverythingPolicy: Policy {
+    func authorizeJoin(_ identity: Identity, channel: ChannelName) -> Decision { .allow }
+    func authorizeSend(_ identity: Identity, channel: ChannelName, event: String, payload: Value?) -> Decision { .allow }
+    func limits(for identity: Identity) -> Limits { Limits(maxChannels: 100, maxPayloadBytes: 16 << 20, messagesPerMinute: .max) }
+}
