@@ -29,7 +29,7 @@ public struct SwitchboardServer: Sendable {
         let metrics = ServerMetrics()
         let hub = Hub(group: group, metrics: metrics)
         let verifier = try await TokenVerifier(configuration.auth)
-        let rules = try configuration.policy == nil ? Self.loadRules(configuration, logger: logger) : nil
+        let rules = try configuration.policy == nil ? Self.loadRules(configuration, metrics: metrics, logger: logger) : nil
         guard let policy = configuration.policy ?? rules else { preconditionFailure("either a policy or rules") }
         let shared = RealtimeContext(
             hub: hub, verifier: verifier, policy: policy, rules: rules, configuration: configuration, logger: logger)
@@ -52,13 +52,19 @@ public struct SwitchboardServer: Sendable {
         }
     }
 
-    private static func loadRules(_ configuration: SwitchboardConfiguration, logger: Logger) throws(ServerStartError) -> RulesEngine {
+    private static func loadRules(
+        _ configuration: SwitchboardConfiguration, metrics: ServerMetrics, logger: Logger
+    ) throws(ServerStartError) -> RulesEngine {
         var options = RulesEngine.Options()
-        options.onHookError = { error in logger.warning("a rule hook failed, so it denied", metadata: ["error": "\(error)"]) }
+        options.onHookError = { error in
+            metrics.ruleHookErrors.increment()
+            logger.warning("a rule hook failed, so it denied", metadata: ["error": "\(error)"])
+        }
         options.onPrint = { line in logger.info("rules: \(line)") }
         do {
             let engine = try RulesEngine(directory: configuration.rulesDirectory, options: options)
             let status = engine.status
+            metrics.rulesGeneration.set(status.generation)
             logger.info(
                 "rules loaded",
                 metadata: ["directory": "\(configuration.rulesDirectory)", "files": "\(status.files.count)", "generation": "\(status.generation)"])

@@ -58,6 +58,8 @@ import Testing
                 #expect(try await attacker.reply(to: "b\(index)").status == "ok")
                 #expect(try await bystander.broadcastEvent("after-\(name)").topic == "realtime:ok:1")
             }
+            let metrics = try await HTTPTests.request(server, "GET", "/metrics").body
+            #expect(metrics.contains("switchboard_rule_hook_errors_total \(Self.hostileBodies.count)"), "\(metrics)")
             await attacker.close()
             await bystander.close()
         }

@@ -171,9 +171,16 @@ struct RulesCopy {
             #expect(try await socket.join("collaboration:s1:c1", ref: "2").status == "ok")
             #expect(try await socket.join("couple:dashboard:c9", ref: "3").status == "error")
 
+            let failedMetrics = try await HTTPTests.request(server, "GET", "/metrics").body
+            #expect(failedMetrics.contains(#"switchboard_rules_reloads_total{result="failed"} 1"#), "\(failedMetrics)")
+            #expect(failedMetrics.contains("switchboard_rules_generation 1"))
+
             try rules.remove("zz_broken.lua")
             let fixed = try await Self.waitForStatus(server) { $0["generation"] == 2 }
             #expect(fixed["last_error"] == .null)
+            let fixedMetrics = try await HTTPTests.request(server, "GET", "/metrics").body
+            #expect(fixedMetrics.contains(#"switchboard_rules_reloads_total{result="ok"} 1"#))
+            #expect(fixedMetrics.contains("switchboard_rules_generation 2"))
             await socket.close()
         }
     }

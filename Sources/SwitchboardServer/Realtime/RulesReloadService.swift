@@ -42,11 +42,14 @@ struct RulesReloadService: Service {
     func reload(because reason: String) async {
         switch rules.reload() {
         case .success(let generation):
+            hub.metrics.rulesGeneration.set(generation)
+            hub.metrics.rulesReloaded.increment()
             let removed = await hub.reauthorizeAll()
             logger.info(
                 "rules reloaded",
                 metadata: ["generation": "\(generation)", "trigger": "\(reason)", "subscriptions_revoked": "\(removed)"])
         case .failure(let failure):
+            hub.metrics.rulesReloadFailed.increment()
             logger.error(
                 "rules reload failed; the previous generation keeps serving",
                 metadata: ["trigger": "\(reason)", "serving_generation": "\(rules.status.generation)"])

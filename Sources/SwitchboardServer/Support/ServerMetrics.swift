@@ -19,6 +19,12 @@ final class ServerMetrics: Sendable {
     let messagesIn: CoreMetrics.Counter
     let messagesOut: CoreMetrics.Counter
     let joinsAccepted: CoreMetrics.Counter
+    /// The rules generation in force.
+    let rulesGeneration: CoreMetrics.Meter
+    let rulesReloaded: CoreMetrics.Counter
+    let rulesReloadFailed: CoreMetrics.Counter
+    /// Hooks that failed (error, budget, memory) and so denied.
+    let ruleHookErrors: CoreMetrics.Counter
     private let subscriptionsByScope: [String: CoreMetrics.Meter]
     private let rejectionsByReason: [String: CoreMetrics.Counter]
 
@@ -38,6 +44,11 @@ final class ServerMetrics: Sendable {
         messagesIn = CoreMetrics.Counter(label: "switchboard_messages_in_total", factory: factory)
         messagesOut = CoreMetrics.Counter(label: "switchboard_messages_out_total", factory: factory)
         joinsAccepted = CoreMetrics.Counter(label: "switchboard_joins_total", factory: factory)
+        rulesGeneration = CoreMetrics.Meter(label: "switchboard_rules_generation", factory: factory)
+        rulesReloaded = CoreMetrics.Counter(label: "switchboard_rules_reloads_total", dimensions: [("result", "ok")], factory: factory)
+        rulesReloadFailed = CoreMetrics.Counter(
+            label: "switchboard_rules_reloads_total", dimensions: [("result", "failed")], factory: factory)
+        ruleHookErrors = CoreMetrics.Counter(label: "switchboard_rule_hook_errors_total", factory: factory)
         var scopes: [String: CoreMetrics.Meter] = [:]
         for scope in Self.knownScopes.union(["other"]) {
             scopes[scope] = CoreMetrics.Meter(label: "switchboard_subscriptions", dimensions: [("scope", scope)], factory: factory)
