@@ -112,7 +112,13 @@ final class HookErrors: Sendable {
     func record(_ error: RulesError) { errors.withLock { $0.append(error) } }
 
     /// The errors recorded since the last call.
-    func drain() -> [RulesError] { errors.withLock { errors in defer { errors = [] }; return errors } }
+    func drain() -> [RulesError] {
+        errors.withLock { errors in
+            let drained = errors
+            errors = []
+            return drained
+        }
+    }
 }
 
 extension RulesTestRunner {
