@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "SwitchboardCore", targets: ["SwitchboardCore"]),
         .library(name: "SwitchboardWire", targets: ["SwitchboardWire"]),
         .library(name: "SwitchboardServer", targets: ["SwitchboardServer"]),
+        .plugin(name: "CheckRules", targets: ["CheckRules"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
@@ -111,6 +112,13 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict
+        ),
+        .plugin(
+            name: "CheckRules",
+            capability: .command(
+                intent: .custom(verb: "check-rules", description: "Check a rules directory with switchboard rules check [DIR]")),
+            dependencies: ["switchboard"],
+            path: "Plugins/CheckRules"
         ),
         .testTarget(name: "SwitchboardCoreTests", dependencies: ["SwitchboardCore"], swiftSettings: strict),
         .testTarget(name: "SwitchboardLuaTests", dependencies: ["SwitchboardLua"], swiftSettings: strict),

@@ -5,8 +5,8 @@ import SwitchboardRules
 /// `switchboard rules`: offline tools for the rules directory.
 struct Rules: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Check rules offline.",
-        subcommands: [Check.self]
+        abstract: "Check and test rules offline.",
+        subcommands: [Check.self, Test.self]
     )
 
     struct Check: AsyncParsableCommand {
@@ -33,6 +33,40 @@ struct Rules: AsyncParsableCommand {
                 "\(directory): ok — \(engine.status.files.count) files, \(rules.channels.count) channels, "
                     + "\(rules.events.count) events, \(rules.tiers.count) tiers (default \(rules.defaultTier))")
             if try Luacheck.run(on: directory, files: engine.status.files) == false { throw ExitCode(1) }
+        }
+    }
+}
+
+extension Rules {
+    /// `switchboard rules test [DIR]`: runs `DIR/tests/*.lua` against the rules in DIR.
+    struct Test: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run the rules directory's tests/*.lua (expect_join, expect_send, expect_limits) and print N passed, N failed.",
+            discussion: "Exits 1 when the rules do not load, a case fails, or no case ran."
+        )
+
+        @Argument(help: "The rules directory (default: SWITCHBOARD_RULES_DIR, else Rules).") var directory: String?
+        @Flag(name: .shortAndLong, help: "Also list the cases that passed.") var verbose = false
+
+        func run() async throws {
+            let directory = directory ?? Environment.string("SWITCHBOARD_RULES_DIR") ?? "Rules"
+            var options = RulesTestRunner.Options()
+            options.onPrint = { print($0) }
+            let report: RulesTestReport
+            do {
+                report = try RulesTestRunner(directory: directory, options: options).run()
+            } catch {
+                for problem in error.errors { FileHandle.standardError.write(Data("\(problem)\n".utf8)) }
+                throw ExitCode(1)
+            }
+            for testCase in report.cases where verbose || !testCase.passed {
+                print(testCase.passed ? "ok \(testCase)" : "\(testCase)")
+            }
+            if report.cases.isEmpty {
+                FileHandle.standardError.write(Data("no test cases ran: add \(directory)/tests/*.lua files that call expect_join, expect_send or expect_limits\n".utf8))
+            }
+            print(report.summary)
+            if !report.succeeded { throw ExitCode(1) }
         }
     }
 }
