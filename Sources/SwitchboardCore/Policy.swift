@@ -13,7 +13,8 @@ public struct Limits: Sendable, Equatable {
     public var maxChannels: Int
     /// Largest accepted user payload, in bytes.
     public var maxPayloadBytes: Int
-    /// Messages per minute per channel (enforced by the rate-limit issue; carried here already).
+    /// Messages per minute per channel: a sender on this tier is refused when the channel has
+    /// carried this many in the last 60 s (from every sender and REST).
     public var messagesPerMinute: Int
 
     public init(maxChannels: Int, maxPayloadBytes: Int, messagesPerMinute: Int) {

@@ -1,4 +1,5 @@
 import Logging
+import NIOCore
 import SwitchboardAuth
 import SwitchboardCore
 
@@ -34,6 +35,10 @@ public struct SwitchboardConfiguration: Sendable {
     public var maxRESTBatch: Int = 100
     /// Log level and format.
     public var logLevel: Logger.Level = .info
+
+    /// Seconds on a monotonic clock, read for rate limits. Replaceable so that tests can move
+    /// time forward instead of waiting.
+    public var monotonicSeconds: @Sendable () -> Double = { Double(NIODeadline.now().uptimeNanoseconds) / 1e9 }
 
     /// A policy to use instead of the rules directory (embedders and tests); nil loads
     /// `rulesDirectory` with the Lua rules engine.

@@ -8,14 +8,24 @@ import Testing
 struct RulesCopy {
     let url: URL
 
-    init() throws {
+    /// - Parameter messagesPerMinute: replaces the default tiers' 100 messages per minute, for
+    ///   tests that stream faster than that.
+    init(messagesPerMinute: Int? = nil) throws {
         url = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-rules-\(UUID().uuidString)")
         let source = URL(fileURLWithPath: TestServer.defaultRules)
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         for name in try FileManager.default.contentsOfDirectory(atPath: source.path) where name != "tests" {
             try FileManager.default.copyItem(at: source.appendingPathComponent(name), to: url.appendingPathComponent(name))
         }
+        if let messagesPerMinute {
+            let tiers = try read("tiers.lua")
+            let raised = tiers.replacingOccurrences(of: "messages_per_minute = 100,", with: "messages_per_minute = \(messagesPerMinute),")
+            guard raised != tiers else { throw RulesCopyError.tiersChanged }
+            try write("tiers.lua", raised)
+        }
     }
+
+    enum RulesCopyError: Error { case tiersChanged }
 
     var path: String { url.path }
 
@@ -95,7 +105,8 @@ struct RulesCopy {
     /// (a) A client broadcasts continuously while a rules file is rewritten 20 times: every
     /// acknowledged message arrives, in order, and no connection is dropped.
     @Test func twentyRewritesDuringContinuousBroadcastLoseNothing() async throws {
-        let rules = try RulesCopy()
+        // The stream is faster than the default 100 messages per minute per channel.
+        let rules = try RulesCopy(messagesPerMinute: 1_000_000)
         defer { rules.delete() }
         let original = try rules.read("channels.lua")
         try await Self.start(rules) { server in

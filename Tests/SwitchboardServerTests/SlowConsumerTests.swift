@@ -33,7 +33,11 @@ import Testing
 
     @Test(.timeLimit(.minutes(1)))
     func stalledSubscriberIsClosedAndOthersKeepReceiving() async throws {
+        // 2,000 messages on one channel: far over the default 100 per minute.
+        let rules = try RulesCopy(messagesPerMinute: 1_000_000)
+        defer { rules.delete() }
         try await withServer({
+            $0.rulesDirectory = rules.path
             $0.slowConsumerBytes = 64 * 1024
             $0.slowConsumerGraceSeconds = 1
         }) { server in

@@ -99,7 +99,18 @@ struct RESTRoutes {
                 prepared.append((channel, event, payload))
             }
         }
-        for (channel, event, payload) in prepared { publish(channel, event: event, payload: payload, identity: identity) }
+        var limited: [String] = []
+        for (channel, event, payload) in prepared {
+            if case .rateLimited(let reason) = publish(channel, event: event, payload: payload, identity: identity) {
+                limited.append(reason)
+            }
+        }
+        if let first = limited.first {
+            let published = prepared.count - limited.count
+            return Self.json(
+                .tooManyRequests,
+                ["message": .string("\(published) of \(prepared.count) messages were published; \(limited.count) were refused: \(first)")])
+        }
         return Response(status: .accepted)
     }
 
@@ -126,7 +137,9 @@ struct RESTRoutes {
         case .failure(let reason):
             return unprocessable("payload", reason.message)
         case .success(let channel):
-            publish(channel, event: event, payload: payload, identity: identity)
+            if case .rateLimited(let reason) = publish(channel, event: event, payload: payload, identity: identity) {
+                return Self.json(.tooManyRequests, ["message": .string(reason)])
+            }
             return Response(status: .accepted)
         }
     }
@@ -148,17 +161,29 @@ struct RESTRoutes {
         return .success(channel)
     }
 
-    /// Publishes when the rules allow; like Supabase, a denied message is skipped silently
-    /// (and counted in `switchboard_rejected_total{reason="unauthorized"}`).
-    private func publish(_ channel: ChannelName, event: String, payload: Value, identity: Identity) {
+    enum PublishOutcome {
+        case published, denied
+        case rateLimited(String)
+    }
+
+    /// Publishes when the rules allow and the channel's budget has room; like Supabase, a
+    /// denied message is skipped silently (and counted in
+    /// `switchboard_rejected_total{reason="unauthorized"}`); a rate-limited one is reported.
+    @discardableResult
+    private func publish(_ channel: ChannelName, event: String, payload: Value, identity: Identity) -> PublishOutcome {
         shared.metrics.messagesIn.increment()
         guard shared.policy.authorizeSend(identity, channel: channel, event: event, payload: payload).isAllowed else {
             shared.metrics.rejected(.unauthorized)
-            return
+            return .denied
+        }
+        let limit = shared.limits(for: identity).messagesPerMinute
+        if case .refused(let retryAfter) = shared.attemptMessage(on: channel, limit: limit) {
+            return .rateLimited(ChannelRateLimiter.reason(channel: channel, limit: limit, retryAfter: retryAfter))
         }
         let topic = "realtime:\(channel)"
         let frame = BroadcastFrame(topic: topic, event: event, payload: payload, binaryBody: nil, meta: nil)
         shared.hub.publish(topic: topic, message: EncodedBroadcast(frame, asBinary: false, allocator: ByteBufferAllocator()), sender: nil)
+        return .published
     }
 
     private func isJSON(_ request: Request) -> Bool {

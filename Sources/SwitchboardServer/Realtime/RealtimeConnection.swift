@@ -352,6 +352,20 @@ final class RealtimeConnection: ChannelInboundHandler {
                 reason: "Unauthorized: You do not have permissions to write to this Channel topic: \(join.channel) (\(why))")
             return
         }
+        if case .refused(let retryAfter) = shared.attemptMessage(on: join.channel, limit: limits.messagesPerMinute) {
+            let reason = ChannelRateLimiter.reason(channel: join.channel, limit: limits.messagesPerMinute, retryAfter: retryAfter)
+            if join.ack {
+                replyError(to: inbound, reason: reason)
+            } else {
+                push(
+                    topic: inbound.topic, joinRef: join.joinRef, event: "system",
+                    payload: [
+                        "extension": "system", "status": "error", "message": .string(reason),
+                        "channel": .string(join.channel.rawValue),
+                    ])
+            }
+            return
+        }
         let binaryBody = inbound.userBroadcast.flatMap { $0.isJSON ? nil : $0.body }
         let message = BroadcastFrame(topic: inbound.topic, event: event, payload: userPayload, binaryBody: binaryBody, meta: nil)
         let allocator = context?.channel.allocator ?? ByteBufferAllocator()

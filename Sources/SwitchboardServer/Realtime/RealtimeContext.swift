@@ -15,6 +15,7 @@ final class RealtimeContext: Sendable {
     let configuration: SwitchboardConfiguration
     let metrics: ServerMetrics
     let logger: Logger
+    let rateLimiter = ChannelRateLimiter()
 
     init(
         hub: Hub, verifier: TokenVerifier, policy: any Policy, rules: RulesEngine?, configuration: SwitchboardConfiguration,
@@ -35,6 +36,13 @@ final class RealtimeContext: Sendable {
         var limits = policy.limits(for: identity)
         limits.maxPayloadBytes = min(limits.maxPayloadBytes, configuration.maxPayloadBytes)
         return limits
+    }
+
+    /// Counts one message against `channel`'s budget (the sender's tier limit per minute).
+    func attemptMessage(on channel: ChannelName, limit: Int) -> SlidingWindow.Outcome {
+        let outcome = rateLimiter.attempt(channel: channel.rawValue, limit: limit, now: configuration.monotonicSeconds())
+        if case .refused = outcome { metrics.rejected(.rateLimited) }
+        return outcome
     }
 
     /// Seconds since 1970, the clock tokens are checked against.

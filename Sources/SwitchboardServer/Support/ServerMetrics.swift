@@ -32,7 +32,7 @@ final class ServerMetrics: Sendable {
     enum Rejection: String, CaseIterable {
         case malformed, unauthorized, payloadTooLarge = "payload_too_large", tooManyChannels = "too_many_channels"
         case unmatchedTopic = "unmatched_topic", invalidTopic = "invalid_topic", unknownEvent = "unknown_event"
-        case badToken = "bad_token", slowConsumer = "slow_consumer"
+        case badToken = "bad_token", slowConsumer = "slow_consumer", rateLimited = "rate_limited"
     }
 
     init() {

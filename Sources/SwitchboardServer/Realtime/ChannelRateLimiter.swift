@@ -1,0 +1,47 @@
+import NIOConcurrencyHelpers
+import SwitchboardCore
+
+/// Per-channel message budgets, shared by every event loop and the REST API: at most the
+/// sender's tier limit of messages in any 60 s window on one channel, counted exactly
+/// (`SlidingWindow`). Channels are spread over lock stripes, so publishers on different loops
+/// rarely meet; every 4096 attempts a stripe drops the windows of channels that have been quiet
+/// for a whole window, so memory follows the channels that are active.
+final class ChannelRateLimiter: Sendable {
+    static let windowSeconds: Double = 60
+
+    private struct Stripe {
+        var windows: [String: SlidingWindow] = [:]
+        var attemptsSinceSweep = 0
+    }
+
+    private let stripes: [NIOLockedValueBox<Stripe>]
+
+    init(stripeCount: Int = 16) {
+        stripes = (0..<max(1, stripeCount)).map { _ in NIOLockedValueBox(Stripe()) }
+    }
+
+    /// Counts one message on `channel` if the budget allows it.
+    func attempt(channel: String, limit: Int, now: Double) -> SlidingWindow.Outcome {
+        let stripe = stripes[Int(UInt(bitPattern: channel.hashValue) % UInt(stripes.count))]
+        return stripe.withLockedValue { stripe in
+            stripe.attemptsSinceSweep += 1
+            if stripe.attemptsSinceSweep >= 4096 {
+                stripe.attemptsSinceSweep = 0
+                stripe.windows = stripe.windows.filter { ($0.value.newest ?? -.infinity) > now - Self.windowSeconds }
+            }
+            return stripe.windows[channel, default: SlidingWindow(window: Self.windowSeconds)].attempt(at: now, limit: limit)
+        }
+    }
+
+    /// Messages counted on `channel` in the window ending at `now`.
+    func count(channel: String, now: Double) -> Int {
+        let stripe = stripes[Int(UInt(bitPattern: channel.hashValue) % UInt(stripes.count))]
+        return stripe.withLockedValue { $0.windows[channel]?.count(at: now) ?? 0 }
+    }
+
+    /// The sentence a refused sender reads.
+    static func reason(channel: ChannelName, limit: Int, retryAfter: Double) -> String {
+        let seconds = max(1, Int(retryAfter.rounded(.up)))
+        return "ChannelRateLimitReached: channel \(channel) allows \(limit) messages per minute; try again in \(seconds) s"
+    }
+}
