@@ -11,6 +11,15 @@ final class ValueTape {
     private(set) var bytes: UnsafeMutablePointer<CChar>
     private var byteCount = 0
     private var byteCapacity: Int
+    /// The tables `LuaArguments` has opened and not yet closed, innermost last.
+    private var open: [OpenTable] = []
+
+    private struct OpenTable {
+        var header: Int
+        var elements: Int64 = 0
+        var fields: Int32 = 0
+        var expectsValue = false
+    }
 
     init() {
         capacity = 16
@@ -28,6 +37,7 @@ final class ValueTape {
     func reset() {
         count = 0
         byteCount = 0
+        open.removeAll(keepingCapacity: true)
         if capacity > 4096 {
             items.deallocate()
             capacity = 16
@@ -51,6 +61,53 @@ final class ValueTape {
         (items + count).initialize(
             to: sb_item(kind: kind, fields: fields, integer: integer, number: number, bytes: nil, length: length))
         count += 1
+    }
+
+    // MARK: Structure checks for `LuaArguments`
+
+    var openTables: Int { open.count }
+
+    /// Counts the value about to be written as a list element or a field value of the open table.
+    func beforeValue() throws(LuaError) {
+        guard let last = open.indices.last else { return }
+        if open[last].expectsValue {
+            open[last].expectsValue = false
+        } else if open[last].fields > 0 {
+            throw LuaError(.typeMismatch, "a list element was written after a table field")
+        } else {
+            open[last].elements += 1
+        }
+    }
+
+    func beforeKey() throws(LuaError) {
+        guard let last = open.indices.last, !open[last].expectsValue else {
+            throw LuaError(.typeMismatch, "a table key was written outside a table or in place of a value")
+        }
+        guard open[last].fields < Int32.max else { throw LuaError(.typeMismatch, "a table has too many fields") }
+        open[last].fields += 1
+        open[last].expectsValue = true
+    }
+
+    func openTable() {
+        open.append(OpenTable(header: count))
+        append(kind: SB_TABLE)
+    }
+
+    func closeTable() throws(LuaError) {
+        guard let table = open.last, !table.expectsValue else {
+            throw LuaError(.typeMismatch, "a table was closed that is not open, or a field has no value")
+        }
+        open.removeLast()
+        items[table.header].integer = table.elements
+        items[table.header].fields = table.fields
+    }
+
+    /// Appends a string item (its bytes go to the byte buffer).
+    func append(string: Substring) {
+        let placed =
+            string.utf8.withContiguousStorageIfAvailable { appendBytes(UnsafeRawBufferPointer($0)) }
+            ?? Array(string.utf8).withUnsafeBytes { appendBytes($0) }
+        append(kind: SB_STRING, integer: Int64(placed.offset), length: placed.length)
     }
 
     /// Appends a string item (its bytes go to the byte buffer).

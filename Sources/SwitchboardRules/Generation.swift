@@ -10,10 +10,21 @@ final class Generation: Sendable {
         case channel, event
     }
 
-    /// One Lua state, used by one caller at a time.
+    /// Which hook of a declaration runs.
+    enum Hook: String {
+        case join, send
+    }
+
+    /// One Lua state, used by one caller at a time, with its `__sb_hook` dispatcher.
     final class Lane: Sendable {
-        let state: Mutex<LuaState>
-        init(_ state: consuming sending LuaState) { self.state = Mutex(state) }
+        struct State {
+            let lua: LuaState
+            /// `__sb_hook`, read once at load so that a call needs no global lookup.
+            let dispatch: LuaFunctionRef
+        }
+
+        let state: Mutex<State>
+        init(_ state: consuming sending State) { self.state = Mutex(state) }
     }
 
     let number: Int
@@ -94,7 +105,16 @@ final class Generation: Sendable {
                     return .failure(RulesLoadError(errors: [RulesError(.loadFailed, "reading the declarations failed: \(error)")]))
                 }
             }
-            lanes.append(Lane(state))
+            let dispatch: LuaFunctionRef
+            do {
+                guard let function = try state.globalValue("__sb_hook")?.function else {
+                    return .failure(RulesLoadError(errors: [RulesError(.loadFailed, "the rules replaced the global __sb_hook")]))
+                }
+                dispatch = function
+            } catch {
+                return .failure(RulesLoadError(errors: [RulesError(.loadFailed, "reading __sb_hook failed: \(error)")]))
+            }
+            lanes.append(Lane(Lane.State(lua: state, dispatch: dispatch)))
         }
         switch RuleSet.build(from: declarations ?? .null) {
         case .failure(let errors):
@@ -129,28 +149,55 @@ final class Generation: Sendable {
 
     /// Runs one hook on a free lane and turns its answer into a decision. A hook that fails
     /// denies, and the failure goes to `onHookError` with the rule file and line.
+    ///
+    /// Every call builds fresh `user`, `ch` (and for `send`, `msg`) tables in Lua, written
+    /// straight from the claims, the channel name and the payload onto the argument tape; no
+    /// table is shared between calls, so nothing a hook stores in or on them (fields,
+    /// metatables, references kept in globals) can reach another caller's decision.
     func hook(
-        _ owner: HookOwner, _ index: Int, _ name: String, _ identity: Identity, channel: ChannelName,
-        rule: RuleSet.Channel, captures: [String: String], message: Value?, options: RulesEngine.Options
+        _ owner: HookOwner, _ index: Int, _ hook: Hook, _ identity: Identity, channel: ChannelName,
+        rule: RuleSet.Channel, event: (name: String, payload: Value?)?, options: RulesEngine.Options
     ) -> Decision {
-        var ch = Value.Object(captures.sorted { $0.key < $1.key }.map { (key: $0.key, value: Value.string($0.value)) })
-        ch["name"] = .string(channel.rawValue)
-        ch["kind"] = .string(rule.kind.rawValue)
-        var arguments: [LuaValue] = [
-            .string(owner.rawValue), .integer(Int64(index)), .string(name), LuaBridge.lua(.object(identity.claims)),
-            LuaBridge.lua(.object(ch)),
-        ]
-        if let message { arguments.append(LuaBridge.lua(message)) }
         let lane = lanes[nextLane.wrappingAdd(1, ordering: .relaxed).oldValue % lanes.count]
-        let result: [LuaValue]
+        let answer: (allowed: Bool, reason: String?)
         do {
-            result = try lane.state.withLock { state throws(LuaError) in try state.call(global: "__sb_hook", arguments) }
+            answer = try lane.state.withLock { lane throws(LuaError) in
+                try lane.lua.call(lane.dispatch) { arguments throws(LuaError) in
+                    try arguments.write(owner.rawValue)
+                    try arguments.write(Int64(index))
+                    try arguments.write(hook.rawValue)
+                    try LuaBridge.write(identity.claims, into: &arguments)
+                    // ch: the captures, then name and kind (which win over captures of those names).
+                    try arguments.beginTable()
+                    try rule.pattern.forEachCapture(in: channel) { name, value throws(LuaError) in
+                        try arguments.key(name)
+                        try arguments.write(value)
+                    }
+                    try arguments.key("name")
+                    try arguments.write(channel.rawValue)
+                    try arguments.key("kind")
+                    try arguments.write(rule.kind.rawValue)
+                    try arguments.endTable()
+                    if let event {
+                        try arguments.beginTable()
+                        try arguments.key("event")
+                        try arguments.write(event.name)
+                        try arguments.key("payload")
+                        try LuaBridge.write(event.payload ?? .null, into: &arguments)
+                        try arguments.endTable()
+                    }
+                } results: { results in
+                    if results.boolean(at: 0) == true { return (true, nil) }
+                    return (false, results.string(at: 1))
+                }
+            }
         } catch {
-            options.onHookError(RulesError(.hookFailed, "\(name) for \(channel): \(error.message)", at: error.location ?? rule.location))
+            options.onHookError(
+                RulesError(.hookFailed, "\(hook.rawValue) for \(channel): \(error.message)", at: error.location ?? rule.location))
             return .deny("the rules could not decide (the operator can see why in the server log)")
         }
-        if result.first == .boolean(true) { return .allow }
-        if result.count > 1, let reason = result[1].string, !reason.isEmpty { return .deny(reason) }
-        return .deny("\(name) refused by the rules for \(channel)")
+        if answer.allowed { return .allow }
+        if let reason = answer.reason, !reason.isEmpty { return .deny(reason) }
+        return .deny("\(hook.rawValue) refused by the rules for \(channel)")
     }
 }
