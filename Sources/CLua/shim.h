@@ -29,6 +29,8 @@
 #define SB_STRING 4
 #define SB_TABLE 5
 #define SB_FUNCTION 6
+#define SB_KEEP 7
+#define SB_KEPT 8
 
 /*
  * One value, in prefix order. A table item is followed by its `integer` array values (keys
@@ -40,6 +42,10 @@
  *               integer = byte offset into the tape's byte buffer (tapes pushed to Lua)
  *   SB_TABLE    integer = array length, fields = string-keyed field count
  *   SB_FUNCTION integer = reference number in the host's function table
+ *   SB_KEEP     (tapes pushed to Lua) integer = slot; the next item, a table, is pushed as
+ *               usual and a template of it is kept in that slot of the host's kept tables
+ *   SB_KEPT     (tapes pushed to Lua) integer = slot; pushes a fresh deep copy of the
+ *               template kept there
  */
 typedef struct sb_item {
     int32_t kind;
@@ -125,6 +131,8 @@ typedef struct sb_host {
 
     /* Registry references of the function table (number -> function) and its inverse. */
     int functions;
+    /* Registry reference of the kept tables (slot -> template {k1, v1, k2, v2, ...}). */
+    int kept;
     int function_numbers;
     int64_t next_function;
 } sb_host;
@@ -336,6 +344,69 @@ static inline int sb_read(lua_State *L, sb_host *h, int idx, int depth) {
 
 /* ---- Pushing a tape's values ------------------------------------------------------------- */
 
+/* Pushes a deep copy of the table at absolute index `src` (no metatable). */
+static inline void sb_copy_table(lua_State *L, int src, int depth) {
+    if (depth > SB_DEPTH_CAP) luaL_error(L, "a kept table nests too deep");
+    luaL_checkstack(L, 6, "copying a kept table");
+    lua_createtable(L, 0, 4);
+    int dst = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, src)) {
+        int value = lua_gettop(L);
+        lua_pushvalue(L, value - 1);
+        if (lua_type(L, value) == LUA_TTABLE) sb_copy_table(L, value, depth + 1);
+        else lua_pushvalue(L, value);
+        lua_rawset(L, dst);
+        lua_pop(L, 1);
+    }
+}
+
+/* Keeps a template of the table at absolute index `t` in `slot`: {k1, v1, k2, v2, ...}, nested
+ * tables deep-copied, so nothing a script later does to `t` reaches the template. */
+static inline void sb_keep(lua_State *L, sb_host *h, int t, lua_Integer slot, int depth) {
+    luaL_checkstack(L, 6, "keeping a table");
+    lua_createtable(L, 8, 0);
+    int template = lua_gettop(L);
+    lua_Integer n = 0;
+    lua_pushnil(L);
+    while (lua_next(L, t)) {
+        int value = lua_gettop(L);
+        lua_pushvalue(L, value - 1);
+        lua_rawseti(L, template, ++n);
+        if (lua_type(L, value) == LUA_TTABLE) sb_copy_table(L, value, depth + 1);
+        else lua_pushvalue(L, value);
+        lua_rawseti(L, template, ++n);
+        lua_pop(L, 1);
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->kept);
+    lua_pushvalue(L, template);
+    lua_rawseti(L, -2, slot);
+    lua_pop(L, 2);
+}
+
+/* Pushes a fresh copy of the template kept in `slot`. Raises when the slot is empty. */
+static inline void sb_push_kept(lua_State *L, sb_host *h, lua_Integer slot, int depth) {
+    luaL_checkstack(L, 6, "pushing a kept table");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->kept);
+    if (lua_rawgeti(L, -1, slot) != LUA_TTABLE) {
+        luaL_error(L, "no table is kept in slot %lld", (long long)slot);
+        return;
+    }
+    int template = lua_gettop(L);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, template);
+    lua_createtable(L, 0, (int)(n / 2));
+    for (lua_Integer i = 1; i < n; i += 2) {
+        lua_rawgeti(L, template, i);
+        if (lua_rawgeti(L, template, i + 1) == LUA_TTABLE) {
+            sb_copy_table(L, lua_gettop(L), depth + 1);
+            lua_remove(L, -2);
+        }
+        lua_rawset(L, -3);
+    }
+    lua_replace(L, template - 1); /* the copy replaces the kept-tables table */
+    lua_pop(L, 1);                /* the template */
+}
+
 /* Pushes the value starting at items[i]; returns the index after it. Raises on failure. */
 static inline size_t sb_push(lua_State *L, sb_host *h, const sb_item *items, size_t count, size_t i,
                              const char *bytes, int depth) {
@@ -367,6 +438,18 @@ static inline size_t sb_push(lua_State *L, sb_host *h, const sb_item *items, siz
             luaL_error(L, "function reference %lld was released", (long long)item->integer);
             return count;
         }
+        return i + 1;
+    case SB_KEEP: {
+        if (i + 1 >= count || items[i + 1].kind != SB_TABLE) {
+            luaL_error(L, "malformed value tape");
+            return count;
+        }
+        size_t next = sb_push(L, h, items, count, i + 1, bytes, depth);
+        sb_keep(L, h, lua_gettop(L), (lua_Integer)item->integer, depth);
+        return next;
+    }
+    case SB_KEPT:
+        sb_push_kept(L, h, (lua_Integer)item->integer, depth);
         return i + 1;
     case SB_TABLE: {
         int array = item->integer > INT32_MAX ? INT32_MAX : (int)item->integer;
@@ -549,6 +632,8 @@ static inline int sb_open(lua_State *L, sb_host *h) {
     lua_createtable(L, 0, 0);
     h->function_numbers = luaL_ref(L, LUA_REGISTRYINDEX);
     h->next_function = 1;
+    lua_createtable(L, 4, 0);
+    h->kept = luaL_ref(L, LUA_REGISTRYINDEX);
     return 0;
 }
 

@@ -10,10 +10,10 @@ import CLua
 /// table, nesting past `maxValueDepth`) makes the call fail with `.typeMismatch` before any
 /// Lua code runs.
 public struct LuaArguments: ~Copyable {
-    private let tape: ValueTape
+    var tape: TapeStorage
     private let maxDepth: Int
 
-    init(tape: ValueTape, maxDepth: Int) {
+    init(tape: TapeStorage, maxDepth: Int) {
         self.tape = tape
         self.maxDepth = maxDepth
     }
@@ -57,10 +57,33 @@ public struct LuaArguments: ~Copyable {
     /// Opens a table: list elements, then `key(_:)` + value pairs, then `endTable()`.
     public mutating func beginTable() throws(LuaError) {
         try tape.beforeValue()
-        guard tape.openTables < maxDepth else {
+        guard tape.openCount < maxDepth else {
             throw LuaError(.typeMismatch, "tables nest deeper than \(maxDepth) levels")
         }
         tape.openTable()
+    }
+
+    /// Opens a table, like `beginTable()`, that the state also keeps as a template in `slot`
+    /// (1...1024) once the call has pushed it; nested tables are copied into the template.
+    /// The script gets the table itself, so nothing it does to it reaches the template.
+    public mutating func beginTable(keepingAs slot: Int) throws(LuaError) {
+        guard (1...1024).contains(slot) else { throw LuaError(.invalidArgument, "kept table slot \(slot) is not in 1...1024") }
+        try tape.beforeValue()
+        guard tape.openCount < maxDepth else {
+            throw LuaError(.typeMismatch, "tables nest deeper than \(maxDepth) levels")
+        }
+        tape.append(kind: SB_KEEP, integer: Int64(slot))
+        tape.openTable()
+    }
+
+    /// A fresh copy of the table kept in `slot` by an earlier call's `beginTable(keepingAs:)`:
+    /// cheaper than writing the table again, and as private to this call as a new table.
+    /// The call fails with `.runtime` when nothing is kept there (the state never drops a
+    /// kept table, but a call that failed may have left the slot unset or replaced).
+    public mutating func writeKept(_ slot: Int) throws(LuaError) {
+        guard (1...1024).contains(slot) else { throw LuaError(.invalidArgument, "kept table slot \(slot) is not in 1...1024") }
+        try tape.beforeValue()
+        tape.append(kind: SB_KEPT, integer: Int64(slot))
     }
 
     /// The key of the next field of the innermost open table; the next value written is its value.

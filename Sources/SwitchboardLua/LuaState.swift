@@ -160,11 +160,13 @@ public final class LuaState {
         defer { busy = false }
         try checkOwned(function)
         argumentTape.reset()
-        var writer = LuaArguments(tape: argumentTape, maxDepth: configuration.maxValueDepth)
+        var writer = LuaArguments(tape: argumentTape.storage, maxDepth: configuration.maxValueDepth)
+        defer { argumentTape.storage = writer.tape }  // the buffers may have grown
         try arguments(&writer)
-        guard argumentTape.openTables == 0 else {
+        guard writer.tape.openCount == 0 else {
             throw LuaError(.typeMismatch, "the arguments leave a table open")
         }
+        argumentTape.storage = writer.tape
         host.pointee.push_items = UnsafePointer(argumentTape.items)
         host.pointee.push_count = argumentTape.count
         host.pointee.push_bytes = UnsafePointer(argumentTape.bytes)

@@ -21,7 +21,20 @@ final class Generation: Sendable {
             let lua: LuaState
             /// `__sb_hook`, read once at load so that a call needs no global lookup.
             let dispatch: LuaFunctionRef
+            /// The claims whose `user` table the state keeps in `userSlot`, if any.
+            var keptClaims: Value.Object?
+            /// The rule index and channel whose `ch` table the state keeps in `channelSlot`, if any.
+            var keptChannel: (rule: Int, name: String)?
+
+            init(lua: LuaState, dispatch: LuaFunctionRef) {
+                self.lua = lua
+                self.dispatch = dispatch
+            }
         }
+
+        /// Kept-table slots (`LuaArguments.beginTable(keepingAs:)`).
+        static let userSlot = 1
+        static let channelSlot = 2
 
         let state: Mutex<State>
         init(_ state: consuming sending State) { self.state = Mutex(state) }
@@ -150,46 +163,70 @@ final class Generation: Sendable {
     /// Runs one hook on a free lane and turns its answer into a decision. A hook that fails
     /// denies, and the failure goes to `onHookError` with the rule file and line.
     ///
-    /// Every call builds fresh `user`, `ch` (and for `send`, `msg`) tables in Lua, written
-    /// straight from the claims, the channel name and the payload onto the argument tape; no
-    /// table is shared between calls, so nothing a hook stores in or on them (fields,
-    /// metatables, references kept in globals) can reach another caller's decision.
+    /// Every call gives the hook fresh `user`, `ch` (and for `send`, `msg`) tables; no table
+    /// is shared between calls, so nothing a hook stores in or on them (fields, metatables,
+    /// references kept in globals) can reach another call's decision. To make that cheap,
+    /// each lane keeps a template of the last `user` and `ch` tables it built (in the Lua
+    /// registry, out of scripts' reach): when the next call on the lane has the same claims or
+    /// the same channel, the C side copies the template instead of converting and interning
+    /// every claim again. A failed call forgets both templates.
     func hook(
         _ owner: HookOwner, _ index: Int, _ hook: Hook, _ identity: Identity, channel: ChannelName,
         rule: RuleSet.Channel, event: (name: String, payload: Value?)?, options: RulesEngine.Options
     ) -> Decision {
         let lane = lanes[nextLane.wrappingAdd(1, ordering: .relaxed).oldValue % lanes.count]
         let answer: (allowed: Bool, reason: String?)
-        do {
+        do throws(LuaError) {
             answer = try lane.state.withLock { lane throws(LuaError) in
-                try lane.lua.call(lane.dispatch) { arguments throws(LuaError) in
-                    try arguments.write(owner.rawValue)
-                    try arguments.write(Int64(index))
-                    try arguments.write(hook.rawValue)
-                    try LuaBridge.write(identity.claims, into: &arguments)
-                    // ch: the captures, then name and kind (which win over captures of those names).
-                    try arguments.beginTable()
-                    try rule.pattern.forEachCapture(in: channel) { name, value throws(LuaError) in
-                        try arguments.key(name)
-                        try arguments.write(value)
+                let claimsKept = lane.keptClaims.map { Self.same($0, identity.claims) } ?? false
+                let channelKept = lane.keptChannel.map { $0.rule == rule.index && $0.name == channel.rawValue } ?? false
+                let lua = lane.lua
+                let result: (allowed: Bool, reason: String?)
+                do throws(LuaError) {
+                    result = try lua.call(lane.dispatch) { arguments throws(LuaError) in
+                        try arguments.write(owner.rawValue)
+                        try arguments.write(Int64(index))
+                        try arguments.write(hook.rawValue)
+                        if claimsKept {
+                            try arguments.writeKept(Lane.userSlot)
+                        } else {
+                            try LuaBridge.write(identity.claims, into: &arguments, keepingAs: Lane.userSlot)
+                        }
+                        if channelKept {
+                            try arguments.writeKept(Lane.channelSlot)
+                        } else {
+                            // ch: the captures, then name and kind (which win over captures of those names).
+                            try arguments.beginTable(keepingAs: Lane.channelSlot)
+                            try rule.pattern.forEachCapture(in: channel) { name, value throws(LuaError) in
+                                try arguments.key(name)
+                                try arguments.write(value)
+                            }
+                            try arguments.key("name")
+                            try arguments.write(channel.rawValue)
+                            try arguments.key("kind")
+                            try arguments.write(rule.kind.rawValue)
+                            try arguments.endTable()
+                        }
+                        if let event {
+                            try arguments.beginTable()
+                            try arguments.key("event")
+                            try arguments.write(event.name)
+                            try arguments.key("payload")
+                            try LuaBridge.write(event.payload ?? .null, into: &arguments)
+                            try arguments.endTable()
+                        }
+                    } results: { results in
+                        if results.boolean(at: 0) == true { return (true, nil) }
+                        return (false, results.string(at: 1))
                     }
-                    try arguments.key("name")
-                    try arguments.write(channel.rawValue)
-                    try arguments.key("kind")
-                    try arguments.write(rule.kind.rawValue)
-                    try arguments.endTable()
-                    if let event {
-                        try arguments.beginTable()
-                        try arguments.key("event")
-                        try arguments.write(event.name)
-                        try arguments.key("payload")
-                        try LuaBridge.write(event.payload ?? .null, into: &arguments)
-                        try arguments.endTable()
-                    }
-                } results: { results in
-                    if results.boolean(at: 0) == true { return (true, nil) }
-                    return (false, results.string(at: 1))
+                } catch {
+                    lane.keptClaims = nil
+                    lane.keptChannel = nil
+                    throw error
                 }
+                if !claimsKept { lane.keptClaims = identity.claims }
+                if !channelKept { lane.keptChannel = (rule.index, channel.rawValue) }
+                return result
             }
         } catch {
             options.onHookError(
@@ -199,5 +236,13 @@ final class Generation: Sendable {
         if answer.allowed { return .allow }
         if let reason = answer.reason, !reason.isEmpty { return .deny(reason) }
         return .deny("\(hook.rawValue) refused by the rules for \(channel)")
+    }
+
+    /// Equal claims, answering at once when both share one buffer (the same token's identity).
+    private static func same(_ a: Value.Object, _ b: Value.Object) -> Bool {
+        let shared = a.members.withUnsafeBufferPointer { a in
+            b.members.withUnsafeBufferPointer { b in a.baseAddress == b.baseAddress && a.count == b.count }
+        }
+        return shared || a == b
     }
 }

@@ -89,3 +89,43 @@ import Testing
         #expect(failed?.description == "b.lua:1: no")
     }
 }
+
+/// Kept tables: a template kept by one call, copied fresh into later ones.
+@Suite struct LuaKeptTableTests {
+    @Test func keptTablesAreCopiedAndPrivateToEachCall() throws {
+        let lua = try makeState()
+        try lua.load(
+            source: "function touch(t) local before = t.name .. '/' .. tostring(t.extra) .. '/' .. t.inner.n t.extra = 1 t.inner.n = 0 t.name = 'changed' return before end",
+            chunkName: "k.lua")
+        let touch = try #require(try lua.globalValue("touch")?.function)
+        let first = try lua.call(touch) { arguments throws(LuaError) in
+            try arguments.beginTable(keepingAs: 3)
+            try arguments.key("name")
+            try arguments.write("kept")
+            try arguments.key("inner")
+            try arguments.beginTable()
+            try arguments.key("n")
+            try arguments.write(Int64(5))
+            try arguments.endTable()
+            try arguments.endTable()
+        } results: { $0.string(at: 0) }
+        #expect(first == "kept/nil/5")
+        for _ in 0..<2 {
+            let again = try lua.call(touch) { arguments throws(LuaError) in try arguments.writeKept(3) } results: { $0.string(at: 0) }
+            #expect(again == "kept/nil/5")
+        }
+    }
+
+    @Test func anEmptySlotFailsTheCall() throws {
+        let lua = try makeState()
+        let echo = try LuaArgumentsTests().echo(lua)
+        let error = luaError { () throws(LuaError) in
+            try lua.call(echo) { arguments throws(LuaError) in try arguments.writeKept(9) } results: { _ in () }
+        }
+        #expect(error?.code == .runtime)
+        let badSlot = luaError { () throws(LuaError) in
+            try lua.call(echo) { arguments throws(LuaError) in try arguments.writeKept(0) } results: { _ in () }
+        }
+        #expect(badSlot?.code == .invalidArgument)
+    }
+}
