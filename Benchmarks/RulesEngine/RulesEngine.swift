@@ -60,6 +60,21 @@ let benchmarks: @Sendable () -> Void = {
     expect(engine.authorizeSend(supplier, channel: collaboration, event: "comment:added", payload: comment), allowed: true, "send allow")
     expect(engine.authorizeSend(strangerCouple, channel: collaboration, event: "comment:added", payload: comment), allowed: false, "send deny")
 
+    // Three suppliers on their own dashboards in turn: with two lanes taken round-robin, no
+    // call finds the previous call's claims or channel on its lane (worst case for the
+    // engine's per-lane table templates).
+    let rotating = (1...3).map { (identity(role: "supplier", sub: "u-s\($0)", supplier: "s\($0)"), channel("supplier:dashboard:s\($0)")) }
+    for (user, dashboard) in rotating { expect(engine.authorizeJoin(user, channel: dashboard), allowed: true, "join allow rotating") }
+
+    Benchmark("join allow, 3 users rotating (supplier:dashboard:sN by sN)") { benchmark in
+        var next = 0
+        for _ in benchmark.scaledIterations {
+            let (user, dashboard) = rotating[next]
+            blackHole(engine.authorizeJoin(user, channel: dashboard))
+            next = next == 2 ? 0 : next + 1
+        }
+    }
+
     Benchmark("join allow (supplier:dashboard:s1 by s1)") { benchmark in
         for _ in benchmark.scaledIterations {
             blackHole(engine.authorizeJoin(supplier, channel: dashboard))

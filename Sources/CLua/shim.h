@@ -361,27 +361,13 @@ static inline void sb_copy_table(lua_State *L, int src, int depth) {
     }
 }
 
-/* Keeps a template of the table at absolute index `t` in `slot`: {k1, v1, k2, v2, ...}, nested
- * tables deep-copied, so nothing a script later does to `t` reaches the template. */
-static inline void sb_keep(lua_State *L, sb_host *h, int t, lua_Integer slot, int depth) {
-    luaL_checkstack(L, 6, "keeping a table");
-    lua_createtable(L, 8, 0);
-    int template = lua_gettop(L);
-    lua_Integer n = 0;
-    lua_pushnil(L);
-    while (lua_next(L, t)) {
-        int value = lua_gettop(L);
-        lua_pushvalue(L, value - 1);
-        lua_rawseti(L, template, ++n);
-        if (lua_type(L, value) == LUA_TTABLE) sb_copy_table(L, value, depth + 1);
-        else lua_pushvalue(L, value);
-        lua_rawseti(L, template, ++n);
-        lua_pop(L, 1);
-    }
-    lua_rawgeti(L, LUA_REGISTRYINDEX, h->kept);
-    lua_pushvalue(L, template);
-    lua_rawseti(L, -2, slot);
-    lua_pop(L, 2);
+/* Appends the value on top of the stack to the template at `template` (a deep copy when it
+ * is a table, so nothing a script later does to the pushed table reaches the template). */
+static inline void sb_template_append(lua_State *L, int template, lua_Integer *filled, int depth) {
+    int value = lua_gettop(L);
+    if (lua_type(L, value) == LUA_TTABLE) sb_copy_table(L, value, depth + 1);
+    else lua_pushvalue(L, value);
+    lua_rawseti(L, template, ++*filled);
 }
 
 /* Pushes a fresh copy of the template kept in `slot`. Raises when the slot is empty. */
@@ -405,6 +391,43 @@ static inline void sb_push_kept(lua_State *L, sb_host *h, lua_Integer slot, int 
     }
     lua_replace(L, template - 1); /* the copy replaces the kept-tables table */
     lua_pop(L, 1);                /* the template */
+}
+
+static inline size_t sb_push(lua_State *L, sb_host *h, const sb_item *items, size_t count, size_t i,
+                             const char *bytes, int depth);
+
+/* Pushes the table item at items[i] and its contents; with `template` (an absolute index, or 0)
+ * also appends each key and value to that template. Returns the index after the table. */
+static inline size_t sb_push_table(lua_State *L, sb_host *h, const sb_item *items, size_t count, size_t i,
+                                   const char *bytes, int depth, int template, lua_Integer *filled) {
+    const sb_item *item = &items[i];
+    int array = item->integer > INT32_MAX ? INT32_MAX : (int)item->integer;
+    lua_createtable(L, array, item->fields);
+    size_t next = i + 1;
+    for (int64_t k = 1; k <= item->integer; k++) {
+        next = sb_push(L, h, items, count, next, bytes, depth + 1);
+        if (template) {
+            lua_pushinteger(L, (lua_Integer)k);
+            lua_rawseti(L, template, ++*filled);
+            sb_template_append(L, template, filled, depth);
+        }
+        lua_rawseti(L, -2, (lua_Integer)k);
+    }
+    for (int32_t f = 0; f < item->fields; f++) {
+        if (next >= count || items[next].kind != SB_STRING) {
+            luaL_error(L, "malformed value tape");
+            return count;
+        }
+        next = sb_push(L, h, items, count, next, bytes, depth + 1);
+        next = sb_push(L, h, items, count, next, bytes, depth + 1);
+        if (template) {
+            lua_pushvalue(L, -2);
+            lua_rawseti(L, template, ++*filled);
+            sb_template_append(L, template, filled, depth);
+        }
+        lua_rawset(L, -3);
+    }
+    return next;
 }
 
 /* Pushes the value starting at items[i]; returns the index after it. Raises on failure. */
@@ -440,36 +463,39 @@ static inline size_t sb_push(lua_State *L, sb_host *h, const sb_item *items, siz
         }
         return i + 1;
     case SB_KEEP: {
+        /* The table is pushed as usual while its template {k1, v1, k2, v2, ...} is written
+         * into the slot's existing template table (no new table, no garbage, once warm). */
         if (i + 1 >= count || items[i + 1].kind != SB_TABLE) {
             luaL_error(L, "malformed value tape");
             return count;
         }
-        size_t next = sb_push(L, h, items, count, i + 1, bytes, depth);
-        sb_keep(L, h, lua_gettop(L), (lua_Integer)item->integer, depth);
+        luaL_checkstack(L, 4, "keeping a table");
+        lua_rawgeti(L, LUA_REGISTRYINDEX, h->kept);
+        int kept = lua_gettop(L);
+        if (lua_rawgeti(L, kept, (lua_Integer)item->integer) != LUA_TTABLE) {
+            lua_pop(L, 1);
+            int64_t size = 2 * (items[i + 1].integer + items[i + 1].fields);
+            lua_createtable(L, size > INT32_MAX ? INT32_MAX : (int)size, 0);
+            lua_pushvalue(L, -1);
+            lua_rawseti(L, kept, (lua_Integer)item->integer);
+        }
+        int template = lua_gettop(L);
+        lua_Integer previous = (lua_Integer)lua_rawlen(L, template);
+        lua_Integer filled = 0;
+        size_t next = sb_push_table(L, h, items, count, i + 1, bytes, depth, template, &filled);
+        for (lua_Integer k = filled + 1; k <= previous; k++) {
+            lua_pushnil(L);
+            lua_rawseti(L, template, k);
+        }
+        lua_rotate(L, kept, 1); /* the table under the kept-tables table and the template */
+        lua_pop(L, 2);
         return next;
     }
     case SB_KEPT:
         sb_push_kept(L, h, (lua_Integer)item->integer, depth);
         return i + 1;
-    case SB_TABLE: {
-        int array = item->integer > INT32_MAX ? INT32_MAX : (int)item->integer;
-        lua_createtable(L, array, item->fields);
-        size_t next = i + 1;
-        for (int64_t k = 1; k <= item->integer; k++) {
-            next = sb_push(L, h, items, count, next, bytes, depth + 1);
-            lua_rawseti(L, -2, (lua_Integer)k);
-        }
-        for (int32_t f = 0; f < item->fields; f++) {
-            if (next >= count || items[next].kind != SB_STRING) {
-                luaL_error(L, "malformed value tape");
-                return count;
-            }
-            next = sb_push(L, h, items, count, next, bytes, depth + 1);
-            next = sb_push(L, h, items, count, next, bytes, depth + 1);
-            lua_rawset(L, -3);
-        }
-        return next;
-    }
+    case SB_TABLE:
+        return sb_push_table(L, h, items, count, i, bytes, depth, 0, NULL);
     default:
         lua_pushnil(L);
         return i + 1;

@@ -25,6 +25,10 @@ final class Generation: Sendable {
             var keptClaims: Value.Object?
             /// The rule index and channel whose `ch` table the state keeps in `channelSlot`, if any.
             var keptChannel: (rule: Int, name: String)?
+            /// The previous call's claims and channel: a template is only kept for claims or a
+            /// channel seen twice in a row, so calls that never repeat pay nothing for it.
+            var lastClaims: Value.Object?
+            var lastChannel: (rule: Int, name: String)?
 
             init(lua: LuaState, dispatch: LuaFunctionRef) {
                 self.lua = lua
@@ -165,11 +169,11 @@ final class Generation: Sendable {
     ///
     /// Every call gives the hook fresh `user`, `ch` (and for `send`, `msg`) tables; no table
     /// is shared between calls, so nothing a hook stores in or on them (fields, metatables,
-    /// references kept in globals) can reach another call's decision. To make that cheap,
-    /// each lane keeps a template of the last `user` and `ch` tables it built (in the Lua
-    /// registry, out of scripts' reach): when the next call on the lane has the same claims or
-    /// the same channel, the C side copies the template instead of converting and interning
-    /// every claim again. A failed call forgets both templates.
+    /// references kept in globals) can reach another call's decision. To make repeats cheap,
+    /// a lane keeps a template of a `user` or `ch` table (in the Lua registry, out of scripts'
+    /// reach) once the same claims or channel came twice in a row; while they match, the C side
+    /// copies the template instead of converting and interning every claim again. Calls that
+    /// never repeat only pay a comparison. A failed call forgets the templates.
     func hook(
         _ owner: HookOwner, _ index: Int, _ hook: Hook, _ identity: Identity, channel: ChannelName,
         rule: RuleSet.Channel, event: (name: String, payload: Value?)?, options: RulesEngine.Options
@@ -179,7 +183,9 @@ final class Generation: Sendable {
         do throws(LuaError) {
             answer = try lane.state.withLock { lane throws(LuaError) in
                 let claimsKept = lane.keptClaims.map { Self.same($0, identity.claims) } ?? false
+                let keepClaims = !claimsKept && (lane.lastClaims.map { Self.same($0, identity.claims) } ?? false)
                 let channelKept = lane.keptChannel.map { $0.rule == rule.index && $0.name == channel.rawValue } ?? false
+                let keepChannel = !channelKept && (lane.lastChannel.map { $0.rule == rule.index && $0.name == channel.rawValue } ?? false)
                 let lua = lane.lua
                 let result: (allowed: Bool, reason: String?)
                 do throws(LuaError) {
@@ -190,13 +196,13 @@ final class Generation: Sendable {
                         if claimsKept {
                             try arguments.writeKept(Lane.userSlot)
                         } else {
-                            try LuaBridge.write(identity.claims, into: &arguments, keepingAs: Lane.userSlot)
+                            try LuaBridge.write(identity.claims, into: &arguments, keepingAs: keepClaims ? Lane.userSlot : nil)
                         }
                         if channelKept {
                             try arguments.writeKept(Lane.channelSlot)
                         } else {
                             // ch: the captures, then name and kind (which win over captures of those names).
-                            try arguments.beginTable(keepingAs: Lane.channelSlot)
+                            if keepChannel { try arguments.beginTable(keepingAs: Lane.channelSlot) } else { try arguments.beginTable() }
                             try rule.pattern.forEachCapture(in: channel) { name, value throws(LuaError) in
                                 try arguments.key(name)
                                 try arguments.write(value)
@@ -222,10 +228,14 @@ final class Generation: Sendable {
                 } catch {
                     lane.keptClaims = nil
                     lane.keptChannel = nil
+                    lane.lastClaims = nil
+                    lane.lastChannel = nil
                     throw error
                 }
-                if !claimsKept { lane.keptClaims = identity.claims }
-                if !channelKept { lane.keptChannel = (rule.index, channel.rawValue) }
+                if keepClaims { lane.keptClaims = identity.claims }
+                if keepChannel { lane.keptChannel = (rule.index, channel.rawValue) }
+                if !claimsKept && !keepClaims { lane.lastClaims = identity.claims }
+                if !channelKept && !keepChannel { lane.lastChannel = (rule.index, channel.rawValue) }
                 return result
             }
         } catch {
