@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "SwitchboardCore", targets: ["SwitchboardCore"]),
         .library(name: "SwitchboardWire", targets: ["SwitchboardWire"]),
         .library(name: "SwitchboardServer", targets: ["SwitchboardServer"]),
+        .library(name: "SwitchboardRules", targets: ["SwitchboardRules"]),
         .plugin(name: "CheckRules", targets: ["CheckRules"]),
     ],
     dependencies: [

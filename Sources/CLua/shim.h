@@ -29,6 +29,8 @@
 #define SB_STRING 4
 #define SB_TABLE 5
 #define SB_FUNCTION 6
+#define SB_KEEP 7
+#define SB_KEPT 8
 
 /*
  * One value, in prefix order. A table item is followed by its `integer` array values (keys
@@ -40,6 +42,10 @@
  *               integer = byte offset into the tape's byte buffer (tapes pushed to Lua)
  *   SB_TABLE    integer = array length, fields = string-keyed field count
  *   SB_FUNCTION integer = reference number in the host's function table
+ *   SB_KEEP     (tapes pushed to Lua) integer = slot; the next item, a table, is pushed as
+ *               usual and a template of it is kept in that slot of the host's kept tables
+ *   SB_KEPT     (tapes pushed to Lua) integer = slot; pushes a fresh deep copy of the
+ *               template kept there
  */
 typedef struct sb_item {
     int32_t kind;
@@ -125,6 +131,8 @@ typedef struct sb_host {
 
     /* Registry references of the function table (number -> function) and its inverse. */
     int functions;
+    /* Registry reference of the kept tables (slot -> template {k1, v1, k2, v2, ...}). */
+    int kept;
     int function_numbers;
     int64_t next_function;
 } sb_host;
@@ -336,6 +344,92 @@ static inline int sb_read(lua_State *L, sb_host *h, int idx, int depth) {
 
 /* ---- Pushing a tape's values ------------------------------------------------------------- */
 
+/* Pushes a deep copy of the table at absolute index `src` (no metatable). */
+static inline void sb_copy_table(lua_State *L, int src, int depth) {
+    if (depth > SB_DEPTH_CAP) luaL_error(L, "a kept table nests too deep");
+    luaL_checkstack(L, 6, "copying a kept table");
+    lua_createtable(L, 0, 4);
+    int dst = lua_gettop(L);
+    lua_pushnil(L);
+    while (lua_next(L, src)) {
+        int value = lua_gettop(L);
+        lua_pushvalue(L, value - 1);
+        if (lua_type(L, value) == LUA_TTABLE) sb_copy_table(L, value, depth + 1);
+        else lua_pushvalue(L, value);
+        lua_rawset(L, dst);
+        lua_pop(L, 1);
+    }
+}
+
+/* Appends the value on top of the stack to the template at `template` (a deep copy when it
+ * is a table, so nothing a script later does to the pushed table reaches the template). */
+static inline void sb_template_append(lua_State *L, int template, lua_Integer *filled, int depth) {
+    int value = lua_gettop(L);
+    if (lua_type(L, value) == LUA_TTABLE) sb_copy_table(L, value, depth + 1);
+    else lua_pushvalue(L, value);
+    lua_rawseti(L, template, ++*filled);
+}
+
+/* Pushes a fresh copy of the template kept in `slot`. Raises when the slot is empty. */
+static inline void sb_push_kept(lua_State *L, sb_host *h, lua_Integer slot, int depth) {
+    luaL_checkstack(L, 6, "pushing a kept table");
+    lua_rawgeti(L, LUA_REGISTRYINDEX, h->kept);
+    if (lua_rawgeti(L, -1, slot) != LUA_TTABLE) {
+        luaL_error(L, "no table is kept in slot %lld", (long long)slot);
+        return;
+    }
+    int template = lua_gettop(L);
+    lua_Integer n = (lua_Integer)lua_rawlen(L, template);
+    lua_createtable(L, 0, (int)(n / 2));
+    for (lua_Integer i = 1; i < n; i += 2) {
+        lua_rawgeti(L, template, i);
+        if (lua_rawgeti(L, template, i + 1) == LUA_TTABLE) {
+            sb_copy_table(L, lua_gettop(L), depth + 1);
+            lua_remove(L, -2);
+        }
+        lua_rawset(L, -3);
+    }
+    lua_replace(L, template - 1); /* the copy replaces the kept-tables table */
+    lua_pop(L, 1);                /* the template */
+}
+
+static inline size_t sb_push(lua_State *L, sb_host *h, const sb_item *items, size_t count, size_t i,
+                             const char *bytes, int depth);
+
+/* Pushes the table item at items[i] and its contents; with `template` (an absolute index, or 0)
+ * also appends each key and value to that template. Returns the index after the table. */
+static inline size_t sb_push_table(lua_State *L, sb_host *h, const sb_item *items, size_t count, size_t i,
+                                   const char *bytes, int depth, int template, lua_Integer *filled) {
+    const sb_item *item = &items[i];
+    int array = item->integer > INT32_MAX ? INT32_MAX : (int)item->integer;
+    lua_createtable(L, array, item->fields);
+    size_t next = i + 1;
+    for (int64_t k = 1; k <= item->integer; k++) {
+        next = sb_push(L, h, items, count, next, bytes, depth + 1);
+        if (template) {
+            lua_pushinteger(L, (lua_Integer)k);
+            lua_rawseti(L, template, ++*filled);
+            sb_template_append(L, template, filled, depth);
+        }
+        lua_rawseti(L, -2, (lua_Integer)k);
+    }
+    for (int32_t f = 0; f < item->fields; f++) {
+        if (next >= count || items[next].kind != SB_STRING) {
+            luaL_error(L, "malformed value tape");
+            return count;
+        }
+        next = sb_push(L, h, items, count, next, bytes, depth + 1);
+        next = sb_push(L, h, items, count, next, bytes, depth + 1);
+        if (template) {
+            lua_pushvalue(L, -2);
+            lua_rawseti(L, template, ++*filled);
+            sb_template_append(L, template, filled, depth);
+        }
+        lua_rawset(L, -3);
+    }
+    return next;
+}
+
 /* Pushes the value starting at items[i]; returns the index after it. Raises on failure. */
 static inline size_t sb_push(lua_State *L, sb_host *h, const sb_item *items, size_t count, size_t i,
                              const char *bytes, int depth) {
@@ -368,25 +462,40 @@ static inline size_t sb_push(lua_State *L, sb_host *h, const sb_item *items, siz
             return count;
         }
         return i + 1;
-    case SB_TABLE: {
-        int array = item->integer > INT32_MAX ? INT32_MAX : (int)item->integer;
-        lua_createtable(L, array, item->fields);
-        size_t next = i + 1;
-        for (int64_t k = 1; k <= item->integer; k++) {
-            next = sb_push(L, h, items, count, next, bytes, depth + 1);
-            lua_rawseti(L, -2, (lua_Integer)k);
+    case SB_KEEP: {
+        /* The table is pushed as usual while its template {k1, v1, k2, v2, ...} is written
+         * into the slot's existing template table (no new table, no garbage, once warm). */
+        if (i + 1 >= count || items[i + 1].kind != SB_TABLE) {
+            luaL_error(L, "malformed value tape");
+            return count;
         }
-        for (int32_t f = 0; f < item->fields; f++) {
-            if (next >= count || items[next].kind != SB_STRING) {
-                luaL_error(L, "malformed value tape");
-                return count;
-            }
-            next = sb_push(L, h, items, count, next, bytes, depth + 1);
-            next = sb_push(L, h, items, count, next, bytes, depth + 1);
-            lua_rawset(L, -3);
+        luaL_checkstack(L, 4, "keeping a table");
+        lua_rawgeti(L, LUA_REGISTRYINDEX, h->kept);
+        int kept = lua_gettop(L);
+        if (lua_rawgeti(L, kept, (lua_Integer)item->integer) != LUA_TTABLE) {
+            lua_pop(L, 1);
+            int64_t size = 2 * (items[i + 1].integer + items[i + 1].fields);
+            lua_createtable(L, size > INT32_MAX ? INT32_MAX : (int)size, 0);
+            lua_pushvalue(L, -1);
+            lua_rawseti(L, kept, (lua_Integer)item->integer);
         }
+        int template = lua_gettop(L);
+        lua_Integer previous = (lua_Integer)lua_rawlen(L, template);
+        lua_Integer filled = 0;
+        size_t next = sb_push_table(L, h, items, count, i + 1, bytes, depth, template, &filled);
+        for (lua_Integer k = filled + 1; k <= previous; k++) {
+            lua_pushnil(L);
+            lua_rawseti(L, template, k);
+        }
+        lua_rotate(L, kept, 1); /* the table under the kept-tables table and the template */
+        lua_pop(L, 2);
         return next;
     }
+    case SB_KEPT:
+        sb_push_kept(L, h, (lua_Integer)item->integer, depth);
+        return i + 1;
+    case SB_TABLE:
+        return sb_push_table(L, h, items, count, i, bytes, depth, 0, NULL);
     default:
         lua_pushnil(L);
         return i + 1;
@@ -549,6 +658,8 @@ static inline int sb_open(lua_State *L, sb_host *h) {
     lua_createtable(L, 0, 0);
     h->function_numbers = luaL_ref(L, LUA_REGISTRYINDEX);
     h->next_function = 1;
+    lua_createtable(L, 4, 0);
+    h->kept = luaL_ref(L, LUA_REGISTRYINDEX);
     return 0;
 }
 

@@ -146,6 +146,41 @@ public final class LuaState {
         return try finish(sb_run(host, SB_OP_CALL_REF))
     }
 
+    /// Calls a function read earlier from this state, writing its arguments straight onto the
+    /// argument tape and reading its results in place: no `LuaValue` is built either way.
+    ///
+    /// The same protected call with the same instruction budget and memory cap as
+    /// `call(_:_:)`; `results` runs before the results are dropped from the Lua stack.
+    public func call<Result>(
+        _ function: LuaFunctionRef,
+        arguments: (inout LuaArguments) throws(LuaError) -> Void,
+        results: (borrowing LuaResults) -> Result
+    ) throws(LuaError) -> Result {
+        try enter()
+        defer { busy = false }
+        try checkOwned(function)
+        argumentTape.reset()
+        var writer = LuaArguments(tape: argumentTape.storage, maxDepth: configuration.maxValueDepth)
+        defer { argumentTape.storage = writer.tape }  // the buffers may have grown
+        try arguments(&writer)
+        guard writer.tape.openCount == 0 else {
+            throw LuaError(.typeMismatch, "the arguments leave a table open")
+        }
+        argumentTape.storage = writer.tape
+        host.pointee.push_items = UnsafePointer(argumentTape.items)
+        host.pointee.push_count = argumentTape.count
+        host.pointee.push_bytes = UnsafePointer(argumentTape.bytes)
+        host.pointee.reference = function.number
+        let status = sb_run(host, SB_OP_CALL_REF)
+        if let error = failure(status) {
+            sb_clear(host)
+            if error.code == .memory { collect() }
+            throw error
+        }
+        defer { sb_clear(host) }
+        return results(LuaResults(items: UnsafePointer(host.pointee.items), count: host.pointee.count, state: self))
+    }
+
     /// The global `name`, or nil when it is nil. Functions inside come back as references.
     public func globalValue(_ name: String) throws(LuaError) -> LuaValue? {
         try enter()
@@ -322,7 +357,7 @@ public final class LuaState {
     }
 
     /// Reads one value from a tape the C side wrote (well-formed, depth-bounded).
-    private func decode(_ items: UnsafePointer<sb_item>, _ count: Int, _ cursor: inout Int) -> LuaValue {
+    func decode(_ items: UnsafePointer<sb_item>, _ count: Int, _ cursor: inout Int) -> LuaValue {
         guard cursor < count else { return .nil }
         let item = items[cursor]
         cursor += 1

@@ -51,6 +51,33 @@ public struct ChannelPattern: Sendable, Hashable, CustomStringConvertible {
         self.segments = segments
     }
 
+    /// Whether `channel` matches, without collecting the captures.
+    func matches(_ channel: ChannelName) -> Bool {
+        let parts = channel.segments
+        for (index, segment) in segments.enumerated() {
+            guard index < parts.count else { return false }
+            switch segment {
+            case .literal(let literal):
+                guard parts[index] == literal else { return false }
+            case .capture:
+                continue
+            case .wildcard:
+                if index == segments.count - 1 { return true }
+            }
+        }
+        return parts.count == segments.count
+    }
+
+    /// Calls `body` with each capture's name and value of a `channel` that `matches`.
+    func forEachCapture<Failure: Error>(
+        in channel: ChannelName, _ body: (String, Substring) throws(Failure) -> Void
+    ) throws(Failure) {
+        let parts = channel.segments
+        for (index, segment) in segments.enumerated() where index < parts.count {
+            if case .capture(let name) = segment { try body(name, parts[index]) }
+        }
+    }
+
     /// The captures when `channel` matches, nil otherwise.
     public func match(_ channel: ChannelName) -> [String: String]? {
         let parts = channel.segments

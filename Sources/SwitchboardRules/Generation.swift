@@ -10,10 +10,38 @@ final class Generation: Sendable {
         case channel, event
     }
 
-    /// One Lua state, used by one caller at a time.
+    /// Which hook of a declaration runs.
+    enum Hook: String {
+        case join, send
+    }
+
+    /// One Lua state, used by one caller at a time, with its `__sb_hook` dispatcher.
     final class Lane: Sendable {
-        let state: Mutex<LuaState>
-        init(_ state: consuming sending LuaState) { self.state = Mutex(state) }
+        struct State {
+            let lua: LuaState
+            /// `__sb_hook`, read once at load so that a call needs no global lookup.
+            let dispatch: LuaFunctionRef
+            /// The claims whose `user` table the state keeps in `userSlot`, if any.
+            var keptClaims: Value.Object?
+            /// The rule index and channel whose `ch` table the state keeps in `channelSlot`, if any.
+            var keptChannel: (rule: Int, name: String)?
+            /// The previous call's claims and channel: a template is only kept for claims or a
+            /// channel seen twice in a row, so calls that never repeat pay nothing for it.
+            var lastClaims: Value.Object?
+            var lastChannel: (rule: Int, name: String)?
+
+            init(lua: LuaState, dispatch: LuaFunctionRef) {
+                self.lua = lua
+                self.dispatch = dispatch
+            }
+        }
+
+        /// Kept-table slots (`LuaArguments.beginTable(keepingAs:)`).
+        static let userSlot = 1
+        static let channelSlot = 2
+
+        let state: Mutex<State>
+        init(_ state: consuming sending State) { self.state = Mutex(state) }
     }
 
     let number: Int
@@ -104,7 +132,16 @@ final class Generation: Sendable {
                     return .failure(RulesLoadError(errors: [RulesError(.loadFailed, "reading the declarations failed: \(error)")]))
                 }
             }
-            lanes.append(Lane(state))
+            let dispatch: LuaFunctionRef
+            do {
+                guard let function = try state.globalValue("__sb_hook")?.function else {
+                    return .failure(RulesLoadError(errors: [RulesError(.loadFailed, "the rules replaced the global __sb_hook")]))
+                }
+                dispatch = function
+            } catch {
+                return .failure(RulesLoadError(errors: [RulesError(.loadFailed, "reading __sb_hook failed: \(error)")]))
+            }
+            lanes.append(Lane(Lane.State(lua: state, dispatch: dispatch)))
         }
         switch RuleSet.build(from: declarations ?? .null) {
         case .failure(let errors):
@@ -139,28 +176,93 @@ final class Generation: Sendable {
 
     /// Runs one hook on a free lane and turns its answer into a decision. A hook that fails
     /// denies, and the failure goes to `onHookError` with the rule file and line.
+    ///
+    /// Every call gives the hook fresh `user`, `ch` (and for `send`, `msg`) tables; no table
+    /// is shared between calls, so nothing a hook stores in or on them (fields, metatables,
+    /// references kept in globals) can reach another call's decision. To make repeats cheap,
+    /// a lane keeps a template of a `user` or `ch` table (in the Lua registry, out of scripts'
+    /// reach) once the same claims or channel came twice in a row; while they match, the C side
+    /// copies the template instead of converting and interning every claim again. Calls that
+    /// never repeat only pay a comparison. A failed call forgets the templates.
     func hook(
-        _ owner: HookOwner, _ index: Int, _ name: String, _ identity: Identity, channel: ChannelName,
-        rule: RuleSet.Channel, captures: [String: String], message: Value?, options: RulesEngine.Options
+        _ owner: HookOwner, _ index: Int, _ hook: Hook, _ identity: Identity, channel: ChannelName,
+        rule: RuleSet.Channel, event: (name: String, payload: Value?)?, options: RulesEngine.Options
     ) -> Decision {
-        var ch = Value.Object(captures.sorted { $0.key < $1.key }.map { (key: $0.key, value: Value.string($0.value)) })
-        ch["name"] = .string(channel.rawValue)
-        ch["kind"] = .string(rule.kind.rawValue)
-        var arguments: [LuaValue] = [
-            .string(owner.rawValue), .integer(Int64(index)), .string(name), LuaBridge.lua(.object(identity.claims)),
-            LuaBridge.lua(.object(ch)),
-        ]
-        if let message { arguments.append(LuaBridge.lua(message)) }
         let lane = lanes[nextLane.wrappingAdd(1, ordering: .relaxed).oldValue % lanes.count]
-        let result: [LuaValue]
-        do {
-            result = try lane.state.withLock { state throws(LuaError) in try state.call(global: "__sb_hook", arguments) }
+        let answer: (allowed: Bool, reason: String?)
+        do throws(LuaError) {
+            answer = try lane.state.withLock { lane throws(LuaError) in
+                let claimsKept = lane.keptClaims.map { Self.same($0, identity.claims) } ?? false
+                let keepClaims = !claimsKept && (lane.lastClaims.map { Self.same($0, identity.claims) } ?? false)
+                let channelKept = lane.keptChannel.map { $0.rule == rule.index && $0.name == channel.rawValue } ?? false
+                let keepChannel = !channelKept && (lane.lastChannel.map { $0.rule == rule.index && $0.name == channel.rawValue } ?? false)
+                let lua = lane.lua
+                let result: (allowed: Bool, reason: String?)
+                do throws(LuaError) {
+                    result = try lua.call(lane.dispatch) { arguments throws(LuaError) in
+                        try arguments.write(owner.rawValue)
+                        try arguments.write(Int64(index))
+                        try arguments.write(hook.rawValue)
+                        if claimsKept {
+                            try arguments.writeKept(Lane.userSlot)
+                        } else {
+                            try LuaBridge.write(identity.claims, into: &arguments, keepingAs: keepClaims ? Lane.userSlot : nil)
+                        }
+                        if channelKept {
+                            try arguments.writeKept(Lane.channelSlot)
+                        } else {
+                            // ch: the captures, then name and kind (which win over captures of those names).
+                            if keepChannel { try arguments.beginTable(keepingAs: Lane.channelSlot) } else { try arguments.beginTable() }
+                            try rule.pattern.forEachCapture(in: channel) { name, value throws(LuaError) in
+                                try arguments.key(name)
+                                try arguments.write(value)
+                            }
+                            try arguments.key("name")
+                            try arguments.write(channel.rawValue)
+                            try arguments.key("kind")
+                            try arguments.write(rule.kind.rawValue)
+                            try arguments.endTable()
+                        }
+                        if let event {
+                            try arguments.beginTable()
+                            try arguments.key("event")
+                            try arguments.write(event.name)
+                            try arguments.key("payload")
+                            try LuaBridge.write(event.payload ?? .null, into: &arguments)
+                            try arguments.endTable()
+                        }
+                    } results: { results in
+                        if results.boolean(at: 0) == true { return (true, nil) }
+                        return (false, results.string(at: 1))
+                    }
+                } catch {
+                    lane.keptClaims = nil
+                    lane.keptChannel = nil
+                    lane.lastClaims = nil
+                    lane.lastChannel = nil
+                    throw error
+                }
+                if keepClaims { lane.keptClaims = identity.claims }
+                if keepChannel { lane.keptChannel = (rule.index, channel.rawValue) }
+                if !claimsKept && !keepClaims { lane.lastClaims = identity.claims }
+                if !channelKept && !keepChannel { lane.lastChannel = (rule.index, channel.rawValue) }
+                return result
+            }
         } catch {
-            options.onHookError(RulesError(.hookFailed, "\(name) for \(channel): \(error.message)", at: error.location ?? rule.location))
+            options.onHookError(
+                RulesError(.hookFailed, "\(hook.rawValue) for \(channel): \(error.message)", at: error.location ?? rule.location))
             return .deny("the rules could not decide (the operator can see why in the server log)")
         }
-        if result.first == .boolean(true) { return .allow }
-        if result.count > 1, let reason = result[1].string, !reason.isEmpty { return .deny(reason) }
-        return .deny("\(name) refused by the rules for \(channel)")
+        if answer.allowed { return .allow }
+        if let reason = answer.reason, !reason.isEmpty { return .deny(reason) }
+        return .deny("\(hook.rawValue) refused by the rules for \(channel)")
+    }
+
+    /// Equal claims, answering at once when both share one buffer (the same token's identity).
+    private static func same(_ a: Value.Object, _ b: Value.Object) -> Bool {
+        let shared = a.members.withUnsafeBufferPointer { a in
+            b.members.withUnsafeBufferPointer { b in a.baseAddress == b.baseAddress && a.count == b.count }
+        }
+        return shared || a == b
     }
 }

@@ -21,6 +21,33 @@ enum LuaBridge {
         }
     }
 
+    /// Writes `value` as `lua(value)` would build it, straight onto a call's argument tape.
+    static func write(_ value: Value, into arguments: inout LuaArguments) throws(LuaError) {
+        switch value {
+        case .null: try arguments.writeNil()
+        case .bool(let bool): try arguments.write(bool)
+        case .number(let text):
+            if let integer = Int64(text) { try arguments.write(integer) } else { try arguments.write(Double(text) ?? 0) }
+        case .string(let string): try arguments.write(string)
+        case .array(let array):
+            try arguments.beginTable()
+            for element in array { try write(element, into: &arguments) }
+            try arguments.endTable()
+        case .object(let object): try write(object, into: &arguments)
+        }
+    }
+
+    /// Writes an object as a table. Members go in reverse order: Lua keeps the last write of a
+    /// repeated key, so the object's first member of a name wins, as in `lua(_:)`.
+    static func write(_ object: Value.Object, into arguments: inout LuaArguments, keepingAs slot: Int? = nil) throws(LuaError) {
+        if let slot { try arguments.beginTable(keepingAs: slot) } else { try arguments.beginTable() }
+        for member in object.members.reversed() {
+            try arguments.key(member.key)
+            try write(member.value, into: &arguments)
+        }
+        try arguments.endTable()
+    }
+
     /// A Lua value as JSON-shaped data: a table with only a list part becomes an array,
     /// otherwise an object with its string keys in sorted order; functions read as the
     /// string `<function>`.

@@ -99,6 +99,11 @@ public struct RuleSet: Sendable {
         return nil
     }
 
+    /// The first channel declaration whose pattern matches, without collecting captures.
+    func rule(for name: ChannelName) -> Channel? {
+        channels.first { $0.pattern.matches(name) }
+    }
+
     /// The limits for a tier name (nil or unknown: the default tier).
     public func limits(forTier name: String?) -> Limits {
         if let name, let limits = limits[name] { return limits }

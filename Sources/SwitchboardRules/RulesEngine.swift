@@ -82,34 +82,34 @@ public final class RulesEngine: Policy, Sendable {
 
     public func authorizeJoin(_ identity: Identity, channel: ChannelName) -> Decision {
         let generation = current
-        guard let (rule, captures) = generation.rules.channel(for: channel) else {
+        guard let rule = generation.rules.rule(for: channel) else {
             return .deny("no rule matches channel \(channel)")
         }
         if !rule.hasJoin {
             return rule.kind == .broadcast ? .allow : .deny("channel \(channel) has no join rule")
         }
-        return generation.hook(.channel, rule.index, "join", identity, channel: channel, rule: rule, captures: captures, message: nil, options: options)
+        return generation.hook(.channel, rule.index, .join, identity, channel: channel, rule: rule, event: nil, options: options)
     }
 
     public func authorizeSend(_ identity: Identity, channel: ChannelName, event: String, payload: Value?) -> Decision {
         let generation = current
-        guard let (rule, captures) = generation.rules.channel(for: channel) else {
+        guard let rule = generation.rules.rule(for: channel) else {
             return .deny("no rule matches channel \(channel)")
         }
         if let declared = generation.rules.events[event] {
-            guard declared.on.contains(where: { $0.match(channel) != nil }) else {
+            guard declared.on.contains(where: { $0.matches(channel) }) else {
                 return .deny("event \(event) is not allowed on \(channel)")
             }
             if let problem = Self.checkFields(of: declared, payload: payload) { return .deny(problem) }
         } else if !generation.rules.allowUndeclaredEvents {
             return .deny("event \(event) is not declared in the rules")
         }
-        let message: Value = ["event": .string(event), "payload": payload ?? .null]
         if rule.hasSend {
-            return generation.hook(.channel, rule.index, "send", identity, channel: channel, rule: rule, captures: captures, message: message, options: options)
+            return generation.hook(
+                .channel, rule.index, .send, identity, channel: channel, rule: rule, event: (event, payload), options: options)
         }
         if rule.kind == .broadcast { return .deny("\(channel) is read-only") }
-        return generation.hook(.channel, rule.index, "join", identity, channel: channel, rule: rule, captures: captures, message: nil, options: options)
+        return generation.hook(.channel, rule.index, .join, identity, channel: channel, rule: rule, event: nil, options: options)
     }
 
     /// The first problem with `payload` against the event's declared fields, if any.
