@@ -34,6 +34,8 @@ public protocol Policy: Sendable {
     func authorizeJoin(_ identity: Identity, channel: ChannelName) -> Decision
     /// May `identity` publish `event` with `payload` on `channel`? Called once per message.
     func authorizeSend(_ identity: Identity, channel: ChannelName, event: String, payload: Value?) -> Decision
+    /// May `identity` track presence on `channel` (which it has joined)?
+    func authorizePresence(_ identity: Identity, channel: ChannelName) -> Decision
     /// The limits for `identity` (its tier).
     func limits(for identity: Identity) -> Limits
 }

@@ -12,7 +12,7 @@ final class Generation: Sendable {
 
     /// Which hook of a declaration runs.
     enum Hook: String {
-        case join, send
+        case join, send, presence
     }
 
     /// One Lua state, used by one caller at a time, with its `__sb_hook` dispatcher.

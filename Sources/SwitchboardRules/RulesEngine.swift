@@ -112,6 +112,18 @@ public final class RulesEngine: Policy, Sendable {
         return generation.hook(.channel, rule.index, .join, identity, channel: channel, rule: rule, event: nil, options: options)
     }
 
+    /// Presence needs the channel's `presence = true`, or its `presence` hook's consent. The
+    /// tracker has joined already, so the join rule has said yes.
+    public func authorizePresence(_ identity: Identity, channel: ChannelName) -> Decision {
+        let generation = current
+        guard let rule = generation.rules.rule(for: channel) else {
+            return .deny("no rule matches channel \(channel)")
+        }
+        guard rule.presence else { return .deny("presence is not enabled on \(channel)") }
+        guard rule.hasPresenceHook else { return .allow }
+        return generation.hook(.channel, rule.index, .presence, identity, channel: channel, rule: rule, event: nil, options: options)
+    }
+
     /// The first problem with `payload` against the event's declared fields, if any.
     static func checkFields(of event: RuleSet.Event, payload: Value?) -> String? {
         guard !event.fields.isEmpty else { return nil }

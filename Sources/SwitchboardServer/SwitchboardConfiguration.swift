@@ -25,6 +25,8 @@ public struct SwitchboardConfiguration: Sendable {
     /// a tier that allows more than this is held to it, since frames are read only up to
     /// `maxFrameBytes`.
     public var maxPayloadBytes: Int = 64 * 1024
+    /// Largest presence meta (the tracked payload, as JSON) accepted, in bytes.
+    public var maxPresenceMetaBytes: Int = 4 * 1024
     /// Close a connection after this long without inbound data, in seconds (Phoenix: 60).
     public var idleTimeoutSeconds: Int = 60
     /// A subscriber whose unsent bytes stay above this for `slowConsumerGraceSeconds` is closed.

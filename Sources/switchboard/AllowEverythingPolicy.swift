@@ -5,5 +5,6 @@ import SwitchboardCore
 struct AllowEverythingPolicy: Policy {
     func authorizeJoin(_ identity: Identity, channel: ChannelName) -> Decision { .allow }
     func authorizeSend(_ identity: Identity, channel: ChannelName, event: String, payload: Value?) -> Decision { .allow }
+    func authorizePresence(_ identity: Identity, channel: ChannelName) -> Decision { .allow }
     func limits(for identity: Identity) -> Limits { Limits(maxChannels: 100, maxPayloadBytes: 16 << 20, messagesPerMinute: .max) }
 }

@@ -41,7 +41,7 @@ extension Rules {
     /// `switchboard rules test [DIR]`: runs `DIR/tests/*.lua` against the rules in DIR.
     struct Test: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Run the rules directory's tests/*.lua (expect_join, expect_send, expect_limits) and print N passed, N failed.",
+            abstract: "Run the rules directory's tests/*.lua (expect_join, expect_send, expect_presence, expect_limits) and print N passed, N failed.",
             discussion: "Exits 1 when the rules do not load, a case fails, or no case ran."
         )
 
@@ -63,7 +63,7 @@ extension Rules {
                 print(testCase.passed ? "ok \(testCase)" : "\(testCase)")
             }
             if report.cases.isEmpty {
-                FileHandle.standardError.write(Data("no test cases ran: add \(directory)/tests/*.lua files that call expect_join, expect_send or expect_limits\n".utf8))
+                FileHandle.standardError.write(Data("no test cases ran: add \(directory)/tests/*.lua files that call expect_join, expect_send, expect_presence or expect_limits\n".utf8))
             }
             print(report.summary)
             if !report.succeeded { throw ExitCode(1) }

@@ -103,6 +103,28 @@ import Testing
         #expect(engine.authorizeJoin(user(), channel: try channel("room:1")) == .deny("closed"))
     }
 
+    @Test func presenceNeedsTheChannelsConsent() throws {
+        let rules = try RulesFixture([
+            "a.lua": Self.base,
+            "b.lua": """
+                local yes = function() return true end
+                channel "open:{id}" { kind = "shared", join = yes, presence = true }
+                channel "closed:{id}" { kind = "shared", join = yes }
+                channel "vip:{id}" { kind = "shared", join = yes,
+                  presence = function(user, ch)
+                    if user.sub == "anna" then return true end
+                    return false, "only anna shows up in " .. ch.name
+                  end }
+                """,
+        ])
+        let engine = try rules.engine()
+        #expect(engine.authorizePresence(user(), channel: try channel("open:1")) == .allow)
+        #expect(engine.authorizePresence(user(), channel: try channel("closed:1")) == .deny("presence is not enabled on closed:1"))
+        #expect(engine.authorizePresence(user(sub: "anna"), channel: try channel("vip:1")) == .allow)
+        #expect(engine.authorizePresence(user(sub: "ben"), channel: try channel("vip:1")) == .deny("only anna shows up in vip:1"))
+        #expect(engine.authorizePresence(user(), channel: try channel("nowhere:1")) == .deny("no rule matches channel nowhere:1"))
+    }
+
     @Test func undeclaredEventsAreRefusedByDefault() throws {
         let rules = try RulesFixture(["a.lua": Self.base, "b.lua": Self.channelWith(join: "return true")])
         let engine = try rules.engine()

@@ -39,6 +39,22 @@ import Testing
         }
     }
 
+    @Test(.timeLimit(.minutes(2)))
+    func supabasePythonClientSeesPresence() async throws {
+        #expect(FileManager.default.isExecutableFile(atPath: Self.python), "no Python with realtime==2.34.1 at \(Self.python)")
+        guard FileManager.default.isExecutableFile(atPath: Self.python) else { return }
+        try await withServer { server in
+            let a = try await server.token(role: "supplier", sub: "a", supplierID: "s1")
+            let b = try await server.token(role: "couple", sub: "b", coupleID: "c1")
+            let script = Self.repositoryRoot.appendingPathComponent("Tests/Interop/python_presence_check.py").path
+            let (status, output) = try await run(Self.python, [script, String(server.port), a, b])
+            #expect(status == 0, "the Python client failed:\n\(output)")
+            for check in ["ok B gets sync and join", "ok a re-track updates", "ok B sees A leave", "ALL PASSED"] {
+                #expect(output.contains(check), "missing '\(check)' in:\n\(output)")
+            }
+        }
+    }
+
     /// Runs a process to completion without blocking the cooperative pool, returning its exit
     /// status and combined output.
     func run(_ executable: String, _ arguments: [String]) async throws -> (Int32, String) {

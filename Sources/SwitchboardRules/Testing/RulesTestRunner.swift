@@ -7,7 +7,7 @@ import Synchronization
 ///
 /// The rules load exactly as the server loads them (a `RulesEngine`). Each test file then runs
 /// in its own sandboxed `LuaState`, separate from the engine's lanes, with `expect_join`,
-/// `expect_send`, `expect_limits` and `test` as globals; every `expect_*` call asks the engine
+/// `expect_send`, `expect_presence`, `expect_limits` and `test` as globals; every `expect_*` call asks the engine
 /// and becomes one case of the report, with the `file:line` of the call.
 public struct RulesTestRunner: Sendable {
     /// Bounds for the test files' own Lua (the hooks they exercise keep the engine's bounds).
@@ -153,7 +153,7 @@ extension RulesTestRunner {
                 let identity = try Self.identity(from: argument(3), in: kind)
                 let (passed, message): (Bool, String)
                 switch kind {
-                case .join, .send:
+                case .join, .send, .presence:
                     (passed, message) = try decide(kind, identity, argument(4), allowed: argument(5), reasonContains: argument(6), event: argument(7), payload: argument(8))
                 case .limits:
                     (passed, message) = try compareLimits(identity, argument(4))
@@ -215,8 +215,12 @@ extension RulesTestRunner {
                     decision = .deny("\(name) is not a valid channel name: \(error)")
                 }
             } else {
+                if kind == .presence { what = "presence on \(name) by \(who)" }
                 do {
-                    decision = engine.authorizeJoin(identity, channel: try ChannelName(validating: name))
+                    let channel = try ChannelName(validating: name)
+                    decision =
+                        kind == .presence
+                        ? engine.authorizePresence(identity, channel: channel) : engine.authorizeJoin(identity, channel: channel)
                 } catch {
                     decision = .deny("\(name) is not a valid channel name: \(error)")
                 }

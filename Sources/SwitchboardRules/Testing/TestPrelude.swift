@@ -1,6 +1,6 @@
 /// The Lua side of `rules test`, loaded into each test file's own state before the file.
 ///
-/// `expect_join`, `expect_send` and `expect_limits` find the `file:line` that called them with
+/// `expect_join`, `expect_send`, `expect_presence` and `expect_limits` find the `file:line` that called them with
 /// `pcall(error, "", level)` (the debug library is not opened) and hand each case to Swift
 /// through a host function captured in a local, so test files cannot reach it. A usage
 /// mistake (a missing argument, an unknown limit) is raised as a Lua error at the test's line.
@@ -31,6 +31,11 @@ enum TestPrelude {
 
     function expect_send(user, channel, event, payload, allowed, reason_contains)
       local problem = check("send", where(2), current, user, channel, allowed, reason_contains, event, payload)
+      if problem then error(problem, 2) end
+    end
+
+    function expect_presence(user, channel, allowed, reason_contains)
+      local problem = check("presence", where(2), current, user, channel, allowed, reason_contains)
       if problem then error(problem, 2) end
     end
 

@@ -22,6 +22,12 @@ struct EncodedBroadcast: Sendable {
         }
     }
 
+    /// A server event (such as `presence_diff`) for every subscriber of a topic.
+    init(event frame: OutboundFrame, allocator: ByteBufferAllocator) {
+        v1 = WebSocketFraming.frame(.text, WireEncoder.encode(frame, version: .v1, allocator: allocator), allocator: allocator)
+        v2 = WebSocketFraming.frame(.text, WireEncoder.encode(frame, version: .v2, allocator: allocator), allocator: allocator)
+    }
+
     func frame(for version: ProtocolVersion) -> ByteBuffer? {
         switch version {
         case .v1: v1

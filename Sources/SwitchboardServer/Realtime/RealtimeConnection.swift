@@ -19,11 +19,17 @@ final class RealtimeConnection: ChannelInboundHandler {
         var identity: Identity
         let receivesOwn: Bool
         let ack: Bool
+        /// The presence key from the join config (generated when empty).
+        let presenceKey: String
+        /// Whether this join has tracked presence (and so must leave it when it ends).
+        var tracking = false
     }
 
     let version: ProtocolVersion
     private let shared: RealtimeContext
     private let connectToken: String
+    /// Owner id of this connection's presence entries.
+    private let id: UInt64
     private var identity: Identity
     private let raw: RawFrameWriter
     private var logger: Logger
@@ -41,6 +47,7 @@ final class RealtimeConnection: ChannelInboundHandler {
         self.version = version
         self.identity = identity
         self.connectToken = token
+        self.id = shared.nextConnectionID()
         self.raw = raw
         self.logger = shared.logger
         if let subject = identity.subject { logger[metadataKey: "sub"] = .string(subject) }
@@ -158,8 +165,7 @@ final class RealtimeConnection: ChannelInboundHandler {
         case "access_token":
             refreshToken(inbound, join: join)
         case "presence":
-            shared.metrics.rejected(.unknownEvent)
-            replyError(to: inbound, reason: "PresenceNotAvailable: presence is not enabled on this server yet")
+            presence(inbound, join: join)
         default:
             shared.metrics.rejected(.unknownEvent)
             replyError(
@@ -176,6 +182,7 @@ final class RealtimeConnection: ChannelInboundHandler {
         let receivesOwn: Bool
         let ack: Bool
         let presenceEnabled: Bool
+        let presenceKey: String
         let bindings: [Value]
     }
 
@@ -213,6 +220,7 @@ final class RealtimeConnection: ChannelInboundHandler {
             receivesOwn: config?["broadcast"]?["self"]?.boolValue ?? false,
             ack: config?["broadcast"]?["ack"]?.boolValue ?? false,
             presenceEnabled: config?["presence"]?["enabled"]?.boolValue ?? false,
+            presenceKey: config?["presence"]?["key"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 } ?? RealtimeContext.generatedPresenceKey(),
             bindings: bindings)
         completeJoin(request, identity: identity(for: channelToken(in: inbound.payload)))
     }
@@ -268,7 +276,7 @@ final class RealtimeConnection: ChannelInboundHandler {
         }
         let join = Join(
             joinRef: inbound.joinRef ?? inbound.ref, channel: request.channel, identity: identity,
-            receivesOwn: request.receivesOwn, ack: request.ack)
+            receivesOwn: request.receivesOwn, ack: request.ack, presenceKey: request.presenceKey)
         joins[inbound.topic] = join
         subscribe(topic: inbound.topic, join)
         shared.metrics.joinsAccepted.increment()
@@ -279,7 +287,7 @@ final class RealtimeConnection: ChannelInboundHandler {
         }
         replyOK(to: inbound, response: ["postgres_changes": .array(echoed)])
         if request.presenceEnabled {
-            push(topic: inbound.topic, joinRef: join.joinRef, event: "presence_state", payload: .object(.init()))
+            push(topic: inbound.topic, joinRef: join.joinRef, event: "presence_state", payload: shared.presence.state(topic: inbound.topic))
         }
         scheduleExpiryCheck()
     }
@@ -310,6 +318,7 @@ final class RealtimeConnection: ChannelInboundHandler {
     /// Ends a join: `phx_close` to the client, subscription removed.
     private func closeJoin(topic: String, _ join: Join) {
         joins[topic] = nil
+        leavePresence(topic: topic, join)
         unsubscribe(topic: topic, join)
         push(topic: topic, ref: join.joinRef, joinRef: join.joinRef, event: "phx_close", payload: .object(.init()))
     }
@@ -383,6 +392,57 @@ final class RealtimeConnection: ChannelInboundHandler {
         var buffer = ByteBufferAllocator().buffer(capacity: 0)
         JSON.serialize(payload, into: &buffer)
         return buffer.readableBytes
+    }
+
+    // MARK: Presence
+
+    private func presence(_ inbound: InboundFrame, join: Join) {
+        switch inbound.payload["event"]?.stringValue?.lowercased() {
+        case "track":
+            guard let meta = inbound.payload["payload"]?.objectValue else {
+                shared.metrics.rejected(.malformed)
+                replyError(to: inbound, reason: "Presence track payload must be a map")
+                return
+            }
+            var bytes = ByteBufferAllocator().buffer(capacity: 0)
+            JSON.serialize(.object(meta), into: &bytes)
+            let limit = shared.configuration.maxPresenceMetaBytes
+            if bytes.readableBytes > limit {
+                shared.metrics.rejected(.payloadTooLarge)
+                replyError(
+                    to: inbound, reason: "PayloadTooLarge: the presence meta is \(bytes.readableBytes) bytes; at most \(limit) are allowed")
+                return
+            }
+            if case .deny(let why) = shared.policy.authorizePresence(join.identity, channel: join.channel) {
+                shared.metrics.rejected(.unauthorized)
+                replyError(
+                    to: inbound,
+                    reason: "Unauthorized: You do not have permissions to track presence on this Channel topic: \(join.channel) (\(why))")
+                return
+            }
+            let diff = shared.presence.track(topic: inbound.topic, owner: id, key: join.presenceKey, meta: meta)
+            joins[inbound.topic]?.tracking = true
+            replyOK(to: inbound, response: .object(.init()))
+            publishPresence(diff, topic: inbound.topic)
+        case "untrack":
+            joins[inbound.topic]?.tracking = false
+            let diff = shared.presence.untrack(topic: inbound.topic, owner: id)
+            replyOK(to: inbound, response: .object(.init()))
+            publishPresence(diff, topic: inbound.topic)
+        default:
+            shared.metrics.rejected(.unknownEvent)
+            replyError(to: inbound, reason: "UnknownEvent: a presence message needs \"event\": \"track\" or \"untrack\"")
+        }
+    }
+
+    /// Removes what `join` tracked and tells the channel.
+    private func leavePresence(topic: String, _ join: Join) {
+        guard join.tracking else { return }
+        publishPresence(shared.presence.untrack(topic: topic, owner: id), topic: topic)
+    }
+
+    private func publishPresence(_ diff: ChannelPresence.Diff?, topic: String) {
+        shared.publishPresence(diff, topic: topic, allocator: context?.channel.allocator ?? ByteBufferAllocator())
     }
 
     // MARK: Token refresh
@@ -531,7 +591,10 @@ final class RealtimeConnection: ChannelInboundHandler {
 
     private func tearDown() {
         guard let shard, shard.connections[ObjectIdentifier(self)] != nil else { return }
-        for (topic, join) in joins { unsubscribe(topic: topic, join) }
+        for (topic, join) in joins {
+            leavePresence(topic: topic, join)
+            unsubscribe(topic: topic, join)
+        }
         joins.removeAll()
         shard.unregister(self)
         slowConsumerCheck?.cancel()

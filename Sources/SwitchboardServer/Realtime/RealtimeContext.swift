@@ -1,9 +1,11 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import SwitchboardAuth
 import SwitchboardCore
 import SwitchboardRules
+import SwitchboardWire
 
 /// What every connection shares: the hub, the token verifier, the policy and the limits.
 final class RealtimeContext: Sendable {
@@ -16,6 +18,16 @@ final class RealtimeContext: Sendable {
     let metrics: ServerMetrics
     let logger: Logger
     let rateLimiter = ChannelRateLimiter()
+    let presence = PresenceRegistry(seed: UInt64(Date().timeIntervalSince1970 * 1000))
+    private let connectionIDs = NIOLockedValueBox<UInt64>(0)
+
+    /// A process-unique id for a connection (the owner of its presence entries).
+    func nextConnectionID() -> UInt64 {
+        connectionIDs.withLockedValue { id in
+            id += 1
+            return id
+        }
+    }
 
     init(
         hub: Hub, verifier: TokenVerifier, policy: any Policy, rules: RulesEngine?, configuration: SwitchboardConfiguration,
@@ -44,6 +56,16 @@ final class RealtimeContext: Sendable {
         if case .refused = outcome { metrics.rejected(.rateLimited) }
         return outcome
     }
+
+    /// Sends a `presence_diff` to every subscriber of `topic`, the tracker included.
+    func publishPresence(_ diff: ChannelPresence.Diff?, topic: String, allocator: ByteBufferAllocator) {
+        guard let diff, !diff.isEmpty else { return }
+        let frame = OutboundFrame(joinRef: nil, ref: nil, topic: topic, event: "presence_diff", payload: diff.payload)
+        hub.publish(topic: topic, message: EncodedBroadcast(event: frame, allocator: allocator), sender: nil)
+    }
+
+    /// A presence key for a join that gave none (Supabase generates one too).
+    static func generatedPresenceKey() -> String { UUID().uuidString.lowercased() }
 
     /// Seconds since 1970, the clock tokens are checked against.
     static func now() -> Double { Date().timeIntervalSince1970 }
