@@ -1,6 +1,9 @@
 -- The event catalog: where each event may appear and which fields it carries.
 -- Field types: string, number, integer, boolean, object, array, any; a trailing ? makes a
 -- field optional. Undeclared events are allowed (see tiers.lua) but get no checks.
+-- batch = { window_ms, keep = "all" | "latest", by = "field" } holds an event's messages per
+-- channel for the window and delivers them together; rate = { per_minute, per = "channel" |
+-- "user" } gives an event its own budget instead of the channel's.
 
 event "form:updated" {
   on = { "form:responses:*", "supplier:dashboard:*" },
@@ -47,7 +50,11 @@ event "journey:task:due" {
 event "user:typing" {
   on = { "collaboration:*" },
   replay = false,
+  -- At most one typing update per typist per 100 ms reaches subscribers: the newest.
   batch = { window_ms = 100, keep = "latest", by = "user_id" },
+  -- Typing has a budget of its own (20 a second per typist), so it never uses up the
+  -- channel's 100 messages a minute that comments and saves need.
+  rate = { per_minute = 1200, per = "user" },
   fields = { user_id = "string" },
 }
 

@@ -36,6 +36,8 @@ public protocol Policy: Sendable {
     func authorizeSend(_ identity: Identity, channel: ChannelName, event: String, payload: Value?) -> Decision
     /// May `identity` track presence on `channel` (which it has joined)?
     func authorizePresence(_ identity: Identity, channel: ChannelName) -> Decision
+    /// How `event` travels on `channel` once it is allowed: batching and its own rate limit.
+    func eventPolicy(_ event: String, channel: ChannelName) -> EventPolicy
     /// The limits for `identity` (its tier).
     func limits(for identity: Identity) -> Limits
 }

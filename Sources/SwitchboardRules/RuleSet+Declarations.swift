@@ -105,10 +105,10 @@ extension RuleSet {
             let name = spec["__name"]?.stringValue ?? "?"
             let location = spec["__where"]?.stringValue ?? ""
             let known: Set<String> = [
-                "__name", "__where", "on", "replay", "critical", "batch", "fields", "transform", "on_publish",
+                "__name", "__where", "on", "replay", "critical", "batch", "rate", "fields", "transform", "on_publish",
             ]
             for member in spec.objectValue?.members ?? [] where !known.contains(member.key) {
-                fail(location, "event \"\(name)\": unknown field \(member.key); use on, fields, replay, critical, batch, transform, on_publish")
+                fail(location, "event \"\(name)\": unknown field \(member.key); use on, fields, replay, critical, batch, rate, transform, on_publish")
             }
             var on: [ChannelPattern] = []
             for text in spec["on"]?.arrayValue ?? [] {
@@ -144,13 +144,21 @@ extension RuleSet {
                 if keep == .latest, by == nil { fail(location, "event \"\(name)\": batch.keep = \"latest\" needs by = \"field\"") }
                 if let keep, (1...60_000).contains(window) { batch = Batch(windowMilliseconds: Int(window), keep: keep, by: by) }
             }
+            var rate: EventRateLimit?
+            if let spec = spec["rate"] {
+                let perMinute = spec["per_minute"]?.int64Value ?? 0
+                let per = spec["per"].map { $0.stringValue.flatMap(EventRateLimit.Scope.init(rawValue:)) } ?? .channel
+                if !(1...1_000_000).contains(perMinute) { fail(location, "event \"\(name)\": rate.per_minute must be 1...1000000") }
+                if per == nil { fail(location, "event \"\(name)\": rate.per must be \"channel\" or \"user\"") }
+                if let per, (1...1_000_000).contains(perMinute) { rate = EventRateLimit(perMinute: Int(perMinute), per: per) }
+            }
             if events[name] != nil { fail(location, "event \"\(name)\" is declared twice") }
             for flag in ["replay", "critical"] where spec[flag] != nil && spec[flag]?.boolValue == nil {
                 fail(location, "event \"\(name)\": \(flag) must be true or false")
             }
             events[name] = Event(
                 index: offset + 1, name: name, on: on, replay: spec["replay"]?.boolValue,
-                critical: spec["critical"]?.boolValue ?? false, batch: batch, fields: fields,
+                critical: spec["critical"]?.boolValue ?? false, batch: batch, rate: rate, fields: fields,
                 hasTransform: spec["transform"] == Self.function, hasOnPublish: spec["on_publish"] == Self.function,
                 location: location)
         }

@@ -54,12 +54,7 @@ public struct RuleSet: Sendable {
         }
     }
 
-    public struct Batch: Sendable, Hashable {
-        public enum Keep: String, Sendable { case all, latest }
-        public let windowMilliseconds: Int
-        public let keep: Keep
-        public let by: String?
-    }
+    public typealias Batch = BatchPolicy
 
     public struct Event: Sendable {
         public let index: Int
@@ -69,6 +64,8 @@ public struct RuleSet: Sendable {
         public let replay: Bool?
         public let critical: Bool
         public let batch: Batch?
+        /// `rate = { per_minute, per }`: a budget of its own instead of the channel's.
+        public let rate: EventRateLimit?
         public let fields: [(name: String, type: FieldType)]
         public let hasTransform: Bool
         public let hasOnPublish: Bool

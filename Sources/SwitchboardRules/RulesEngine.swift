@@ -112,6 +112,12 @@ public final class RulesEngine: Policy, Sendable {
         return generation.hook(.channel, rule.index, .join, identity, channel: channel, rule: rule, event: nil, options: options)
     }
 
+    /// The declared event's batch policy and rate limit; undeclared events are immediate.
+    public func eventPolicy(_ event: String, channel: ChannelName) -> EventPolicy {
+        guard let declared = current.rules.events[event] else { return .immediate }
+        return EventPolicy(batch: declared.batch, rateLimit: declared.rate)
+    }
+
     /// Presence needs the channel's `presence = true`, or its `presence` hook's consent. The
     /// tracker has joined already, so the join rule has said yes.
     public func authorizePresence(_ identity: Identity, channel: ChannelName) -> Decision {

@@ -6,5 +6,6 @@ struct AllowEverythingPolicy: Policy {
     func authorizeJoin(_ identity: Identity, channel: ChannelName) -> Decision { .allow }
     func authorizeSend(_ identity: Identity, channel: ChannelName, event: String, payload: Value?) -> Decision { .allow }
     func authorizePresence(_ identity: Identity, channel: ChannelName) -> Decision { .allow }
+    func eventPolicy(_ event: String, channel: ChannelName) -> EventPolicy { .immediate }
     func limits(for identity: Identity) -> Limits { Limits(maxChannels: 100, maxPayloadBytes: 16 << 20, messagesPerMinute: .max) }
 }

@@ -71,6 +71,8 @@ import Testing
         ("\n\nwhile true do end", "budget", "b.lua:3"),
         ("channel \"x:{a}\" { kind = \"secret\" }", "kind must be", "b.lua:1"),
         ("tier \"gold\" { max_channels = 0 }", "at least 1", "b.lua:1"),
+        ("event \"t\" { on = { \"x:*\" }, rate = { per_minute = 0 } }", "rate.per_minute must be 1...1000000", "b.lua:1"),
+        ("event \"t\" { on = { \"x:*\" }, rate = { per_minute = 5, per = \"room\" } }", "rate.per must be", "b.lua:1"),
     ])
     func brokenRulesFailTheLoadWithFileAndLine(_ text: String, _ mention: String, _ location: String) throws {
         let rules = try RulesFixture(["a.lua": Self.base, "b.lua": text])
@@ -123,6 +125,15 @@ import Testing
         #expect(engine.authorizePresence(user(sub: "anna"), channel: try channel("vip:1")) == .allow)
         #expect(engine.authorizePresence(user(sub: "ben"), channel: try channel("vip:1")) == .deny("only anna shows up in vip:1"))
         #expect(engine.authorizePresence(user(), channel: try channel("nowhere:1")) == .deny("no rule matches channel nowhere:1"))
+    }
+
+    @Test func eventPolicyCarriesBatchAndRate() throws {
+        let engine = try RulesEngine(directory: RulesFixture.defaultRules)
+        let typing = engine.eventPolicy("user:typing", channel: try channel("collaboration:s1:c1"))
+        #expect(typing.batch == BatchPolicy(windowMilliseconds: 100, keep: .latest, by: "user_id"))
+        #expect(typing.rateLimit == EventRateLimit(perMinute: 1200, per: .user))
+        #expect(engine.eventPolicy("comment:added", channel: try channel("collaboration:s1:c1")) == .immediate)
+        #expect(engine.eventPolicy("free-form", channel: try channel("collaboration:s1:c1")) == .immediate)
     }
 
     @Test func undeclaredEventsAreRefusedByDefault() throws {

@@ -176,13 +176,14 @@ struct RESTRoutes {
             shared.metrics.rejected(.unauthorized)
             return .denied
         }
-        let limit = shared.limits(for: identity).messagesPerMinute
-        if case .refused(let retryAfter) = shared.attemptMessage(on: channel, limit: limit) {
-            return .rateLimited(ChannelRateLimiter.reason(channel: channel, limit: limit, retryAfter: retryAfter))
-        }
         let topic = "realtime:\(channel)"
         let frame = BroadcastFrame(topic: topic, event: event, payload: payload, binaryBody: nil, meta: nil)
-        shared.hub.publish(topic: topic, message: EncodedBroadcast(frame, asBinary: false, allocator: ByteBufferAllocator()), sender: nil)
+        if let limited = shared.admit(
+            EncodedBroadcast(frame, asBinary: false, allocator: ByteBufferAllocator()), event: event, payload: payload,
+            channel: channel, topic: topic, identity: identity, sender: nil, loop: shared.hub.loops[0])
+        {
+            return .rateLimited(limited)
+        }
         return .published
     }
 

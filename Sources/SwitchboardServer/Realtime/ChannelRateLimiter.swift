@@ -20,28 +20,36 @@ final class ChannelRateLimiter: Sendable {
         stripes = (0..<max(1, stripeCount)).map { _ in NIOLockedValueBox(Stripe()) }
     }
 
-    /// Counts one message on `channel` if the budget allows it.
-    func attempt(channel: String, limit: Int, now: Double) -> SlidingWindow.Outcome {
-        let stripe = stripes[Int(UInt(bitPattern: channel.hashValue) % UInt(stripes.count))]
+    /// Counts one message on budget `key` (a channel, or a channel and event, and sender for
+    /// per-user event limits) if the budget allows it.
+    func attempt(key: String, limit: Int, now: Double) -> SlidingWindow.Outcome {
+        let stripe = stripes[Int(UInt(bitPattern: key.hashValue) % UInt(stripes.count))]
         return stripe.withLockedValue { stripe in
             stripe.attemptsSinceSweep += 1
             if stripe.attemptsSinceSweep >= 4096 {
                 stripe.attemptsSinceSweep = 0
                 stripe.windows = stripe.windows.filter { ($0.value.newest ?? -.infinity) > now - Self.windowSeconds }
             }
-            return stripe.windows[channel, default: SlidingWindow(window: Self.windowSeconds)].attempt(at: now, limit: limit)
+            return stripe.windows[key, default: SlidingWindow(window: Self.windowSeconds)].attempt(at: now, limit: limit)
         }
     }
 
-    /// Messages counted on `channel` in the window ending at `now`.
-    func count(channel: String, now: Double) -> Int {
-        let stripe = stripes[Int(UInt(bitPattern: channel.hashValue) % UInt(stripes.count))]
-        return stripe.withLockedValue { $0.windows[channel]?.count(at: now) ?? 0 }
+    /// Messages counted on budget `key` in the window ending at `now`.
+    func count(key: String, now: Double) -> Int {
+        let stripe = stripes[Int(UInt(bitPattern: key.hashValue) % UInt(stripes.count))]
+        return stripe.withLockedValue { $0.windows[key]?.count(at: now) ?? 0 }
     }
 
-    /// The sentence a refused sender reads.
+    /// The sentence a sender over the channel's budget reads.
     static func reason(channel: ChannelName, limit: Int, retryAfter: Double) -> String {
-        let seconds = max(1, Int(retryAfter.rounded(.up)))
-        return "ChannelRateLimitReached: channel \(channel) allows \(limit) messages per minute; try again in \(seconds) s"
+        "ChannelRateLimitReached: channel \(channel) allows \(limit) messages per minute; try again in \(seconds(retryAfter)) s"
     }
+
+    /// The sentence a sender over an event's own budget reads.
+    static func reason(event: String, channel: ChannelName, rate: EventRateLimit, retryAfter: Double) -> String {
+        let scope = rate.per == .user ? " per user" : ""
+        return "ChannelRateLimitReached: event \(event) allows \(rate.perMinute) messages per minute\(scope) on channel \(channel); try again in \(seconds(retryAfter)) s"
+    }
+
+    private static func seconds(_ retryAfter: Double) -> Int { max(1, Int(retryAfter.rounded(.up))) }
 }

@@ -53,6 +53,24 @@ final class Hub: Sendable {
         }
     }
 
+    /// Sends a batch of messages in order, with one task per loop for all of them.
+    func publish(topic: String, batch: [(message: EncodedBroadcast, sender: ObjectIdentifier?)]) {
+        guard !batch.isEmpty else { return }
+        let mask = stripe(for: topic).withLockedValue { $0[topic] ?? 0 }
+        guard mask != 0 else { return }
+        for index in 0..<shards.count where mask & (1 << UInt64(index)) != 0 {
+            let loop = loops[index]
+            let shard = shards[index]
+            if loop.inEventLoop {
+                for item in batch { shard.value.deliver(topic: topic, message: item.message, sender: item.sender) }
+            } else {
+                loop.execute {
+                    for item in batch { shard.value.deliver(topic: topic, message: item.message, sender: item.sender) }
+                }
+            }
+        }
+    }
+
     /// Records that shard `index` now has (or no longer has) subscribers of `topic`.
     func setShard(_ index: Int, topic: String, hasSubscribers: Bool) {
         stripe(for: topic).withLockedValue { masks in

@@ -361,25 +361,27 @@ final class RealtimeConnection: ChannelInboundHandler {
                 reason: "Unauthorized: You do not have permissions to write to this Channel topic: \(join.channel) (\(why))")
             return
         }
-        if case .refused(let retryAfter) = shared.attemptMessage(on: join.channel, limit: limits.messagesPerMinute) {
-            let reason = ChannelRateLimiter.reason(channel: join.channel, limit: limits.messagesPerMinute, retryAfter: retryAfter)
+        let binaryBody = inbound.userBroadcast.flatMap { $0.isJSON ? nil : $0.body }
+        let message = BroadcastFrame(topic: inbound.topic, event: event, payload: userPayload, binaryBody: binaryBody, meta: nil)
+        let allocator = context?.channel.allocator ?? ByteBufferAllocator()
+        let asBinary = inbound.userBroadcast != nil
+        let loop = context?.eventLoop ?? shared.hub.loops[0]
+        if let limited = shared.admit(
+            EncodedBroadcast(message, asBinary: asBinary, allocator: allocator), event: event, payload: userPayload,
+            channel: join.channel, topic: inbound.topic, identity: join.identity, sender: ObjectIdentifier(self), loop: loop)
+        {
             if join.ack {
-                replyError(to: inbound, reason: reason)
+                replyError(to: inbound, reason: limited)
             } else {
                 push(
                     topic: inbound.topic, joinRef: join.joinRef, event: "system",
                     payload: [
-                        "extension": "system", "status": "error", "message": .string(reason),
+                        "extension": "system", "status": "error", "message": .string(limited),
                         "channel": .string(join.channel.rawValue),
                     ])
             }
             return
         }
-        let binaryBody = inbound.userBroadcast.flatMap { $0.isJSON ? nil : $0.body }
-        let message = BroadcastFrame(topic: inbound.topic, event: event, payload: userPayload, binaryBody: binaryBody, meta: nil)
-        let allocator = context?.channel.allocator ?? ByteBufferAllocator()
-        let encoded = EncodedBroadcast(message, asBinary: inbound.userBroadcast != nil, allocator: allocator)
-        shared.hub.publish(topic: inbound.topic, message: encoded, sender: ObjectIdentifier(self))
         if join.ack {
             replyOK(to: inbound, response: .object(.init()))
         }

@@ -18,6 +18,7 @@ final class RealtimeContext: Sendable {
     let metrics: ServerMetrics
     let logger: Logger
     let rateLimiter = ChannelRateLimiter()
+    let batches: BatchRegistry
     let presence = PresenceRegistry(seed: UInt64(Date().timeIntervalSince1970 * 1000))
     private let connectionIDs = NIOLockedValueBox<UInt64>(0)
 
@@ -34,6 +35,7 @@ final class RealtimeContext: Sendable {
         logger: Logger
     ) {
         self.hub = hub
+        self.batches = BatchRegistry(hub: hub)
         self.verifier = verifier
         self.policy = policy
         self.rules = rules
@@ -50,11 +52,35 @@ final class RealtimeContext: Sendable {
         return limits
     }
 
-    /// Counts one message against `channel`'s budget (the sender's tier limit per minute).
-    func attemptMessage(on channel: ChannelName, limit: Int) -> SlidingWindow.Outcome {
-        let outcome = rateLimiter.attempt(channel: channel.rawValue, limit: limit, now: configuration.monotonicSeconds())
-        if case .refused = outcome { metrics.rejected(.rateLimited) }
-        return outcome
+    /// After the policy allowed a message: counts it on its budget (the event's own, or the
+    /// channel's at the sender's tier limit), then publishes it now or holds it for its batch
+    /// window. Returns the reason when the budget is spent (nothing is published then).
+    func admit(
+        _ message: @autoclosure () -> EncodedBroadcast, event: String, payload: Value?, channel: ChannelName, topic: String,
+        identity: Identity, sender: ObjectIdentifier?, loop: any EventLoop
+    ) -> String? {
+        let travel = policy.eventPolicy(event, channel: channel)
+        let now = configuration.monotonicSeconds()
+        if let rate = travel.rateLimit {
+            let key = rate.per == .user ? "\(channel)#\(event)#\(identity.subject ?? "")" : "\(channel)#\(event)"
+            if case .refused(let retryAfter) = rateLimiter.attempt(key: key, limit: rate.perMinute, now: now) {
+                metrics.rejected(.rateLimited)
+                return ChannelRateLimiter.reason(event: event, channel: channel, rate: rate, retryAfter: retryAfter)
+            }
+        } else {
+            let limit = limits(for: identity).messagesPerMinute
+            if case .refused(let retryAfter) = rateLimiter.attempt(key: channel.rawValue, limit: limit, now: now) {
+                metrics.rejected(.rateLimited)
+                return ChannelRateLimiter.reason(channel: channel, limit: limit, retryAfter: retryAfter)
+            }
+        }
+        if let batch = travel.batch {
+            let by = batch.by.flatMap { field in payload?[field].flatMap(Self.batchKey) }
+            batches.add(message(), sender: sender, topic: topic, event: event, policy: batch, by: by, loop: loop)
+        } else {
+            hub.publish(topic: topic, message: message(), sender: sender)
+        }
+        return nil
     }
 
     /// Sends a `presence_diff` to every subscriber of `topic`, the tracker included.
@@ -62,6 +88,14 @@ final class RealtimeContext: Sendable {
         guard let diff, !diff.isEmpty else { return }
         let frame = OutboundFrame(joinRef: nil, ref: nil, topic: topic, event: "presence_diff", payload: diff.payload)
         hub.publish(topic: topic, message: EncodedBroadcast(event: frame, allocator: allocator), sender: nil)
+    }
+
+    /// The `by` value of a batched message: a string, or a number's text.
+    private static func batchKey(_ value: Value) -> String? {
+        switch value {
+        case .string(let text), .number(let text): text
+        default: nil
+        }
     }
 
     /// A presence key for a join that gave none (Supabase generates one too).

@@ -1,0 +1,44 @@
+/// How one event travels, as the rules declare it: batching, its own rate limit, replay.
+public struct EventPolicy: Sendable, Equatable {
+    /// Hold messages for a window and deliver them together (nil: never delayed).
+    public var batch: BatchPolicy?
+    /// A budget of its own instead of the channel's (nil: the channel's budget).
+    public var rateLimit: EventRateLimit?
+
+    public init(batch: BatchPolicy? = nil, rateLimit: EventRateLimit? = nil) {
+        self.batch = batch
+        self.rateLimit = rateLimit
+    }
+
+    /// Events the rules say nothing about: delivered at once, counted on the channel's budget.
+    public static let immediate = EventPolicy()
+}
+
+/// `batch = { window_ms = 100, keep = "all" | "latest", by = "field" }`.
+public struct BatchPolicy: Sendable, Hashable {
+    public enum Keep: String, Sendable { case all, latest }
+    public let windowMilliseconds: Int
+    public let keep: Keep
+    /// With `latest`: the payload field whose value names what a message is the latest of.
+    public let by: String?
+
+    public init(windowMilliseconds: Int, keep: Keep, by: String?) {
+        self.windowMilliseconds = windowMilliseconds
+        self.keep = keep
+        self.by = by
+    }
+}
+
+/// `rate = { per_minute = 1200, per = "user" | "channel" }`: messages of this event count on
+/// their own sliding window, per channel or per channel and sender, and not on the channel's
+/// budget — so that chatty ephemeral events cannot starve real messages.
+public struct EventRateLimit: Sendable, Hashable {
+    public enum Scope: String, Sendable { case channel, user }
+    public let perMinute: Int
+    public let per: Scope
+
+    public init(perMinute: Int, per: Scope) {
+        self.perMinute = perMinute
+        self.per = per
+    }
+}
