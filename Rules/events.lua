@@ -3,7 +3,9 @@
 -- field optional. Undeclared events are allowed (see tiers.lua) but get no checks.
 -- batch = { window_ms, keep = "all" | "latest", by = "field" } holds an event's messages per
 -- channel for the window and delivers them together; rate = { per_minute, per = "channel" |
--- "user" } gives an event its own budget instead of the channel's.
+-- "user" } gives an event its own budget instead of the channel's. on_publish(msg, user, ch)
+-- runs after a message is accepted and may emit(channel, event, payload) derived events, which
+-- are checked against this catalog and published like messages of their own.
 
 event "form:updated" {
   on = { "form:responses:*", "supplier:dashboard:*" },
@@ -14,6 +16,13 @@ event "form:response:new" {
   on = { "form:responses:*", "supplier:dashboard:*" },
   critical = true,
   fields = { form_id = "string", response_id = "string" },
+  -- A new response on a form also lands on the dashboard of the supplier who owns the form.
+  on_publish = function(msg, user, ch)
+    if ch.form_id == nil then return end  -- already on a dashboard
+    for _, supplier in ipairs(related("form_owner", ch.form_id)) do
+      emit("supplier:dashboard:" .. supplier, "form:response:new", msg.payload)
+    end
+  end,
 }
 
 event "form:response:updated" {
@@ -72,4 +81,9 @@ event "document:saved" {
 event "comment:added" {
   on = { "collaboration:*", "supplier:dashboard:*" },
   fields = { comment_id = "string", text = "string" },
+  -- A comment in a collaboration also lands on the supplier's dashboard.
+  on_publish = function(msg, user, ch)
+    if ch.couple_id == nil then return end  -- already on a dashboard
+    emit("supplier:dashboard:" .. ch.supplier_id, "comment:added", msg.payload)
+  end,
 }

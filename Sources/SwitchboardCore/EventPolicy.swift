@@ -4,10 +4,13 @@ public struct EventPolicy: Sendable, Equatable {
     public var batch: BatchPolicy?
     /// A budget of its own instead of the channel's (nil: the channel's budget).
     public var rateLimit: EventRateLimit?
+    /// The event has an `on_publish` hook that may derive events (`Policy.derivedEvents`).
+    public var derives: Bool
 
-    public init(batch: BatchPolicy? = nil, rateLimit: EventRateLimit? = nil) {
+    public init(batch: BatchPolicy? = nil, rateLimit: EventRateLimit? = nil, derives: Bool = false) {
         self.batch = batch
         self.rateLimit = rateLimit
+        self.derives = derives
     }
 
     /// Events the rules say nothing about: delivered at once, counted on the channel's budget.
@@ -40,5 +43,19 @@ public struct EventRateLimit: Sendable, Hashable {
     public init(perMinute: Int, per: Scope) {
         self.perMinute = perMinute
         self.per = per
+    }
+}
+
+/// An event published by the rules themselves (`emit` in an `on_publish` hook).
+public struct DerivedEvent: Sendable, Equatable {
+    /// The target channel's name, as the hook gave it (validated before publishing).
+    public let channel: String
+    public let event: String
+    public let payload: Value
+
+    public init(channel: String, event: String, payload: Value) {
+        self.channel = channel
+        self.event = event
+        self.payload = payload
     }
 }

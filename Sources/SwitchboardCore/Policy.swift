@@ -38,6 +38,10 @@ public protocol Policy: Sendable {
     func authorizePresence(_ identity: Identity, channel: ChannelName) -> Decision
     /// How `event` travels on `channel` once it is allowed: batching and its own rate limit.
     func eventPolicy(_ event: String, channel: ChannelName) -> EventPolicy
+    /// The events that publishing `event` on `channel` derives (its `on_publish` hook's emits),
+    /// each already checked against the catalog and the target channel's rules; called after
+    /// the original was accepted, only when `eventPolicy(...).derives`.
+    func derivedEvents(of event: String, payload: Value?, on channel: ChannelName, by identity: Identity) -> [(ChannelName, DerivedEvent)]
     /// The limits for `identity` (its tier).
     func limits(for identity: Identity) -> Limits
 }

@@ -13,6 +13,19 @@ final class Generation: Sendable {
     /// Which hook of a declaration runs.
     enum Hook: String {
         case join, send, presence
+        case onPublish = "on_publish"
+    }
+
+    /// What `emit(channel, event, payload)` calls collect during one `on_publish` call. Only
+    /// touched while the lane's lock is held (the host function runs inside the locked call);
+    /// the mutex makes that visible to the compiler.
+    final class EmitSink: Sendable {
+        struct State {
+            var open = false
+            var emitted: [DerivedEvent] = []
+        }
+        static let maxPerCall = 16
+        let state = Mutex(State())
     }
 
     /// One Lua state, used by one caller at a time, with its `__sb_hook` dispatcher.
@@ -21,6 +34,8 @@ final class Generation: Sendable {
             let lua: LuaState
             /// `__sb_hook`, read once at load so that a call needs no global lookup.
             let dispatch: LuaFunctionRef
+            /// Collects `emit` calls while an `on_publish` hook runs on this lane.
+            let emits: EmitSink
             /// The claims whose `user` table the state keeps in `userSlot`, if any.
             var keptClaims: Value.Object?
             /// The rule index and channel whose `ch` table the state keeps in `channelSlot`, if any.
@@ -30,9 +45,10 @@ final class Generation: Sendable {
             var lastClaims: Value.Object?
             var lastChannel: (rule: Int, name: String)?
 
-            init(lua: LuaState, dispatch: LuaFunctionRef) {
+            init(lua: LuaState, dispatch: LuaFunctionRef, emits: EmitSink) {
                 self.lua = lua
                 self.dispatch = dispatch
+                self.emits = emits
             }
         }
 
@@ -109,8 +125,9 @@ final class Generation: Sendable {
         var declarations: Value?
         for laneIndex in 0..<max(1, options.lanes) {
             let state: LuaState
+            let emits = EmitSink()
             do {
-                state = try makeState(options: options, relations: relations)
+                state = try makeState(options: options, relations: relations, emits: emits)
                 try state.load(source: Prelude.source, chunkName: Prelude.chunkName)
             } catch {
                 return .failure(RulesLoadError(errors: [RulesError(.loadFailed, "the Lua host could not start: \(error)")]))
@@ -141,7 +158,7 @@ final class Generation: Sendable {
             } catch {
                 return .failure(RulesLoadError(errors: [RulesError(.loadFailed, "reading __sb_hook failed: \(error)")]))
             }
-            lanes.append(Lane(Lane.State(lua: state, dispatch: dispatch)))
+            lanes.append(Lane(Lane.State(lua: state, dispatch: dispatch, emits: emits)))
         }
         switch RuleSet.build(from: declarations ?? .null) {
         case .failure(let errors):
@@ -157,7 +174,7 @@ final class Generation: Sendable {
         return base.isEmpty ? file : "\(base)/\(file)"
     }
 
-    private static func makeState(options: RulesEngine.Options, relations: Relations) throws -> LuaState {
+    private static func makeState(options: RulesEngine.Options, relations: Relations, emits: EmitSink) throws -> LuaState {
         var configuration = LuaConfiguration()
         configuration.memoryLimitBytes = options.memoryLimitBytes
         configuration.instructionBudget = options.instructionBudget
@@ -170,6 +187,29 @@ final class Generation: Sendable {
             }
             guard let a = LuaBridge.id(arguments[1]), let b = LuaBridge.id(arguments[2]) else { return [.boolean(false)] }
             return [.boolean(relations.contains(relation, a, b))]
+        }
+        state.register("related") { arguments throws(LuaError) in
+            guard arguments.count == 2, let relation = arguments[0].string else {
+                throw LuaError(.runtime, "related(relation, a) needs a relation name and an id")
+            }
+            guard let a = LuaBridge.id(arguments[1]) else { return [.table(LuaTable(array: []))] }
+            return [.table(LuaTable(array: relations.related(relation, a).map(LuaValue.string)))]
+        }
+        state.register("emit") { arguments throws(LuaError) in
+            guard arguments.count >= 2, let channel = arguments[0].string, let event = arguments[1].string else {
+                throw LuaError(.runtime, "emit(channel, event, payload) needs a channel name and an event name")
+            }
+            let payload = arguments.count > 2 ? LuaBridge.value(arguments[2]) : .object(.init())
+            let problem: String? = emits.state.withLock { sink in
+                guard sink.open else { return "emit is only available inside an event's on_publish hook" }
+                guard sink.emitted.count < EmitSink.maxPerCall else {
+                    return "on_publish may emit at most \(EmitSink.maxPerCall) events per message"
+                }
+                sink.emitted.append(DerivedEvent(channel: channel, event: event, payload: payload))
+                return nil
+            }
+            if let problem { throw LuaError(.runtime, problem) }
+            return []
         }
         return state
     }
@@ -188,10 +228,38 @@ final class Generation: Sendable {
         _ owner: HookOwner, _ index: Int, _ hook: Hook, _ identity: Identity, channel: ChannelName,
         rule: RuleSet.Channel, event: (name: String, payload: Value?)?, options: RulesEngine.Options
     ) -> Decision {
+        run(owner, index, hook, identity, channel: channel, rule: rule, event: event, options: options).decision
+    }
+
+    /// Runs an event's `on_publish` hook and returns what it emitted (nothing when it failed;
+    /// the failure goes to `onHookError`).
+    func onPublish(
+        _ eventIndex: Int, _ identity: Identity, channel: ChannelName, rule: RuleSet.Channel, event: (name: String, payload: Value?),
+        options: RulesEngine.Options
+    ) -> [DerivedEvent] {
+        let (decision, emitted) = run(.event, eventIndex, .onPublish, identity, channel: channel, rule: rule, event: event, options: options)
+        return decision == .allow ? emitted : []
+    }
+
+    private func run(
+        _ owner: HookOwner, _ index: Int, _ hook: Hook, _ identity: Identity, channel: ChannelName,
+        rule: RuleSet.Channel, event: (name: String, payload: Value?)?, options: RulesEngine.Options
+    ) -> (decision: Decision, emitted: [DerivedEvent]) {
         let lane = lanes[nextLane.wrappingAdd(1, ordering: .relaxed).oldValue % lanes.count]
         let answer: (allowed: Bool, reason: String?)
+        var emitted: [DerivedEvent] = []
         do throws(LuaError) {
             answer = try lane.state.withLock { lane throws(LuaError) in
+                let collecting = hook == .onPublish
+                if collecting { lane.emits.state.withLock { $0 = .init(open: true, emitted: []) } }
+                defer {
+                    if collecting {
+                        emitted = lane.emits.state.withLock { sink in
+                            defer { sink = .init() }
+                            return sink.emitted
+                        }
+                    }
+                }
                 let claimsKept = lane.keptClaims.map { Self.same($0, identity.claims) } ?? false
                 let keepClaims = !claimsKept && (lane.lastClaims.map { Self.same($0, identity.claims) } ?? false)
                 let channelKept = lane.keptChannel.map { $0.rule == rule.index && $0.name == channel.rawValue } ?? false
@@ -251,11 +319,11 @@ final class Generation: Sendable {
         } catch {
             options.onHookError(
                 RulesError(.hookFailed, "\(hook.rawValue) for \(channel): \(error.message)", at: error.location ?? rule.location))
-            return .deny("the rules could not decide (the operator can see why in the server log)")
+            return (.deny("the rules could not decide (the operator can see why in the server log)"), [])
         }
-        if answer.allowed { return .allow }
-        if let reason = answer.reason, !reason.isEmpty { return .deny(reason) }
-        return .deny("\(hook.rawValue) refused by the rules for \(channel)")
+        if answer.allowed { return (.allow, emitted) }
+        if let reason = answer.reason, !reason.isEmpty { return (.deny(reason), emitted) }
+        return (.deny("\(hook.rawValue) refused by the rules for \(channel)"), emitted)
     }
 
     /// Equal claims, answering at once when both share one buffer (the same token's identity).

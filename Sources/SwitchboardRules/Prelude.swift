@@ -90,6 +90,10 @@ enum Prelude {
       local spec = list[index]
       local fn = spec and spec[hook]
       if type(fn) ~= "function" then return false, "no " .. hook .. " hook" end
+      if hook == "on_publish" then
+        fn(c, a, b)  -- on_publish(msg, user, ch); what it returns does not matter
+        return true
+      end
       local allowed, reason = fn(a, b, c)
       if allowed == true then return true end
       if allowed == false or allowed == nil then

@@ -8,6 +8,8 @@ import Foundation
 /// read as their decimal text so `42` and `"42"` are the same id.
 public struct Relations: Sendable {
     private var pairs: [String: Set<Pair>] = [:]
+    /// Each relation's `b`s by `a`, in insertion order, for `related(relation, a)`.
+    private var byA: [String: [String: [String]]] = [:]
 
     struct Pair: Hashable, Sendable {
         let a: String
@@ -21,12 +23,19 @@ public struct Relations: Sendable {
         pairs[relation]?.contains(Pair(a: a, b: b)) ?? false
     }
 
+    /// Every `b` related to `a` in `relation`.
+    public func related(_ relation: String, _ a: String) -> [String] {
+        byA[relation]?[a] ?? []
+    }
+
     /// The relations defined, with their sizes (for the admin view).
     public var sizes: [String: Int] { pairs.mapValues(\.count) }
 
     /// Adds pairs (tests and, later, a database mirror).
     public mutating func insert(_ relation: String, _ a: String, _ b: String) {
-        pairs[relation, default: []].insert(Pair(a: a, b: b))
+        if pairs[relation, default: []].insert(Pair(a: a, b: b)).inserted {
+            byA[relation, default: [:]][a, default: []].append(b)
+        }
     }
 
     /// Loads every `data/*.json` under `directory`; a missing `data` folder means no relations.

@@ -115,7 +115,43 @@ public final class RulesEngine: Policy, Sendable {
     /// The declared event's batch policy and rate limit; undeclared events are immediate.
     public func eventPolicy(_ event: String, channel: ChannelName) -> EventPolicy {
         guard let declared = current.rules.events[event] else { return .immediate }
-        return EventPolicy(batch: declared.batch, rateLimit: declared.rate)
+        return EventPolicy(batch: declared.batch, rateLimit: declared.rate, derives: declared.hasOnPublish)
+    }
+
+    /// Runs the event's `on_publish` hook and checks every emit like a publish by the rules
+    /// themselves: the target must be a valid channel name that a channel rule matches, and the
+    /// event must be in the catalog for it (or undeclared events allowed) with its fields right.
+    /// The target's join and send hooks do not run — the emit is the rules' own act, not the
+    /// user's. An emit that fails a check is dropped and reported through `onHookError`.
+    public func derivedEvents(of event: String, payload: Value?, on channel: ChannelName, by identity: Identity) -> [(ChannelName, DerivedEvent)] {
+        let generation = current
+        guard let declared = generation.rules.events[event], declared.hasOnPublish,
+            let rule = generation.rules.rule(for: channel)
+        else { return [] }
+        var accepted: [(ChannelName, DerivedEvent)] = []
+        for emit in generation.onPublish(declared.index, identity, channel: channel, rule: rule, event: (event, payload), options: options) {
+            let problem: String?
+            if let target = try? ChannelName(validating: emit.channel) {
+                problem = Self.problem(with: emit, on: target, in: generation.rules)
+                if problem == nil { accepted.append((target, emit)) }
+            } else {
+                problem = "\(emit.channel) is not a valid channel name"
+            }
+            if let problem {
+                options.onHookError(
+                    RulesError(.hookFailed, "on_publish of \(event) on \(channel): emit(\(emit.channel), \(emit.event)) dropped: \(problem)", at: declared.location))
+            }
+        }
+        return accepted
+    }
+
+    private static func problem(with emit: DerivedEvent, on target: ChannelName, in rules: RuleSet) -> String? {
+        guard rules.rule(for: target) != nil else { return "no rule matches channel \(target)" }
+        if let declared = rules.events[emit.event] {
+            guard declared.on.contains(where: { $0.matches(target) }) else { return "event \(emit.event) is not allowed on \(target)" }
+            return checkFields(of: declared, payload: emit.payload)
+        }
+        return rules.allowUndeclaredEvents ? nil : "event \(emit.event) is not declared in the rules"
     }
 
     /// Presence needs the channel's `presence = true`, or its `presence` hook's consent. The

@@ -7,5 +7,8 @@ struct AllowEverythingPolicy: Policy {
     func authorizeSend(_ identity: Identity, channel: ChannelName, event: String, payload: Value?) -> Decision { .allow }
     func authorizePresence(_ identity: Identity, channel: ChannelName) -> Decision { .allow }
     func eventPolicy(_ event: String, channel: ChannelName) -> EventPolicy { .immediate }
+    func derivedEvents(of event: String, payload: Value?, on channel: ChannelName, by identity: Identity) -> [(ChannelName, DerivedEvent)] {
+        []
+    }
     func limits(for identity: Identity) -> Limits { Limits(maxChannels: 100, maxPayloadBytes: 16 << 20, messagesPerMinute: .max) }
 }

@@ -73,7 +73,7 @@ extension Rules {
 
 /// Runs Debian's luacheck, when installed, with the rules globals declared.
 enum Luacheck {
-    static let globals = ["tier", "default_tier", "channel", "event", "member", "emit", "allow_undeclared_events"]
+    static let globals = ["tier", "default_tier", "channel", "event", "member", "related", "emit", "allow_undeclared_events"]
 
     /// nil when luacheck is not installed; otherwise whether it passed.
     static func run(on directory: String, files: [String]) throws -> Bool? {

@@ -72,6 +72,7 @@ import Testing
         ("channel \"x:{a}\" { kind = \"secret\" }", "kind must be", "b.lua:1"),
         ("tier \"gold\" { max_channels = 0 }", "at least 1", "b.lua:1"),
         ("event \"t\" { on = { \"x:*\" }, rate = { per_minute = 0 } }", "rate.per_minute must be 1...1000000", "b.lua:1"),
+        ("\nemit(\"x:1\", \"t\", {})", "emit is only available inside an event's on_publish hook", "b.lua:2"),
         ("event \"t\" { on = { \"x:*\" }, rate = { per_minute = 5, per = \"room\" } }", "rate.per must be", "b.lua:1"),
     ])
     func brokenRulesFailTheLoadWithFileAndLine(_ text: String, _ mention: String, _ location: String) throws {
@@ -132,8 +133,43 @@ import Testing
         let typing = engine.eventPolicy("user:typing", channel: try channel("collaboration:s1:c1"))
         #expect(typing.batch == BatchPolicy(windowMilliseconds: 100, keep: .latest, by: "user_id"))
         #expect(typing.rateLimit == EventRateLimit(perMinute: 1200, per: .user))
-        #expect(engine.eventPolicy("comment:added", channel: try channel("collaboration:s1:c1")) == .immediate)
+        #expect(engine.eventPolicy("comment:added", channel: try channel("collaboration:s1:c1")) == EventPolicy(derives: true))
+        #expect(engine.eventPolicy("document:saved", channel: try channel("collaboration:s1:c1")) == .immediate)
         #expect(engine.eventPolicy("free-form", channel: try channel("collaboration:s1:c1")) == .immediate)
+    }
+
+    @Test func emitsAreCheckedAndBadOnesReported() throws {
+        let failures = Mutex<[RulesError]>([])
+        let rules = try RulesFixture([
+            "a.lua": Self.base,
+            "b.lua": """
+                channel "room:{id}" { kind = "shared", join = function() return true end }
+                event "said" {
+                  on = { "room:*" },
+                  fields = { text = "string" },
+                  on_publish = function(msg, user, ch)
+                    emit("room:" .. ch.id .. "-copy", "said", msg.payload)   -- fine
+                    emit("nowhere:1", "said", msg.payload)                    -- no rule
+                    emit("room:2", "said", { text = 5 })                      -- bad field
+                    emit("room:3", "unknown", {})                             -- undeclared
+                    emit("bad name!", "said", msg.payload)                    -- invalid name
+                    for n = 1, related("owners", ch.id)[1] == "u1" and 1 or 0 do emit("room:" .. n, "said", msg.payload) end
+                  end,
+                }
+                """,
+            "data/owners.json": #"{"7": ["u1"]}"#,
+        ])
+        let engine = try rules.engine { $0.onHookError = { error in failures.withLock { $0.append(error) } } }
+        let derived = engine.derivedEvents(of: "said", payload: ["text": "hi"], on: try channel("room:7"), by: user())
+        #expect(derived.map(\.0.rawValue) == ["room:7-copy", "room:1"])
+        #expect(derived.allSatisfy { $0.1.payload == ["text": "hi"] })
+        let reported = failures.withLock { $0.map(\.description) }
+        #expect(reported.count == 4, "\(reported)")
+        #expect(reported.contains { $0.contains("no rule matches channel nowhere:1") })
+        #expect(reported.contains { $0.contains("field text must be string") })
+        #expect(reported.contains { $0.contains("event unknown is not declared") })
+        #expect(reported.contains { $0.contains("bad name! is not a valid channel name") })
+        #expect(engine.eventPolicy("said", channel: try channel("room:7")).derives)
     }
 
     @Test func undeclaredEventsAreRefusedByDefault() throws {

@@ -57,7 +57,7 @@ final class RealtimeContext: Sendable {
     /// window. Returns the reason when the budget is spent (nothing is published then).
     func admit(
         _ message: @autoclosure () -> EncodedBroadcast, event: String, payload: Value?, channel: ChannelName, topic: String,
-        identity: Identity, sender: ObjectIdentifier?, loop: any EventLoop
+        identity: Identity, sender: ObjectIdentifier?, loop: any EventLoop, depth: Int = 0
     ) -> String? {
         let travel = policy.eventPolicy(event, channel: channel)
         let now = configuration.monotonicSeconds()
@@ -80,7 +80,36 @@ final class RealtimeContext: Sendable {
         } else {
             hub.publish(topic: topic, message: message(), sender: sender)
         }
+        if travel.derives {
+            publishDerived(of: event, payload: payload, channel: channel, identity: identity, loop: loop, depth: depth + 1)
+        }
         return nil
+    }
+
+    /// How deep `on_publish` → `emit` → `on_publish` … may go.
+    static let maxEmitDepth = 4
+
+    /// Publishes what the event's `on_publish` emitted, each like a message of its own (budget,
+    /// batching, its own `on_publish`), one level deeper; past `maxEmitDepth` the chain stops
+    /// with an error for the operator.
+    private func publishDerived(of event: String, payload: Value?, channel: ChannelName, identity: Identity, loop: any EventLoop, depth: Int) {
+        guard depth <= Self.maxEmitDepth else {
+            metrics.rejected(.emitDepth)
+            logger.error(
+                "on_publish chain stopped: emits may nest \(Self.maxEmitDepth) deep",
+                metadata: ["event": "\(event)", "channel": "\(channel)", "sub": "\(identity.subject ?? "-")"])
+            return
+        }
+        for (target, derived) in policy.derivedEvents(of: event, payload: payload, on: channel, by: identity) {
+            let topic = "realtime:\(target)"
+            let frame = BroadcastFrame(topic: topic, event: derived.event, payload: derived.payload, binaryBody: nil, meta: nil)
+            let refused = admit(
+                EncodedBroadcast(frame, asBinary: false, allocator: ByteBufferAllocator()), event: derived.event, payload: derived.payload,
+                channel: target, topic: topic, identity: identity, sender: nil, loop: loop, depth: depth)
+            if let refused {
+                logger.warning("a derived event was not published", metadata: ["event": "\(derived.event)", "reason": "\(refused)"])
+            }
+        }
     }
 
     /// Sends a `presence_diff` to every subscriber of `topic`, the tracker included.
