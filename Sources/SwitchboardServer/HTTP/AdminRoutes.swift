@@ -6,6 +6,7 @@ import SwitchboardWire
 
 /// Operator endpoints, for tokens whose `role` is `admin` or `service_role`.
 ///
+/// `GET /admin/channels`: the busiest channels with subscriber, message-rate and presence counts.
 /// `GET /admin/rules`: the rules generation in force, its files and load time, and the errors
 /// of the last reload when it failed (the previous generation then keeps serving).
 struct AdminRoutes {
@@ -20,6 +21,31 @@ struct AdminRoutes {
             }
             return RESTRoutes.json(.ok, Self.describe(rules))
         }
+        router.get("/admin/channels") { request, _ in await channels(request) }
+    }
+
+    /// `GET /admin/channels?limit=N`: the busiest channels (by subscribers, then messages).
+    private func channels(_ request: Request) async -> Response {
+        if let refusal = await refuseUnlessAdmin(request) { return refusal }
+        let limit = request.uri.queryParameters.get("limit", as: Int.self) ?? 50
+        guard (1...10_000).contains(limit) else {
+            return RESTRoutes.json(.badRequest, ["message": "limit must be 1...10000"])
+        }
+        let subscribers = await shared.hub.subscriberCounts()
+        let rates = shared.activity.messagesPerMinute(now: shared.configuration.monotonicSeconds())
+        let topics = Set(subscribers.keys).union(rates.keys)
+        let rows = topics.map { topic in
+            (topic: topic, subscribers: subscribers[topic] ?? 0, messages: rates[topic] ?? 0, presences: shared.presence.count(topic: topic))
+        }
+        .sorted { ($0.subscribers, $0.messages, $1.topic) > ($1.subscribers, $1.messages, $0.topic) }
+        .prefix(limit)
+        let list: [Value] = rows.map { row in
+            [
+                "channel": .string(String(row.topic.dropFirst("realtime:".count))), "subscribers": .int(row.subscribers),
+                "messages_per_minute": .int(row.messages), "presences": .int(row.presences),
+            ]
+        }
+        return RESTRoutes.json(.ok, ["channels": .array(list), "total_channels": .int(topics.count)])
     }
 
     private func refuseUnlessAdmin(_ request: Request) async -> Response? {

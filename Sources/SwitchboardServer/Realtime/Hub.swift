@@ -104,6 +104,17 @@ final class Hub: Sendable {
         return removed
     }
 
+    /// Subscribers per topic, summed over every loop.
+    func subscriberCounts() async -> [String: Int] {
+        var total: [String: Int] = [:]
+        for (index, loop) in loops.enumerated() {
+            let shard = shards[index]
+            let counts = (try? await loop.submit { shard.value.subscriberCounts() }.get()) ?? [:]
+            total.merge(counts, uniquingKeysWith: +)
+        }
+        return total
+    }
+
     /// Current connection count across all shards.
     func connectionCount() async -> Int {
         var total = 0

@@ -74,6 +74,11 @@ final class HubShard {
         for connection in connections { connection.flushBroadcasts() }
     }
 
+    /// Subscribers per topic on this loop.
+    func subscriberCounts() -> [String: Int] {
+        topics.mapValues(\.count)
+    }
+
     /// Re-checks every subscription here against the current rules; returns how many were
     /// removed.
     func reauthorize() -> Int {

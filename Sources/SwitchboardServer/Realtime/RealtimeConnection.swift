@@ -423,12 +423,14 @@ final class RealtimeConnection: ChannelInboundHandler {
                 return
             }
             let diff = shared.presence.track(topic: inbound.topic, owner: id, key: join.presenceKey, meta: meta)
+            if let diff, diff.leaves.isEmpty { shared.metrics.presences(scope: join.channel.scope)?.increment(by: 1) }
             joins[inbound.topic]?.tracking = true
             replyOK(to: inbound, response: .object(.init()))
             publishPresence(diff, topic: inbound.topic)
         case "untrack":
             joins[inbound.topic]?.tracking = false
             let diff = shared.presence.untrack(topic: inbound.topic, owner: id)
+            if diff != nil { shared.metrics.presences(scope: join.channel.scope)?.decrement(by: 1) }
             replyOK(to: inbound, response: .object(.init()))
             publishPresence(diff, topic: inbound.topic)
         default:
@@ -440,7 +442,9 @@ final class RealtimeConnection: ChannelInboundHandler {
     /// Removes what `join` tracked and tells the channel.
     private func leavePresence(topic: String, _ join: Join) {
         guard join.tracking else { return }
-        publishPresence(shared.presence.untrack(topic: topic, owner: id), topic: topic)
+        let diff = shared.presence.untrack(topic: topic, owner: id)
+        if diff != nil { shared.metrics.presences(scope: join.channel.scope)?.decrement(by: 1) }
+        publishPresence(diff, topic: topic)
     }
 
     private func publishPresence(_ diff: ChannelPresence.Diff?, topic: String) {

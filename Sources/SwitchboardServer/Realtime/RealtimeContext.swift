@@ -19,6 +19,7 @@ final class RealtimeContext: Sendable {
     let logger: Logger
     let rateLimiter = ChannelRateLimiter()
     let batches: BatchRegistry
+    let activity = ChannelActivity()
     let presence = PresenceRegistry(seed: UInt64(Date().timeIntervalSince1970 * 1000))
     private let connectionIDs = NIOLockedValueBox<UInt64>(0)
 
@@ -74,6 +75,7 @@ final class RealtimeContext: Sendable {
                 return ChannelRateLimiter.reason(channel: channel, limit: limit, retryAfter: retryAfter)
             }
         }
+        activity.record(topic: topic, now: now)
         if let batch = travel.batch {
             let by = batch.by.flatMap { field in payload?[field].flatMap(Self.batchKey) }
             batches.add(message(), sender: sender, topic: topic, event: event, policy: batch, by: by, loop: loop)

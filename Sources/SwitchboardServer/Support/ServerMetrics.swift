@@ -26,6 +26,7 @@ final class ServerMetrics: Sendable {
     /// Hooks that failed (error, budget, memory) and so denied.
     let ruleHookErrors: CoreMetrics.Counter
     private let subscriptionsByScope: [String: CoreMetrics.Meter]
+    private let presencesByScope: [String: CoreMetrics.Meter]
     private let rejectionsByReason: [String: CoreMetrics.Counter]
 
     /// Reasons a message or join can be rejected, as metric labels.
@@ -55,6 +56,11 @@ final class ServerMetrics: Sendable {
             scopes[scope] = CoreMetrics.Meter(label: "switchboard_subscriptions", dimensions: [("scope", scope)], factory: factory)
         }
         subscriptionsByScope = scopes
+        var presences: [String: CoreMetrics.Meter] = [:]
+        for scope in Self.knownScopes.union(["other"]) {
+            presences[scope] = CoreMetrics.Meter(label: "switchboard_presences", dimensions: [("scope", scope)], factory: factory)
+        }
+        presencesByScope = presences
         var rejections: [String: CoreMetrics.Counter] = [:]
         for reason in Rejection.allCases {
             rejections[reason.rawValue] = CoreMetrics.Counter(
@@ -65,6 +71,11 @@ final class ServerMetrics: Sendable {
 
     func subscriptions(scope: Substring) -> CoreMetrics.Meter? {
         subscriptionsByScope[Self.knownScopes.contains(String(scope)) ? String(scope) : "other"]
+    }
+
+    /// Tracked presences (metas) by channel scope.
+    func presences(scope: Substring) -> CoreMetrics.Meter? {
+        presencesByScope[Self.knownScopes.contains(String(scope)) ? String(scope) : "other"]
     }
 
     func rejected(_ reason: Rejection) {
