@@ -27,6 +27,8 @@ public struct SwitchboardConfiguration: Sendable {
     public var maxPayloadBytes: Int = 64 * 1024
     /// Largest presence meta (the tracked payload, as JSON) accepted, in bytes.
     public var maxPresenceMetaBytes: Int = 4 * 1024
+    /// Presence updates (track and untrack) per minute per join: a budget of their own.
+    public var presenceUpdatesPerMinute: Int = 120
     /// Close a connection after this long without inbound data, in seconds (Phoenix: 60).
     public var idleTimeoutSeconds: Int = 60
     /// A subscriber whose unsent bytes stay above this for `slowConsumerGraceSeconds` is closed.

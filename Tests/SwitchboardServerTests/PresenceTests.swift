@@ -85,4 +85,31 @@ import Testing
             await watcher.close()
         }
     }
+
+    @Test func presenceUpdatesHaveTheirOwnBudget() async throws {
+        let clock = ManualClock()
+        try await withServer({
+            $0.monotonicSeconds = { clock.now() }
+            $0.presenceUpdatesPerMinute = 5
+        }) { server in
+            let socket = try await PhoenixSocket.connect(server, token: try await server.token(sub: "s1-user", supplierID: "s1"))
+            try #require(try await socket.join("collaboration:s1:c1", ref: "1", config: Self.config(key: "a")).status == "ok")
+            for n in 0..<5 {
+                #expect(try await Self.track(socket, "collaboration:s1:c1", ["n": .int(n)], ref: "t\(n)").status == "ok")
+            }
+            let over = try await Self.track(socket, "collaboration:s1:c1", ["n": 5], ref: "over")
+            #expect(
+                over.reason?.hasPrefix(
+                    "ChannelRateLimitReached: presence on channel collaboration:s1:c1 allows 5 updates per minute per connection") == true,
+                "\(over)")
+            // Messages are not affected, and the budget comes back as the window slides.
+            let ack: Value = ["broadcast": ["self": false, "ack": true], "presence": ["key": "a", "enabled": false], "private": false]
+            try #require(try await socket.join("supplier:dashboard:s1", ref: "5", config: ack).status == "ok")
+            try await socket.broadcast("supplier:dashboard:s1", event: "note", payload: [:], ref: "m", joinRef: "5")
+            #expect(try await socket.reply(to: "m").status == "ok")
+            clock.advance(by: 61)
+            #expect(try await Self.track(socket, "collaboration:s1:c1", ["n": 6], ref: "later").status == "ok")
+            await socket.close()
+        }
+    }
 }

@@ -399,6 +399,16 @@ final class RealtimeConnection: ChannelInboundHandler {
     // MARK: Presence
 
     private func presence(_ inbound: InboundFrame, join: Join) {
+        let limit = shared.configuration.presenceUpdatesPerMinute
+        let budget = "presence#\(join.channel)#\(id)"
+        if case .refused(let retryAfter) = shared.rateLimiter.attempt(key: budget, limit: limit, now: shared.configuration.monotonicSeconds()) {
+            shared.metrics.rejected(.rateLimited)
+            let seconds = max(1, Int(retryAfter.rounded(.up)))
+            replyError(
+                to: inbound,
+                reason: "ChannelRateLimitReached: presence on channel \(join.channel) allows \(limit) updates per minute per connection; try again in \(seconds) s")
+            return
+        }
         switch inbound.payload["event"]?.stringValue?.lowercased() {
         case "track":
             guard let meta = inbound.payload["payload"]?.objectValue else {
