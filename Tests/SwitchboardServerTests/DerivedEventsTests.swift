@@ -1,4 +1,5 @@
 import Foundation
+import SwitchboardWire
 import SwitchboardCore
 import Testing
 
@@ -75,6 +76,38 @@ import Testing
             #expect(metrics.contains(#"switchboard_rejected_total{reason="emit_depth"} 1"#))
             try await listener.heartbeat()
             await listener.close()
+            await sender.close()
+        }
+    }
+
+    /// An `on_publish` that fans out 16 ways at every level would derive 65,536 events from one
+    /// message; the chain stops after 64.
+    @Test func aFanOutChainStopsAfterSixtyFourDerivedEvents() async throws {
+        let rules = try RulesCopy(messagesPerMinute: 1_000_000)
+        defer { rules.delete() }
+        try rules.write(
+            "zz_fan.lua",
+            """
+            event "fan" {
+              on = { "collaboration:*" },
+              on_publish = function(msg, user, ch)
+                for n = 1, 16 do emit("collaboration:fan:" .. n, "fan", msg.payload) end
+              end,
+            }
+            """)
+        try await withServer({ $0.rulesDirectory = rules.path }) { server in
+            let sender = try await PhoenixSocket.connect(server, token: try await server.token(sub: "s1-user", supplierID: "s1"))
+            try #require(try await sender.join("collaboration:s1:c1", ref: "1", config: Self.ack).status == "ok")
+            try await sender.broadcast("collaboration:s1:c1", event: "fan", payload: [:], ref: "2", joinRef: "1")
+            #expect(try await sender.reply(to: "2").status == "ok")
+            let admin = try await server.token(role: "admin", sub: "ops")
+            let reply = try await HTTPTests.request(server, "GET", "/admin/channels?limit=100", token: admin, contentType: nil)
+            let rows = try JSON.parse(Array(reply.body.utf8))["channels"]?.arrayValue ?? []
+            let published = rows.compactMap { $0["messages_per_minute"]?.int64Value }.reduce(Int64(0), +)
+            #expect(published == 65, "the original and 64 derived events: \(reply.body)")
+            let metrics = try await HTTPTests.request(server, "GET", "/metrics").body
+            #expect(metrics.contains(#"switchboard_rejected_total{reason="emit_limit"} 1"#), "\(metrics)")
+            try await sender.heartbeat()
             await sender.close()
         }
     }

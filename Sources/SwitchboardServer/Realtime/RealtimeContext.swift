@@ -58,7 +58,24 @@ final class RealtimeContext: Sendable {
     /// window. Returns the reason when the budget is spent (nothing is published then).
     func admit(
         _ message: @autoclosure () -> EncodedBroadcast, event: String, payload: Value?, channel: ChannelName, topic: String,
-        identity: Identity, sender: ObjectIdentifier?, loop: any EventLoop, depth: Int = 0
+        identity: Identity, sender: ObjectIdentifier?, loop: any EventLoop
+    ) -> String? {
+        admit(
+            message(), event: event, payload: payload, channel: channel, topic: topic, identity: identity, sender: sender, loop: loop,
+            depth: 0, derived: DerivedBudget())
+    }
+
+    /// What one original message may still derive, across every level of `on_publish`, and
+    /// which limits it hit (each is reported once per message).
+    private final class DerivedBudget {
+        var remaining = RealtimeContext.maxDerivedPerMessage
+        var hitDepth = false
+        var hitLimit = false
+    }
+
+    private func admit(
+        _ message: @autoclosure () -> EncodedBroadcast, event: String, payload: Value?, channel: ChannelName, topic: String,
+        identity: Identity, sender: ObjectIdentifier?, loop: any EventLoop, depth: Int, derived: DerivedBudget
     ) -> String? {
         let travel = policy.eventPolicy(event, channel: channel)
         let now = configuration.monotonicSeconds()
@@ -83,31 +100,51 @@ final class RealtimeContext: Sendable {
             hub.publish(topic: topic, message: message(), sender: sender)
         }
         if travel.derives {
-            publishDerived(of: event, payload: payload, channel: channel, identity: identity, loop: loop, depth: depth + 1)
+            publishDerived(of: event, payload: payload, channel: channel, identity: identity, loop: loop, depth: depth + 1, budget: derived)
         }
         return nil
     }
 
     /// How deep `on_publish` → `emit` → `on_publish` … may go.
     static let maxEmitDepth = 4
+    /// Derived events one original message may cause in all (16 emits per hook, 4 levels deep,
+    /// would otherwise allow 65,536).
+    static let maxDerivedPerMessage = 64
 
     /// Publishes what the event's `on_publish` emitted, each like a message of its own (budget,
     /// batching, its own `on_publish`), one level deeper; past `maxEmitDepth` the chain stops
     /// with an error for the operator.
-    private func publishDerived(of event: String, payload: Value?, channel: ChannelName, identity: Identity, loop: any EventLoop, depth: Int) {
+    private func publishDerived(
+        of event: String, payload: Value?, channel: ChannelName, identity: Identity, loop: any EventLoop, depth: Int, budget: DerivedBudget
+    ) {
+        guard budget.remaining > 0 else { return }
         guard depth <= Self.maxEmitDepth else {
-            metrics.rejected(.emitDepth)
-            logger.error(
-                "on_publish chain stopped: emits may nest \(Self.maxEmitDepth) deep",
-                metadata: ["event": "\(event)", "channel": "\(channel)", "sub": "\(identity.subject ?? "-")"])
+            if !budget.hitDepth {
+                budget.hitDepth = true
+                metrics.rejected(.emitDepth)
+                logger.error(
+                    "on_publish chain stopped: emits may nest \(Self.maxEmitDepth) deep",
+                    metadata: ["event": "\(event)", "channel": "\(channel)", "sub": "\(identity.subject ?? "-")"])
+            }
             return
         }
         for (target, derived) in policy.derivedEvents(of: event, payload: payload, on: channel, by: identity) {
+            guard budget.remaining > 0 else {
+                if !budget.hitLimit {
+                    budget.hitLimit = true
+                    metrics.rejected(.emitLimit)
+                    logger.error(
+                        "on_publish chain stopped: one message may derive at most \(Self.maxDerivedPerMessage) events",
+                        metadata: ["event": "\(event)", "channel": "\(channel)", "sub": "\(identity.subject ?? "-")"])
+                }
+                return
+            }
+            budget.remaining -= 1
             let topic = "realtime:\(target)"
             let frame = BroadcastFrame(topic: topic, event: derived.event, payload: derived.payload, binaryBody: nil, meta: nil)
             let refused = admit(
                 EncodedBroadcast(frame, asBinary: false, allocator: ByteBufferAllocator()), event: derived.event, payload: derived.payload,
-                channel: target, topic: topic, identity: identity, sender: nil, loop: loop, depth: depth)
+                channel: target, topic: topic, identity: identity, sender: nil, loop: loop, depth: depth, derived: budget)
             if let refused {
                 logger.warning("a derived event was not published", metadata: ["event": "\(derived.event)", "reason": "\(refused)"])
             }
