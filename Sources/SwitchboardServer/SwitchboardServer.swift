@@ -29,8 +29,16 @@ public struct SwitchboardServer: Sendable {
         let metrics = ServerMetrics()
         let hub = Hub(group: group, metrics: metrics)
         let verifier = try await TokenVerifier(configuration.auth)
-        let rules = try configuration.policy == nil ? Self.loadRules(configuration, metrics: metrics, logger: logger) : nil
-        guard let policy = configuration.policy ?? rules else { preconditionFailure("either a policy or rules") }
+        let rules: RulesEngine?
+        let policy: any Policy
+        if let injected = configuration.policy {
+            rules = nil
+            policy = injected
+        } else {
+            let engine = try Self.loadRules(configuration, metrics: metrics, logger: logger)
+            rules = engine
+            policy = engine
+        }
         let shared = RealtimeContext(
             hub: hub, verifier: verifier, policy: policy, rules: rules, configuration: configuration, logger: logger)
         let router = Router()
