@@ -6,11 +6,14 @@ public struct EventPolicy: Sendable, Equatable {
     public var rateLimit: EventRateLimit?
     /// The event has an `on_publish` hook that may derive events (`Policy.derivedEvents`).
     public var derives: Bool
+    /// The event has a `transform` hook that rewrites its payload (`Policy.transform`).
+    public var transforms: Bool
 
-    public init(batch: BatchPolicy? = nil, rateLimit: EventRateLimit? = nil, derives: Bool = false) {
+    public init(batch: BatchPolicy? = nil, rateLimit: EventRateLimit? = nil, derives: Bool = false, transforms: Bool = false) {
         self.batch = batch
         self.rateLimit = rateLimit
         self.derives = derives
+        self.transforms = transforms
     }
 
     /// Events the rules say nothing about: delivered at once, counted on the channel's budget.
@@ -58,4 +61,14 @@ public struct DerivedEvent: Sendable, Equatable {
         self.event = event
         self.payload = payload
     }
+}
+
+/// What an event's `transform` hook made of a payload.
+public enum Transformed: Sendable, Equatable {
+    /// Deliver the payload as it came.
+    case unchanged
+    /// Deliver this payload instead.
+    case replaced(Value)
+    /// Do not deliver the message; the sender reads the reason.
+    case refused(String)
 }

@@ -38,6 +38,9 @@ public protocol Policy: Sendable {
     func authorizePresence(_ identity: Identity, channel: ChannelName) -> Decision
     /// How `event` travels on `channel` once it is allowed: batching and its own rate limit.
     func eventPolicy(_ event: String, channel: ChannelName) -> EventPolicy
+    /// The payload to deliver for `event`, once per message after it was allowed and counted
+    /// (its `transform` hook); called only when `eventPolicy(...).transforms`.
+    func transform(_ event: String, payload: Value?, on channel: ChannelName, by identity: Identity) -> Transformed
     /// The events that publishing `event` on `channel` derives (its `on_publish` hook's emits),
     /// each already checked against the catalog and the target channel's rules; called after
     /// the original was accepted, only when `eventPolicy(...).derives`.

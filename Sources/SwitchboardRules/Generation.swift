@@ -14,6 +14,7 @@ final class Generation: Sendable {
     enum Hook: String {
         case join, send, presence
         case onPublish = "on_publish"
+        case transform
     }
 
     /// What `emit(channel, event, payload)` calls collect during one `on_publish` call. Only
@@ -237,17 +238,28 @@ final class Generation: Sendable {
         _ eventIndex: Int, _ identity: Identity, channel: ChannelName, rule: RuleSet.Channel, event: (name: String, payload: Value?),
         options: RulesEngine.Options
     ) -> [DerivedEvent] {
-        let (decision, emitted) = run(.event, eventIndex, .onPublish, identity, channel: channel, rule: rule, event: event, options: options)
-        return decision == .allow ? emitted : []
+        let outcome = run(.event, eventIndex, .onPublish, identity, channel: channel, rule: rule, event: event, options: options)
+        return outcome.decision == .allow ? outcome.emitted : []
+    }
+
+    /// Runs an event's `transform` hook: the payload it returned (nil to keep the original),
+    /// or nil with `failed` when the hook failed (reported through `onHookError`).
+    func transform(
+        _ eventIndex: Int, _ identity: Identity, channel: ChannelName, rule: RuleSet.Channel, event: (name: String, payload: Value?),
+        options: RulesEngine.Options
+    ) -> (payload: Value?, failed: Bool) {
+        let outcome = run(.event, eventIndex, .transform, identity, channel: channel, rule: rule, event: event, options: options)
+        return (outcome.returned, outcome.decision != .allow)
     }
 
     private func run(
         _ owner: HookOwner, _ index: Int, _ hook: Hook, _ identity: Identity, channel: ChannelName,
         rule: RuleSet.Channel, event: (name: String, payload: Value?)?, options: RulesEngine.Options
-    ) -> (decision: Decision, emitted: [DerivedEvent]) {
+    ) -> (decision: Decision, emitted: [DerivedEvent], returned: Value?) {
         let lane = lanes[nextLane.wrappingAdd(1, ordering: .relaxed).oldValue % lanes.count]
         let answer: (allowed: Bool, reason: String?)
         var emitted: [DerivedEvent] = []
+        var returned: Value?
         do throws(LuaError) {
             answer = try lane.state.withLock { lane throws(LuaError) in
                 let collecting = hook == .onPublish
@@ -300,6 +312,10 @@ final class Generation: Sendable {
                             try arguments.endTable()
                         }
                     } results: { results in
+                        if hook == .transform {
+                            let value = results.value(at: 1)
+                            returned = value.isNil ? nil : LuaBridge.value(value)
+                        }
                         if results.boolean(at: 0) == true { return (true, nil) }
                         return (false, results.string(at: 1))
                     }
@@ -319,11 +335,11 @@ final class Generation: Sendable {
         } catch {
             options.onHookError(
                 RulesError(.hookFailed, "\(hook.rawValue) for \(channel): \(error.message)", at: error.location ?? rule.location))
-            return (.deny("the rules could not decide (the operator can see why in the server log)"), [])
+            return (.deny("the rules could not decide (the operator can see why in the server log)"), [], nil)
         }
-        if answer.allowed { return (.allow, emitted) }
-        if let reason = answer.reason, !reason.isEmpty { return (.deny(reason), emitted) }
-        return (.deny("\(hook.rawValue) refused by the rules for \(channel)"), emitted)
+        if answer.allowed { return (.allow, emitted, returned) }
+        if let reason = answer.reason, !reason.isEmpty { return (.deny(reason), emitted, nil) }
+        return (.deny("\(hook.rawValue) refused by the rules for \(channel)"), emitted, nil)
     }
 
     /// Equal claims, answering at once when both share one buffer (the same token's identity).

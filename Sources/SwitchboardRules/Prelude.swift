@@ -94,6 +94,13 @@ enum Prelude {
         fn(c, a, b)  -- on_publish(msg, user, ch); what it returns does not matter
         return true
       end
+      if hook == "transform" then
+        local payload = fn(c, a, b)  -- transform(msg, user, ch) returns the new payload, or nil
+        if payload ~= nil and type(payload) ~= "table" then
+          error("event " .. spec.__name .. ": transform must return a table (the new payload) or nil, not " .. type(payload), 0)
+        end
+        return true, payload
+      end
       local allowed, reason = fn(a, b, c)
       if allowed == true then return true end
       if allowed == false or allowed == nil then

@@ -115,7 +115,27 @@ public final class RulesEngine: Policy, Sendable {
     /// The declared event's batch policy and rate limit; undeclared events are immediate.
     public func eventPolicy(_ event: String, channel: ChannelName) -> EventPolicy {
         guard let declared = current.rules.events[event] else { return .immediate }
-        return EventPolicy(batch: declared.batch, rateLimit: declared.rate, derives: declared.hasOnPublish)
+        return EventPolicy(batch: declared.batch, rateLimit: declared.rate, derives: declared.hasOnPublish, transforms: declared.hasTransform)
+    }
+
+    /// Runs the event's `transform(msg, user, ch)`: the table it returns becomes the payload
+    /// (checked against the event's fields again), nil keeps the original. A hook that fails
+    /// or returns a payload that breaks the fields refuses the message, and the operator sees
+    /// why through `onHookError`.
+    public func transform(_ event: String, payload: Value?, on channel: ChannelName, by identity: Identity) -> Transformed {
+        let generation = current
+        guard let declared = generation.rules.events[event], declared.hasTransform, let rule = generation.rules.rule(for: channel) else {
+            return .unchanged
+        }
+        let (returned, failed) = generation.transform(
+            declared.index, identity, channel: channel, rule: rule, event: (event, payload), options: options)
+        if failed { return .refused("the rules could not transform \(event) (the operator can see why in the server log)") }
+        guard let returned, returned != .null else { return .unchanged }
+        if let problem = Self.checkFields(of: declared, payload: returned) {
+            options.onHookError(RulesError(.hookFailed, "transform of \(event) on \(channel) returned a bad payload: \(problem)", at: declared.location))
+            return .refused("the rules could not transform \(event) (the operator can see why in the server log)")
+        }
+        return .replaced(returned)
     }
 
     /// Runs the event's `on_publish` hook and checks every emit like a publish by the rules

@@ -7,6 +7,7 @@ struct AllowEverythingPolicy: Policy {
     func authorizeSend(_ identity: Identity, channel: ChannelName, event: String, payload: Value?) -> Decision { .allow }
     func authorizePresence(_ identity: Identity, channel: ChannelName) -> Decision { .allow }
     func eventPolicy(_ event: String, channel: ChannelName) -> EventPolicy { .immediate }
+    func transform(_ event: String, payload: Value?, on channel: ChannelName, by identity: Identity) -> Transformed { .unchanged }
     func derivedEvents(of event: String, payload: Value?, on channel: ChannelName, by identity: Identity) -> [(ChannelName, DerivedEvent)] {
         []
     }

@@ -172,6 +172,42 @@ import Testing
         #expect(engine.eventPolicy("said", channel: try channel("room:7")).derives)
     }
 
+    @Test func transformsRewriteThePayloadOrRefuse() throws {
+        let failures = Mutex<[RulesError]>([])
+        let rules = try RulesFixture([
+            "a.lua": Self.base,
+            "b.lua": """
+                channel "room:{id}" { kind = "shared", join = function() return true end }
+                event "shout" { on = { "room:*" }, fields = { text = "string" },
+                  transform = function(msg, user, ch)
+                    return { text = string.upper(msg.payload.text), by = user.sub, room = ch.id } end }
+                event "keep" { on = { "room:*" }, transform = function() return nil end }
+                event "wrong" { on = { "room:*" }, transform = function() return "text" end }
+                event "breaks" { on = { "room:*" }, fields = { text = "string" }, transform = function() return { text = 5 } end }
+                event "fails" { on = { "room:*" }, transform = function() error("nope") end }
+                """,
+        ])
+        let engine = try rules.engine { $0.onHookError = { error in failures.withLock { $0.append(error) } } }
+        let room = try channel("room:7")
+        #expect(engine.eventPolicy("shout", channel: room).transforms)
+        #expect(
+            engine.transform("shout", payload: ["text": "hi"], on: room, by: user(sub: "anna"))
+                == .replaced(["by": "anna", "room": "7", "text": "HI"]))
+        #expect(engine.transform("keep", payload: ["x": 1], on: room, by: user()) == .unchanged)
+        for event in ["wrong", "breaks", "fails"] {
+            guard case .refused(let reason) = engine.transform(event, payload: ["text": "a"], on: room, by: user()) else {
+                Issue.record("\(event) was not refused")
+                continue
+            }
+            #expect(reason.contains("could not transform \(event)"))
+        }
+        let reported = failures.withLock { $0.map(\.description) }
+        #expect(reported.count == 3, "\(reported)")
+        #expect(reported.contains { $0.contains("transform must return a table") })
+        #expect(reported.contains { $0.contains("field text must be string") })
+        #expect(reported.contains { $0.contains("nope") })
+    }
+
     @Test func undeclaredEventsAreRefusedByDefault() throws {
         let rules = try RulesFixture(["a.lua": Self.base, "b.lua": Self.channelWith(join: "return true")])
         let engine = try rules.engine()

@@ -111,4 +111,30 @@ import Testing
             await sender.close()
         }
     }
+
+    /// An event's `transform` rewrites the payload once, before fan-out.
+    @Test func aTransformRewritesWhatSubscribersGet() async throws {
+        let rules = try RulesCopy()
+        defer { rules.delete() }
+        try rules.write(
+            "zz_stamp.lua",
+            """
+            event "note:stamped" {
+              on = { "collaboration:*" },
+              fields = { text = "string" },
+              transform = function(msg, user, ch) return { text = msg.payload.text, by = user.sub } end,
+            }
+            """)
+        try await withServer({ $0.rulesDirectory = rules.path }) { server in
+            let listener = try await PhoenixSocket.connect(server, token: try await server.token(role: "couple", sub: "c1-user", coupleID: "c1"))
+            try #require(try await listener.join("collaboration:s1:c1", ref: "1", config: Self.plain).status == "ok")
+            let sender = try await PhoenixSocket.connect(server, token: try await server.token(sub: "s1-user", supplierID: "s1"))
+            try #require(try await sender.join("collaboration:s1:c1", ref: "1", config: Self.ack).status == "ok")
+            try await sender.broadcast("collaboration:s1:c1", event: "note:stamped", payload: ["text": "hi", "by": "someone else"], ref: "2", joinRef: "1")
+            #expect(try await sender.reply(to: "2").status == "ok")
+            #expect(try await listener.broadcastEvent("note:stamped").payload["payload"] == ["by": "s1-user", "text": "hi"])
+            await listener.close()
+            await sender.close()
+        }
+    }
 }

@@ -101,8 +101,9 @@ struct RESTRoutes {
         }
         var limited: [String] = []
         for (channel, event, payload) in prepared {
-            if case .rateLimited(let reason) = publish(channel, event: event, payload: payload, identity: identity) {
-                limited.append(reason)
+            switch publish(channel, event: event, payload: payload, identity: identity) {
+            case .rateLimited(let reason), .refused(let reason): limited.append(reason)
+            case .published, .denied: break
             }
         }
         if let first = limited.first {
@@ -137,10 +138,11 @@ struct RESTRoutes {
         case .failure(let reason):
             return unprocessable("payload", reason.message)
         case .success(let channel):
-            if case .rateLimited(let reason) = publish(channel, event: event, payload: payload, identity: identity) {
-                return Self.json(.tooManyRequests, ["message": .string(reason)])
+            switch publish(channel, event: event, payload: payload, identity: identity) {
+            case .rateLimited(let reason): return Self.json(.tooManyRequests, ["message": .string(reason)])
+            case .refused(let reason): return unprocessable("payload", reason)
+            case .published, .denied: return Response(status: .accepted)
             }
-            return Response(status: .accepted)
         }
     }
 
@@ -164,6 +166,8 @@ struct RESTRoutes {
     enum PublishOutcome {
         case published, denied
         case rateLimited(String)
+        /// The rules' `transform` refused it.
+        case refused(String)
     }
 
     /// Publishes when the rules allow and the channel's budget has room; like Supabase, a
@@ -177,12 +181,15 @@ struct RESTRoutes {
             return .denied
         }
         let topic = "realtime:\(channel)"
-        let frame = BroadcastFrame(topic: topic, event: event, payload: payload, binaryBody: nil, meta: nil)
         if let limited = shared.admit(
-            EncodedBroadcast(frame, asBinary: false, allocator: ByteBufferAllocator()), event: event, payload: payload,
-            channel: channel, topic: topic, identity: identity, sender: nil, loop: shared.hub.loops[0])
+            event: event, payload: payload, channel: channel, topic: topic, identity: identity, sender: nil, loop: shared.hub.loops[0],
+            encode: { payload in
+                EncodedBroadcast(
+                    BroadcastFrame(topic: topic, event: event, payload: payload, binaryBody: nil, meta: nil), asBinary: false,
+                    allocator: ByteBufferAllocator())
+            })
         {
-            return .rateLimited(limited)
+            return limited.isRateLimit ? .rateLimited(limited.message) : .refused(limited.message)
         }
         return .published
     }

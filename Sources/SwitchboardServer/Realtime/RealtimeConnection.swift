@@ -362,21 +362,26 @@ final class RealtimeConnection: ChannelInboundHandler {
             return
         }
         let binaryBody = inbound.userBroadcast.flatMap { $0.isJSON ? nil : $0.body }
-        let message = BroadcastFrame(topic: inbound.topic, event: event, payload: userPayload, binaryBody: binaryBody, meta: nil)
         let allocator = context?.channel.allocator ?? ByteBufferAllocator()
         let asBinary = inbound.userBroadcast != nil
         let loop = context?.eventLoop ?? shared.hub.loops[0]
+        let topic = inbound.topic
         if let limited = shared.admit(
-            EncodedBroadcast(message, asBinary: asBinary, allocator: allocator), event: event, payload: userPayload,
-            channel: join.channel, topic: inbound.topic, identity: join.identity, sender: ObjectIdentifier(self), loop: loop)
+            event: event, payload: userPayload, transformable: binaryBody == nil, channel: join.channel, topic: topic,
+            identity: join.identity, sender: ObjectIdentifier(self), loop: loop,
+            encode: { payload in
+                EncodedBroadcast(
+                    BroadcastFrame(topic: topic, event: event, payload: payload, binaryBody: binaryBody, meta: nil), asBinary: asBinary,
+                    allocator: allocator)
+            })
         {
-            if join.ack {
-                replyError(to: inbound, reason: limited)
+            if join.ack || !limited.isRateLimit {
+                replyError(to: inbound, reason: limited.message)
             } else {
                 push(
                     topic: inbound.topic, joinRef: join.joinRef, event: "system",
                     payload: [
-                        "extension": "system", "status": "error", "message": .string(limited),
+                        "extension": "system", "status": "error", "message": .string(limited.message),
                         "channel": .string(join.channel.rawValue),
                     ])
             }

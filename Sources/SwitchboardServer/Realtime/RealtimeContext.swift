@@ -53,16 +53,38 @@ final class RealtimeContext: Sendable {
         return limits
     }
 
+    /// Why `admit` did not publish a message.
+    enum Refusal {
+        /// Over its budget (the channel's or the event's own).
+        case rateLimited(String)
+        /// The rules' `transform` refused it.
+        case rules(String)
+
+        var message: String {
+            switch self {
+            case .rateLimited(let message), .rules(let message): message
+            }
+        }
+
+        var isRateLimit: Bool {
+            if case .rateLimited = self { return true }
+            return false
+        }
+    }
+
     /// After the policy allowed a message: counts it on its budget (the event's own, or the
     /// channel's at the sender's tier limit), then publishes it now or holds it for its batch
     /// window. Returns the reason when the budget is spent (nothing is published then).
+    ///
+    /// `encode` frames the message with the payload to deliver (the rules' `transform` may have
+    /// replaced it); pass `transformable: false` for binary payloads, which are never rewritten.
     func admit(
-        _ message: @autoclosure () -> EncodedBroadcast, event: String, payload: Value?, channel: ChannelName, topic: String,
-        identity: Identity, sender: ObjectIdentifier?, loop: any EventLoop
-    ) -> String? {
+        event: String, payload: Value?, transformable: Bool = true, channel: ChannelName, topic: String, identity: Identity,
+        sender: ObjectIdentifier?, loop: any EventLoop, encode: (Value?) -> EncodedBroadcast
+    ) -> Refusal? {
         admit(
-            message(), event: event, payload: payload, channel: channel, topic: topic, identity: identity, sender: sender, loop: loop,
-            depth: 0, derived: DerivedBudget())
+            event: event, payload: payload, transformable: transformable, channel: channel, topic: topic, identity: identity,
+            sender: sender, loop: loop, depth: 0, derived: DerivedBudget(), encode: encode)
     }
 
     /// What one original message may still derive, across every level of `on_publish`, and
@@ -74,30 +96,40 @@ final class RealtimeContext: Sendable {
     }
 
     private func admit(
-        _ message: @autoclosure () -> EncodedBroadcast, event: String, payload: Value?, channel: ChannelName, topic: String,
-        identity: Identity, sender: ObjectIdentifier?, loop: any EventLoop, depth: Int, derived: DerivedBudget
-    ) -> String? {
+        event: String, payload original: Value?, transformable: Bool, channel: ChannelName, topic: String, identity: Identity,
+        sender: ObjectIdentifier?, loop: any EventLoop, depth: Int, derived: DerivedBudget, encode: (Value?) -> EncodedBroadcast
+    ) -> Refusal? {
         let travel = policy.eventPolicy(event, channel: channel)
         let now = configuration.monotonicSeconds()
         if let rate = travel.rateLimit {
             let key = rate.per == .user ? "\(channel)#\(event)#\(identity.subject ?? "")" : "\(channel)#\(event)"
             if case .refused(let retryAfter) = rateLimiter.attempt(key: key, limit: rate.perMinute, now: now) {
                 metrics.rejected(.rateLimited)
-                return ChannelRateLimiter.reason(event: event, channel: channel, rate: rate, retryAfter: retryAfter)
+                return .rateLimited(ChannelRateLimiter.reason(event: event, channel: channel, rate: rate, retryAfter: retryAfter))
             }
         } else {
             let limit = limits(for: identity).messagesPerMinute
             if case .refused(let retryAfter) = rateLimiter.attempt(key: channel.rawValue, limit: limit, now: now) {
                 metrics.rejected(.rateLimited)
-                return ChannelRateLimiter.reason(channel: channel, limit: limit, retryAfter: retryAfter)
+                return .rateLimited(ChannelRateLimiter.reason(channel: channel, limit: limit, retryAfter: retryAfter))
+            }
+        }
+        var payload = original
+        if travel.transforms, transformable {
+            switch policy.transform(event, payload: original, on: channel, by: identity) {
+            case .unchanged: break
+            case .replaced(let replaced): payload = replaced
+            case .refused(let reason):
+                metrics.rejected(.unauthorized)
+                return .rules("Unauthorized: \(reason)")
             }
         }
         activity.record(topic: topic, now: now)
         if let batch = travel.batch {
             let by = batch.by.flatMap { field in payload?[field].flatMap(Self.batchKey) }
-            batches.add(message(), sender: sender, topic: topic, event: event, policy: batch, by: by, loop: loop)
+            batches.add(encode(payload), sender: sender, topic: topic, event: event, policy: batch, by: by, loop: loop)
         } else {
-            hub.publish(topic: topic, message: message(), sender: sender)
+            hub.publish(topic: topic, message: encode(payload), sender: sender)
         }
         if travel.derives {
             publishDerived(of: event, payload: payload, channel: channel, identity: identity, loop: loop, depth: depth + 1, budget: derived)
@@ -141,12 +173,16 @@ final class RealtimeContext: Sendable {
             }
             budget.remaining -= 1
             let topic = "realtime:\(target)"
-            let frame = BroadcastFrame(topic: topic, event: derived.event, payload: derived.payload, binaryBody: nil, meta: nil)
             let refused = admit(
-                EncodedBroadcast(frame, asBinary: false, allocator: ByteBufferAllocator()), event: derived.event, payload: derived.payload,
-                channel: target, topic: topic, identity: identity, sender: nil, loop: loop, depth: depth, derived: budget)
+                event: derived.event, payload: derived.payload, transformable: true, channel: target, topic: topic, identity: identity,
+                sender: nil, loop: loop, depth: depth, derived: budget
+            ) { payload in
+                EncodedBroadcast(
+                    BroadcastFrame(topic: topic, event: derived.event, payload: payload, binaryBody: nil, meta: nil), asBinary: false,
+                    allocator: ByteBufferAllocator())
+            }
             if let refused {
-                logger.warning("a derived event was not published", metadata: ["event": "\(derived.event)", "reason": "\(refused)"])
+                logger.warning("a derived event was not published", metadata: ["event": "\(derived.event)", "reason": "\(refused.message)"])
             }
         }
     }
