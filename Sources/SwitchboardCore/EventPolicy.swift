@@ -8,12 +8,28 @@ public struct EventPolicy: Sendable, Equatable {
     public var derives: Bool
     /// The event has a `transform` hook that rewrites its payload (`Policy.transform`).
     public var transforms: Bool
+    /// Messages enter the channel's replay history (`replay = false`: ephemeral, never).
+    public var replay: Bool
+    /// Always replayable (`critical = true`): kept even where the channel keeps no history.
+    public var critical: Bool
 
-    public init(batch: BatchPolicy? = nil, rateLimit: EventRateLimit? = nil, derives: Bool = false, transforms: Bool = false) {
+    public init(
+        batch: BatchPolicy? = nil, rateLimit: EventRateLimit? = nil, derives: Bool = false, transforms: Bool = false, replay: Bool = true,
+        critical: Bool = false
+    ) {
         self.batch = batch
         self.rateLimit = rateLimit
         self.derives = derives
         self.transforms = transforms
+        self.replay = replay || critical
+        self.critical = critical
+    }
+
+    /// How long this event's messages stay replayable on a channel whose rules keep `channel`
+    /// (nil: the channel keeps no history): nil when they are not kept at all.
+    public func retention(on channel: HistoryRetention?) -> HistoryRetention? {
+        guard replay else { return nil }
+        return channel ?? (critical ? .standard : nil)
     }
 
     /// Events the rules say nothing about: delivered at once, counted on the channel's budget.

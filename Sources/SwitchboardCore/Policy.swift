@@ -47,4 +47,12 @@ public protocol Policy: Sendable {
     func derivedEvents(of event: String, payload: Value?, on channel: ChannelName, by identity: Identity) -> [(ChannelName, DerivedEvent)]
     /// The limits for `identity` (its tier).
     func limits(for identity: Identity) -> Limits
+    /// How much of `channel`'s history is kept for replay; nil when the channel keeps none
+    /// (joins asking for a replay are refused there; only `critical` events are kept).
+    func history(for channel: ChannelName) -> HistoryRetention?
+}
+
+extension Policy {
+    /// Every channel keeps the spec's history: the last 100 messages, for 5 minutes.
+    public func history(for channel: ChannelName) -> HistoryRetention? { .standard }
 }

@@ -4,6 +4,43 @@ extension RuleSet {
     /// How the prelude describes a hook.
     static let function: Value = "<function>"
 
+    /// The most messages a channel's `history` may keep.
+    public static let maxHistoryMessages = 1000
+    /// The longest a channel's `history` may keep a message, in seconds.
+    public static let maxHistorySeconds = 3600
+
+    /// A channel's `history = false | { messages = N, seconds = S }` (absent: the spec's 100
+    /// messages for 300 s; an unset field of the table keeps its default).
+    static func history(_ spec: Value?, fail: (String) -> Void) -> HistoryRetention? {
+        guard let spec else { return .standard }
+        if spec.boolValue == false { return nil }
+        if spec.boolValue == true { return .standard }
+        guard let table = spec.objectValue else {
+            fail("history must be false or a table { messages = N, seconds = S }")
+            return .standard
+        }
+        var retention = HistoryRetention.standard
+        for member in table.members {
+            switch member.key {
+            case "messages":
+                guard let value = member.value.int64Value, (1...Int64(maxHistoryMessages)).contains(value) else {
+                    fail("history.messages must be a whole number in 1...\(maxHistoryMessages)")
+                    continue
+                }
+                retention.maxMessages = Int(value)
+            case "seconds":
+                guard let value = member.value.int64Value, (1...Int64(maxHistorySeconds)).contains(value) else {
+                    fail("history.seconds must be a whole number in 1...\(maxHistorySeconds)")
+                    continue
+                }
+                retention.maxAgeMilliseconds = value * 1000
+            default:
+                fail("history has an unknown field \(member.key); use messages, seconds")
+            }
+        }
+        return retention
+    }
+
     /// Builds a rule set from what `__sb_declarations()` returned, collecting every problem
     /// (not just the first) so that `rules check` can list them all.
     static func build(from declarations: Value) -> Result<RuleSet, RulesLoadError> {
@@ -67,10 +104,11 @@ extension RuleSet {
         for (offset, spec) in (declarations["channels"]?.arrayValue ?? []).enumerated() {
             let text = spec["__name"]?.stringValue ?? "?"
             let location = spec["__where"]?.stringValue ?? ""
-            let known: Set<String> = ["__name", "__where", "kind", "presence", "join", "send"]
+            let known: Set<String> = ["__name", "__where", "kind", "presence", "join", "send", "history"]
             for member in spec.objectValue?.members ?? [] where !known.contains(member.key) {
-                fail(location, "channel \"\(text)\": unknown field \(member.key); use kind, presence, join, send")
+                fail(location, "channel \"\(text)\": unknown field \(member.key); use kind, presence, join, send, history")
             }
+            let history = Self.history(spec["history"]) { fail(location, "channel \"\(text)\": \($0)") }
             let pattern: ChannelPattern
             do {
                 pattern = try ChannelPattern(text)
@@ -97,7 +135,7 @@ extension RuleSet {
                     index: offset + 1, pattern: pattern, kind: kind,
                     presence: presence == Self.function || presence?.boolValue == true,
                     hasJoin: spec["join"] == Self.function, hasSend: spec["send"] == Self.function,
-                    hasPresenceHook: presence == Self.function, location: location))
+                    hasPresenceHook: presence == Self.function, history: history, location: location))
         }
 
         var events: [String: Event] = [:]

@@ -21,6 +21,8 @@ public struct RuleSet: Sendable {
         public let hasJoin: Bool
         public let hasSend: Bool
         public let hasPresenceHook: Bool
+        /// What the channel keeps for replay (`history`); nil: nothing (`history = false`).
+        public let history: HistoryRetention?
         public let location: String
     }
 

@@ -115,7 +115,14 @@ public final class RulesEngine: Policy, Sendable {
     /// The declared event's batch policy and rate limit; undeclared events are immediate.
     public func eventPolicy(_ event: String, channel: ChannelName) -> EventPolicy {
         guard let declared = current.rules.events[event] else { return .immediate }
-        return EventPolicy(batch: declared.batch, rateLimit: declared.rate, derives: declared.hasOnPublish, transforms: declared.hasTransform)
+        return EventPolicy(
+            batch: declared.batch, rateLimit: declared.rate, derives: declared.hasOnPublish, transforms: declared.hasTransform,
+            replay: declared.replay ?? true, critical: declared.critical)
+    }
+
+    /// The matching channel rule's `history` (nil: it keeps none, or no rule matches).
+    public func history(for channel: ChannelName) -> HistoryRetention? {
+        current.rules.rule(for: channel)?.history
     }
 
     /// Runs the event's `transform(msg, user, ch)`: the table it returns becomes the payload

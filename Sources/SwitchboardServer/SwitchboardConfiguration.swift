@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOCore
 import SwitchboardAuth
@@ -35,6 +36,14 @@ public struct SwitchboardConfiguration: Sendable {
     public var slowConsumerBytes: Int = 1 << 20
     /// How long a subscriber may stay above `slowConsumerBytes` before it is closed.
     public var slowConsumerGraceSeconds: Int = 5
+    /// The cap on replay history over every channel, in bytes (payload, event name and id plus
+    /// a fixed overhead per message). Past it, the channels published to least recently lose
+    /// their history first.
+    public var maxHistoryBytes: Int = 256 * 1024 * 1024
+    /// The most channels whose history position (epoch, last `seq`) is remembered.
+    public var maxHistoryChannels: Int = 100_000
+    /// The most client-chosen message ids remembered (for 5 minutes each) to drop repeats.
+    public var maxRecentMessageIDs: Int = 100_000
     /// Messages accepted in one `POST /api/broadcast` request.
     public var maxRESTBatch: Int = 100
     /// Log level and format.
@@ -43,6 +52,10 @@ public struct SwitchboardConfiguration: Sendable {
     /// Seconds on a monotonic clock, read for rate limits. Replaceable so that tests can move
     /// time forward instead of waiting.
     public var monotonicSeconds: @Sendable () -> Double = { Double(NIODeadline.now().uptimeNanoseconds) / 1e9 }
+
+    /// Milliseconds since 1970, read for history ages and Supabase's replay `since`.
+    /// Replaceable so that tests can move time forward instead of waiting.
+    public var wallClockMilliseconds: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
 
     /// A policy to use instead of the rules directory (embedders and tests); nil loads
     /// `rulesDirectory` with the Lua rules engine.

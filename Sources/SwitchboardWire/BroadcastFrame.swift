@@ -17,14 +17,20 @@ public struct BroadcastFrame: Sendable, Equatable {
     public var binaryBody: ByteBuffer?
     /// Server metadata such as `{"id":…}` or `{"replayed":true}`.
     public var meta: Value?
+    /// The JSON payload already serialized (kept in the replay history); when set it is written
+    /// as it is instead of `payload`.
+    public var payloadJSON: ByteBuffer?
 
     /// Creates a broadcast.
-    public init(topic: String, event: String, payload: Value?, binaryBody: ByteBuffer? = nil, meta: Value? = nil) {
+    public init(
+        topic: String, event: String, payload: Value?, binaryBody: ByteBuffer? = nil, meta: Value? = nil, payloadJSON: ByteBuffer? = nil
+    ) {
         self.topic = topic
         self.event = event
         self.payload = payload
         self.binaryBody = binaryBody
         self.meta = meta
+        self.payloadJSON = payloadJSON
     }
 
     /// The text frame body, or nil when the payload is binary and cannot go to text peers.
@@ -81,6 +87,8 @@ public struct BroadcastFrame: Sendable, Equatable {
         }
         if var body = binaryBody {
             buffer.writeBuffer(&body)
+        } else if var json = payloadJSON {
+            buffer.writeBuffer(&json)
         } else if let payload {
             JSON.serialize(payload, into: &buffer)
         } else {
@@ -93,7 +101,10 @@ public struct BroadcastFrame: Sendable, Equatable {
     private func writeEnvelope(into buffer: inout ByteBuffer) {
         buffer.writeStaticString("{\"type\":\"broadcast\",\"event\":")
         JSON.writeString(event, into: &buffer)
-        if let payload {
+        if var json = payloadJSON {
+            buffer.writeStaticString(",\"payload\":")
+            buffer.writeBuffer(&json)
+        } else if let payload {
             buffer.writeStaticString(",\"payload\":")
             JSON.serialize(payload, into: &buffer)
         }

@@ -30,6 +30,8 @@ struct Serve: AsyncParsableCommand {
     var idleTimeout: Int?
     @Option(help: "Unsent bytes above which a subscriber is a slow consumer (SWITCHBOARD_SLOW_CONSUMER_BYTES, default 1048576).")
     var slowConsumerBytes: Int?
+    @Option(help: "Cap on replay history over all channels, in bytes (SWITCHBOARD_MAX_HISTORY_BYTES, default 268435456).")
+    var maxHistoryBytes: Int?
     @Option(help: "trace, debug, info, notice, warning, error or critical (SWITCHBOARD_LOG_LEVEL, default info).")
     var logLevel: Logger.Level?
     @Option(help: "text or json (SWITCHBOARD_LOG_FORMAT, default text).") var logFormat: LogFormat?
@@ -61,6 +63,8 @@ struct Serve: AsyncParsableCommand {
             try idleTimeout ?? Environment.int("SWITCHBOARD_IDLE_TIMEOUT") ?? configuration.idleTimeoutSeconds
         configuration.slowConsumerBytes =
             try slowConsumerBytes ?? Environment.int("SWITCHBOARD_SLOW_CONSUMER_BYTES") ?? configuration.slowConsumerBytes
+        configuration.maxHistoryBytes =
+            try maxHistoryBytes ?? Environment.int("SWITCHBOARD_MAX_HISTORY_BYTES") ?? configuration.maxHistoryBytes
         configuration.logLevel = level
         try Self.validate(configuration)
         if benchmarkAllowEverything {
@@ -87,6 +91,9 @@ struct Serve: AsyncParsableCommand {
             throw ValidationError("--max-payload-bytes must be between 1 and 16777216")
         }
         guard configuration.idleTimeoutSeconds >= 1 else { throw ValidationError("--idle-timeout must be at least 1 second") }
+        guard configuration.maxHistoryBytes >= 0 else {
+            throw ValidationError("--max-history-bytes must be 0 (no history kept) or more")
+        }
         guard configuration.slowConsumerBytes >= 64 * 1024 else {
             throw ValidationError("--slow-consumer-bytes must be at least 65536")
         }

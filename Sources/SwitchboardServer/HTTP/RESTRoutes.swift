@@ -86,22 +86,25 @@ struct RESTRoutes {
         if messages.count > shared.configuration.maxRESTBatch {
             return Self.json(.tooManyRequests, ["message": "Too many messages to broadcast, please reduce the batch size"])
         }
-        var prepared: [(ChannelName, String, Value)] = []
+        var prepared: [(ChannelName, String, Value, String?)] = []
         for (index, message) in messages.enumerated() {
             guard let topic = message["topic"]?.stringValue, let event = message["event"]?.stringValue else {
                 return unprocessable("messages", "message \(index) needs a string \"topic\" and a string \"event\"")
             }
             let payload = message["payload"] ?? .object(.init())
+            guard case .success(let id) = ChannelLog.clientID(in: message) else {
+                return unprocessable("messages", "message \(index): id must be a string of 1 to \(ChannelLog.maxClientIDLength) bytes")
+            }
             switch validate(topic: topic, payload: payload, identity: identity) {
             case .failure(let reason):
                 return unprocessable("messages", "message \(index): \(reason.message)")
             case .success(let channel):
-                prepared.append((channel, event, payload))
+                prepared.append((channel, event, payload, id))
             }
         }
         var limited: [String] = []
-        for (channel, event, payload) in prepared {
-            switch publish(channel, event: event, payload: payload, identity: identity) {
+        for (channel, event, payload, id) in prepared {
+            switch publish(channel, event: event, payload: payload, id: id, identity: identity) {
             case .rateLimited(let reason), .refused(let reason): limited.append(reason)
             case .published, .denied: break
             }
@@ -134,11 +137,15 @@ struct RESTRoutes {
         } catch {
             return unprocessable("payload", "the payload is larger than \(shared.configuration.maxPayloadBytes) bytes")
         }
+        let id = request.uri.queryParameters.get("id")
+        if let id, !(1...ChannelLog.maxClientIDLength).contains(id.utf8.count) {
+            return unprocessable("id", "id must be 1 to \(ChannelLog.maxClientIDLength) bytes")
+        }
         switch validate(topic: topic, payload: payload, identity: identity) {
         case .failure(let reason):
             return unprocessable("payload", reason.message)
         case .success(let channel):
-            switch publish(channel, event: event, payload: payload, identity: identity) {
+            switch publish(channel, event: event, payload: payload, id: id, identity: identity) {
             case .rateLimited(let reason): return Self.json(.tooManyRequests, ["message": .string(reason)])
             case .refused(let reason): return unprocessable("payload", reason)
             case .published, .denied: return Response(status: .accepted)
@@ -174,7 +181,7 @@ struct RESTRoutes {
     /// denied message is skipped silently (and counted in
     /// `switchboard_rejected_total{reason="unauthorized"}`); a rate-limited one is reported.
     @discardableResult
-    private func publish(_ channel: ChannelName, event: String, payload: Value, identity: Identity) -> PublishOutcome {
+    private func publish(_ channel: ChannelName, event: String, payload: Value, id: String?, identity: Identity) -> PublishOutcome {
         shared.metrics.messagesIn.increment()
         guard shared.policy.authorizeSend(identity, channel: channel, event: event, payload: payload).isAllowed else {
             shared.metrics.rejected(.unauthorized)
@@ -182,12 +189,8 @@ struct RESTRoutes {
         }
         let topic = "realtime:\(channel)"
         if let limited = shared.admit(
-            event: event, payload: payload, channel: channel, topic: topic, identity: identity, sender: nil, loop: shared.hub.loops[0],
-            encode: { payload in
-                EncodedBroadcast(
-                    BroadcastFrame(topic: topic, event: event, payload: payload, binaryBody: nil, meta: nil), asBinary: false,
-                    allocator: ByteBufferAllocator())
-            })
+            event: event, payload: payload, clientID: id, channel: channel, topic: topic, identity: identity, sender: nil,
+            loop: shared.hub.loops[0])
         {
             return limited.isRateLimit ? .rateLimited(limited.message) : .refused(limited.message)
         }

@@ -4,19 +4,17 @@ import SwitchboardCore
 
 /// The batched events in flight: a `Batcher` per lock stripe (keyed by channel and event), and
 /// for every window that opens, one flush scheduled on the publisher's event loop when it
-/// closes. A flush hands the window's messages to the hub as one batch, so each subscriber gets
-/// them in one write burst and one flush.
+/// closes. A flush hands the window's messages to the channel log as one batch (numbered and
+/// framed then, so that `seq` follows delivery order), so each subscriber gets them in one
+/// write burst and one flush.
 final class BatchRegistry: Sendable {
-    struct Pending: Sendable {
-        let message: EncodedBroadcast
-        let sender: ObjectIdentifier?
-    }
+    typealias Pending = ChannelLog.Outgoing
 
-    private let hub: Hub
+    private let log: ChannelLog
     private let stripes: [NIOLockedValueBox<Batcher<Pending>>]
 
-    init(hub: Hub, stripeCount: Int = 16) {
-        self.hub = hub
+    init(log: ChannelLog, stripeCount: Int = 16) {
+        self.log = log
         stripes = (0..<max(1, stripeCount)).map { _ in NIOLockedValueBox(Batcher()) }
     }
 
@@ -24,20 +22,17 @@ final class BatchRegistry: Sendable {
     static func nowMilliseconds() -> Int64 { Int64(NIODeadline.now().uptimeNanoseconds / 1_000_000) }
 
     /// Holds a message of a batched event; opens (and schedules the end of) a window when none is open.
-    func add(
-        _ message: EncodedBroadcast, sender: ObjectIdentifier?, topic: String, event: String, policy: BatchPolicy, by: String?,
-        loop: any EventLoop
-    ) {
-        let key = Batcher<Pending>.Key(channel: topic, event: event)
+    func add(_ message: Pending, topic: String, policy: BatchPolicy, by: String?, loop: any EventLoop) {
+        let key = Batcher<Pending>.Key(channel: topic, event: message.event)
         let stripe = stripe(for: key)
         let added = stripe.withLockedValue {
-            $0.add(Pending(message: message, sender: sender), to: key, policy: policy, by: by, at: Self.nowMilliseconds())
+            $0.add(message, to: key, policy: policy, by: by, at: Self.nowMilliseconds())
         }
         guard case .openedWindow(let closesAt) = added else { return }
-        let hub = hub
+        let log = log
         loop.scheduleTask(deadline: .uptimeNanoseconds(UInt64(max(0, closesAt)) * 1_000_000)) {
             let messages = stripe.withLockedValue { $0.flush(key, at: Self.nowMilliseconds()) }
-            hub.publish(topic: topic, batch: messages.map { ($0.message, $0.sender) })
+            log.publish(topic: topic, messages)
         }
     }
 

@@ -8,8 +8,14 @@ struct EncodedBroadcast: Sendable {
     let v1: ByteBuffer?
     /// The frame for vsn 2.0.0 subscribers (kind 4 binary for messages that arrived as kind 3).
     let v2: ByteBuffer?
+    /// The message's place in its channel's history (0: not in it) and the history record's
+    /// tag: a subscriber whose replay already covered it skips it.
+    let seq: UInt64
+    let tag: UInt64
 
-    init(_ message: BroadcastFrame, asBinary: Bool, allocator: ByteBufferAllocator) {
+    init(_ message: BroadcastFrame, asBinary: Bool, allocator: ByteBufferAllocator, seq: UInt64 = 0, tag: UInt64 = 0) {
+        self.seq = seq
+        self.tag = tag
         v1 = message.encodeText(version: .v1, allocator: allocator).map {
             WebSocketFraming.frame(.text, $0, allocator: allocator)
         }
@@ -24,6 +30,8 @@ struct EncodedBroadcast: Sendable {
 
     /// A server event (such as `presence_diff`) for every subscriber of a topic.
     init(event frame: OutboundFrame, allocator: ByteBufferAllocator) {
+        seq = 0
+        tag = 0
         v1 = WebSocketFraming.frame(.text, WireEncoder.encode(frame, version: .v1, allocator: allocator), allocator: allocator)
         v2 = WebSocketFraming.frame(.text, WireEncoder.encode(frame, version: .v2, allocator: allocator), allocator: allocator)
     }

@@ -40,33 +40,22 @@ final class Hub: Sendable {
     /// Sends `message` to every subscriber of `topic` except `sender` (unless it asked for its
     /// own messages). Callable from any thread.
     func publish(topic: String, message: EncodedBroadcast, sender: ObjectIdentifier?) {
-        let mask = stripe(for: topic).withLockedValue { $0[topic] ?? 0 }
-        guard mask != 0 else { return }
-        for index in 0..<shards.count where mask & (1 << UInt64(index)) != 0 {
-            let loop = loops[index]
-            let shard = shards[index]
-            if loop.inEventLoop {
-                shard.value.deliver(topic: topic, message: message, sender: sender)
-            } else {
-                loop.execute { shard.value.deliver(topic: topic, message: message, sender: sender) }
-            }
-        }
+        publish(topic: topic, batch: [(message, sender)])
     }
 
-    /// Sends a batch of messages in order, with one task per loop for all of them.
+    /// Sends messages in order, with one task per loop for all of them.
+    ///
+    /// Deliveries are always queued on the subscribers' loops, also on the caller's own loop:
+    /// so every loop sees messages in the order they were handed here, whichever thread
+    /// handed them (the channel log relies on it for `seq` order).
     func publish(topic: String, batch: [(message: EncodedBroadcast, sender: ObjectIdentifier?)]) {
         guard !batch.isEmpty else { return }
         let mask = stripe(for: topic).withLockedValue { $0[topic] ?? 0 }
         guard mask != 0 else { return }
         for index in 0..<shards.count where mask & (1 << UInt64(index)) != 0 {
-            let loop = loops[index]
             let shard = shards[index]
-            if loop.inEventLoop {
+            loops[index].execute {
                 for item in batch { shard.value.deliver(topic: topic, message: item.message, sender: item.sender) }
-            } else {
-                loop.execute {
-                    for item in batch { shard.value.deliver(topic: topic, message: item.message, sender: item.sender) }
-                }
             }
         }
     }

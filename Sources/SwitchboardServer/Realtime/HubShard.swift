@@ -6,6 +6,10 @@ final class HubShard {
         let connection: RealtimeConnection
         /// The subscriber asked for its own broadcasts (`config.broadcast.self`).
         let receivesOwn: Bool
+        /// Its join replayed the history of record `fenceTag` up to `fenceSeq`: live messages
+        /// of that record up to there were already delivered.
+        var fenceTag: UInt64 = 0
+        var fenceSeq: UInt64 = 0
     }
 
     let index: Int
@@ -37,6 +41,13 @@ final class HubShard {
         return first
     }
 
+    /// Marks that `connection`'s join already delivered record `tag` up to `seq` (a replay).
+    func setFence(topic: String, _ connection: RealtimeConnection, tag: UInt64, seq: UInt64) {
+        guard let position = topics[topic]?.firstIndex(where: { $0.connection === connection }) else { return }
+        topics[topic]?[position].fenceTag = tag
+        topics[topic]?[position].fenceSeq = seq
+    }
+
     /// Removes a connection's subscription; returns true when the topic has none left here.
     func unsubscribe(topic: String, _ connection: RealtimeConnection) -> Bool {
         guard var subscribers = topics[topic] else { return false }
@@ -53,6 +64,7 @@ final class HubShard {
         var delivered = 0
         for subscriber in subscribers {
             if !subscriber.receivesOwn, let sender, ObjectIdentifier(subscriber.connection) == sender { continue }
+            if message.seq != 0, message.seq <= subscriber.fenceSeq, message.tag == subscriber.fenceTag { continue }
             guard let bytes = message.frame(for: subscriber.connection.version) else { continue }
             if subscriber.connection.writeBroadcast(bytes) {
                 pendingFlush.append(subscriber.connection)

@@ -184,6 +184,8 @@ final class RealtimeConnection: ChannelInboundHandler {
         let presenceEnabled: Bool
         let presenceKey: String
         let bindings: [Value]
+        /// `config.broadcast.replay`, when the client asked for one.
+        let replay: History<ChannelLog.Stored>.Since?
     }
 
     private func join(_ inbound: InboundFrame) {
@@ -215,14 +217,56 @@ final class RealtimeConnection: ChannelInboundHandler {
             }
             bindings = list
         }
+        let replay: History<ChannelLog.Stored>.Since?
+        switch Self.replayRequest(config?["broadcast"]?["replay"]) {
+        case .failure(let problem):
+            shared.metrics.rejected(.malformed)
+            replyError(to: inbound, reason: "UnableToReplayMessages: \(problem.message)")
+            return
+        case .success(let since):
+            replay = since
+        }
         let request = JoinRequest(
             inbound: inbound, channel: channel,
             receivesOwn: config?["broadcast"]?["self"]?.boolValue ?? false,
             ack: config?["broadcast"]?["ack"]?.boolValue ?? false,
             presenceEnabled: config?["presence"]?["enabled"]?.boolValue ?? false,
             presenceKey: config?["presence"]?["key"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 } ?? RealtimeContext.generatedPresenceKey(),
-            bindings: bindings)
+            bindings: bindings, replay: replay)
         completeJoin(request, identity: identity(for: channelToken(in: inbound.payload)))
+    }
+
+    /// The most messages a replay may ask for.
+    static let maxReplayLimit = 1000
+
+    /// `config.broadcast.replay`: Supabase's `{since: <ms>, limit: n}` or Switchboard's exact
+    /// `{since_seq: n, epoch: "…"}`; nil when absent. Supabase's `limit` defaults to
+    /// everything the channel holds.
+    static func replayRequest(_ value: Value?) -> Result<History<ChannelLog.Stored>.Since?, RESTError> {
+        guard let value, !value.isNull else { return .success(nil) }
+        guard value.objectValue != nil else {
+            return .failure(RESTError("config.broadcast.replay must be an object: {since, limit} or {since_seq, epoch}"))
+        }
+        if let seq = value["since_seq"], !seq.isNull {
+            guard let number = seq.int64Value, number >= 0 else {
+                return .failure(RESTError("replay.since_seq must be a whole number of at least 0"))
+            }
+            guard let epoch = value["epoch"]?.stringValue, !epoch.isEmpty else {
+                return .failure(RESTError("replay.since_seq needs the epoch it counts in (replay.epoch, from a message's meta or the join reply)"))
+            }
+            return .success(.sequence(UInt64(number), epoch: epoch))
+        }
+        guard let since = value["since"]?.int64Value, since >= 0 else {
+            return .failure(RESTError("replay needs since (milliseconds since 1970) or since_seq with epoch"))
+        }
+        var limit = maxReplayLimit
+        if let given = value["limit"], !given.isNull {
+            guard let number = given.int64Value, (1...Int64(maxReplayLimit)).contains(number) else {
+                return .failure(RESTError("replay.limit must be a whole number in 1...\(maxReplayLimit)"))
+            }
+            limit = Int(number)
+        }
+        return .success(.time(milliseconds: since, limit: limit))
     }
 
     /// The token a join or refresh carries, or nil to use the connection's own.
@@ -274,6 +318,13 @@ final class RealtimeConnection: ChannelInboundHandler {
                 reason: "Unauthorized: You do not have permissions to read from this Channel topic: \(request.channel) (\(why))")
             return
         }
+        let retention = shared.policy.history(for: request.channel)
+        if request.replay != nil, retention == nil {
+            replyError(
+                to: inbound,
+                reason: "UnableToReplayMessages: Replay is not allowed on channel \(request.channel): its rules keep no history")
+            return
+        }
         let join = Join(
             joinRef: inbound.joinRef ?? inbound.ref, channel: request.channel, identity: identity,
             receivesOwn: request.receivesOwn, ack: request.ack, presenceKey: request.presenceKey)
@@ -285,9 +336,28 @@ final class RealtimeConnection: ChannelInboundHandler {
             object["id"] = .int(Self.bindingID(topic: inbound.topic, offset: offset))
             return .object(object)
         }
-        replyOK(to: inbound, response: ["postgres_changes": .array(echoed)])
+        var response: Value.Object = ["postgres_changes": .array(echoed)]
+        var replayed: [ByteBuffer] = []
+        if let retention {
+            // Subscribed first, then the snapshot: a message published in between is both
+            // replayed and queued live, and the fence drops the live copy.
+            let replay = shared.log.replay(topic: inbound.topic, since: request.replay, retention: retention, version: version)
+            shard?.setFence(topic: inbound.topic, self, tag: replay.position.tag, seq: replay.position.seq)
+            response["epoch"] = .string(replay.position.epoch)
+            response["seq"] = .int(replay.position.seq)
+            if let recovered = replay.recovered {
+                response["recovered"] = .bool(recovered)
+                shared.metrics.replays(recovered: recovered, messages: replay.frames.count)
+            }
+            replayed = replay.frames
+        }
+        replyOK(to: inbound, response: .object(response))
         if request.presenceEnabled {
             push(topic: inbound.topic, joinRef: join.joinRef, event: "presence_state", payload: shared.presence.state(topic: inbound.topic))
+        }
+        if !replayed.isEmpty {
+            for frame in replayed { _ = writeBroadcast(frame) }
+            flushBroadcasts()
         }
         scheduleExpiryCheck()
     }
@@ -361,19 +431,20 @@ final class RealtimeConnection: ChannelInboundHandler {
                 reason: "Unauthorized: You do not have permissions to write to this Channel topic: \(join.channel) (\(why))")
             return
         }
+        let clientID: String?
+        switch ChannelLog.clientID(in: inbound.payload["meta"] ?? inbound.userBroadcast?.meta) {
+        case .failure(let problem):
+            shared.metrics.rejected(.malformed)
+            replyError(to: inbound, reason: "MalformedMessage: \(problem.message)")
+            return
+        case .success(let id):
+            clientID = id
+        }
         let binaryBody = inbound.userBroadcast.flatMap { $0.isJSON ? nil : $0.body }
-        let allocator = context?.channel.allocator ?? ByteBufferAllocator()
-        let asBinary = inbound.userBroadcast != nil
-        let loop = context?.eventLoop ?? shared.hub.loops[0]
-        let topic = inbound.topic
         if let limited = shared.admit(
-            event: event, payload: userPayload, transformable: binaryBody == nil, channel: join.channel, topic: topic,
-            identity: join.identity, sender: ObjectIdentifier(self), loop: loop,
-            encode: { payload in
-                EncodedBroadcast(
-                    BroadcastFrame(topic: topic, event: event, payload: payload, binaryBody: binaryBody, meta: nil), asBinary: asBinary,
-                    allocator: allocator)
-            })
+            event: event, payload: userPayload, binaryBody: binaryBody, asBinary: inbound.userBroadcast != nil, clientID: clientID,
+            channel: join.channel, topic: inbound.topic, identity: join.identity, sender: ObjectIdentifier(self),
+            loop: context?.eventLoop ?? shared.hub.loops[0])
         {
             if join.ack || !limited.isRateLimit {
                 replyError(to: inbound, reason: limited.message)

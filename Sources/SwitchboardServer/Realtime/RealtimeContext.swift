@@ -18,6 +18,7 @@ final class RealtimeContext: Sendable {
     let metrics: ServerMetrics
     let logger: Logger
     let rateLimiter = ChannelRateLimiter()
+    let log: ChannelLog
     let batches: BatchRegistry
     let activity = ChannelActivity()
     let presence = PresenceRegistry(seed: UInt64(Date().timeIntervalSince1970 * 1000))
@@ -36,7 +37,11 @@ final class RealtimeContext: Sendable {
         logger: Logger
     ) {
         self.hub = hub
-        self.batches = BatchRegistry(hub: hub)
+        let log = ChannelLog(
+            hub: hub, maxHistoryBytes: configuration.maxHistoryBytes, maxHistoryChannels: configuration.maxHistoryChannels,
+            recentIDCapacity: configuration.maxRecentMessageIDs, now: configuration.wallClockMilliseconds)
+        self.log = log
+        self.batches = BatchRegistry(log: log)
         self.verifier = verifier
         self.policy = policy
         self.rules = rules
@@ -72,19 +77,24 @@ final class RealtimeContext: Sendable {
         }
     }
 
-    /// After the policy allowed a message: counts it on its budget (the event's own, or the
-    /// channel's at the sender's tier limit), then publishes it now or holds it for its batch
-    /// window. Returns the reason when the budget is spent (nothing is published then).
+    /// After the policy allowed a message: drops a repeat of the publisher's own id (already
+    /// published: acknowledged, not delivered again), counts it on its budget (the event's own,
+    /// or the channel's at the sender's tier limit), then publishes it now or holds it for its
+    /// batch window. Returns the reason when it was refused (nothing is published then).
     ///
-    /// `encode` frames the message with the payload to deliver (the rules' `transform` may have
-    /// replaced it); pass `transformable: false` for binary payloads, which are never rewritten.
+    /// `binaryBody` is the raw body of a binary kind 3 push, which `transform` never rewrites;
+    /// `asBinary` says the push was kind 3 (vsn 2.0.0 peers get kind 4).
     func admit(
-        event: String, payload: Value?, transformable: Bool = true, channel: ChannelName, topic: String, identity: Identity,
-        sender: ObjectIdentifier?, loop: any EventLoop, encode: (Value?) -> EncodedBroadcast
+        event: String, payload: Value?, binaryBody: ByteBuffer? = nil, asBinary: Bool = false, clientID: String? = nil,
+        channel: ChannelName, topic: String, identity: Identity, sender: ObjectIdentifier?, loop: any EventLoop
     ) -> Refusal? {
-        admit(
-            event: event, payload: payload, transformable: transformable, channel: channel, topic: topic, identity: identity,
-            sender: sender, loop: loop, depth: 0, derived: DerivedBudget(), encode: encode)
+        if let clientID, log.isRepeat(clientID, topic: topic) {
+            metrics.duplicatesDropped.increment()
+            return nil
+        }
+        return admit(
+            event: event, payload: payload, binaryBody: binaryBody, asBinary: asBinary, clientID: clientID, channel: channel, topic: topic,
+            identity: identity, sender: sender, loop: loop, depth: 0, derived: DerivedBudget())
     }
 
     /// What one original message may still derive, across every level of `on_publish`, and
@@ -96,8 +106,8 @@ final class RealtimeContext: Sendable {
     }
 
     private func admit(
-        event: String, payload original: Value?, transformable: Bool, channel: ChannelName, topic: String, identity: Identity,
-        sender: ObjectIdentifier?, loop: any EventLoop, depth: Int, derived: DerivedBudget, encode: (Value?) -> EncodedBroadcast
+        event: String, payload original: Value?, binaryBody: ByteBuffer?, asBinary: Bool, clientID: String?, channel: ChannelName,
+        topic: String, identity: Identity, sender: ObjectIdentifier?, loop: any EventLoop, depth: Int, derived: DerivedBudget
     ) -> Refusal? {
         let travel = policy.eventPolicy(event, channel: channel)
         let now = configuration.monotonicSeconds()
@@ -115,7 +125,7 @@ final class RealtimeContext: Sendable {
             }
         }
         var payload = original
-        if travel.transforms, transformable {
+        if travel.transforms, binaryBody == nil {
             switch policy.transform(event, payload: original, on: channel, by: identity) {
             case .unchanged: break
             case .replaced(let replaced): payload = replaced
@@ -125,11 +135,14 @@ final class RealtimeContext: Sendable {
             }
         }
         activity.record(topic: topic, now: now)
+        let outgoing = ChannelLog.Outgoing(
+            event: event, payload: payload, binaryBody: binaryBody, asBinary: asBinary, sender: sender, clientID: clientID,
+            retention: travel.retention(on: policy.history(for: channel)))
         if let batch = travel.batch {
             let by = batch.by.flatMap { field in payload?[field].flatMap(Self.batchKey) }
-            batches.add(encode(payload), sender: sender, topic: topic, event: event, policy: batch, by: by, loop: loop)
+            batches.add(outgoing, topic: topic, policy: batch, by: by, loop: loop)
         } else {
-            hub.publish(topic: topic, message: encode(payload), sender: sender)
+            log.publish(topic: topic, outgoing)
         }
         if travel.derives {
             publishDerived(of: event, payload: payload, channel: channel, identity: identity, loop: loop, depth: depth + 1, budget: derived)
@@ -174,13 +187,8 @@ final class RealtimeContext: Sendable {
             budget.remaining -= 1
             let topic = "realtime:\(target)"
             let refused = admit(
-                event: derived.event, payload: derived.payload, transformable: true, channel: target, topic: topic, identity: identity,
-                sender: nil, loop: loop, depth: depth, derived: budget
-            ) { payload in
-                EncodedBroadcast(
-                    BroadcastFrame(topic: topic, event: derived.event, payload: payload, binaryBody: nil, meta: nil), asBinary: false,
-                    allocator: ByteBufferAllocator())
-            }
+                event: derived.event, payload: derived.payload, binaryBody: nil, asBinary: false, clientID: nil, channel: target,
+                topic: topic, identity: identity, sender: nil, loop: loop, depth: depth, derived: budget)
             if let refused {
                 logger.warning("a derived event was not published", metadata: ["event": "\(derived.event)", "reason": "\(refused.message)"])
             }

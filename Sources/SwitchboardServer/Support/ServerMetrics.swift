@@ -25,6 +25,13 @@ final class ServerMetrics: Sendable {
     let rulesReloadFailed: CoreMetrics.Counter
     /// Hooks that failed (error, budget, memory) and so denied.
     let ruleHookErrors: CoreMetrics.Counter
+    /// Joins that asked for a replay, by whether the gap was recovered.
+    let replaysRecovered: CoreMetrics.Counter
+    let replaysNotRecovered: CoreMetrics.Counter
+    /// Messages delivered by replays.
+    let messagesReplayed: CoreMetrics.Counter
+    /// Publishes dropped as repeats of a client-chosen id.
+    let duplicatesDropped: CoreMetrics.Counter
     private let subscriptionsByScope: [String: CoreMetrics.Meter]
     private let presencesByScope: [String: CoreMetrics.Meter]
     private let rejectionsByReason: [String: CoreMetrics.Counter]
@@ -51,6 +58,10 @@ final class ServerMetrics: Sendable {
         rulesReloadFailed = CoreMetrics.Counter(
             label: "switchboard_rules_reloads_total", dimensions: [("result", "failed")], factory: factory)
         ruleHookErrors = CoreMetrics.Counter(label: "switchboard_rule_hook_errors_total", factory: factory)
+        replaysRecovered = CoreMetrics.Counter(label: "switchboard_replays_total", dimensions: [("recovered", "true")], factory: factory)
+        replaysNotRecovered = CoreMetrics.Counter(label: "switchboard_replays_total", dimensions: [("recovered", "false")], factory: factory)
+        messagesReplayed = CoreMetrics.Counter(label: "switchboard_messages_replayed_total", factory: factory)
+        duplicatesDropped = CoreMetrics.Counter(label: "switchboard_duplicates_dropped_total", factory: factory)
         var scopes: [String: CoreMetrics.Meter] = [:]
         for scope in Self.knownScopes.union(["other"]) {
             scopes[scope] = CoreMetrics.Meter(label: "switchboard_subscriptions", dimensions: [("scope", scope)], factory: factory)
@@ -76,6 +87,12 @@ final class ServerMetrics: Sendable {
     /// Tracked presences (metas) by channel scope.
     func presences(scope: Substring) -> CoreMetrics.Meter? {
         presencesByScope[Self.knownScopes.contains(String(scope)) ? String(scope) : "other"]
+    }
+
+    /// One join's replay.
+    func replays(recovered: Bool, messages: Int) {
+        (recovered ? replaysRecovered : replaysNotRecovered).increment()
+        messagesReplayed.increment(by: Int64(messages))
     }
 
     func rejected(_ reason: Rejection) {

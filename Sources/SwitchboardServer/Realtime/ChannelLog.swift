@@ -1,0 +1,205 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import Synchronization
+import SwitchboardCore
+import SwitchboardWire
+
+/// The last step of every publish: gives each broadcast its identity (`meta.id`), its place in
+/// the channel's replay history (`meta.seq`, `meta.epoch`) when its event and channel keep
+/// one, drops repeats of a publisher's own id, and hands the framed bytes to the hub. It also
+/// answers joins that ask for a replay.
+///
+/// Messages that enter a history are numbered and handed to the hub under one lock, so that
+/// every event loop receives them in `seq` order (the hub queues every delivery on the
+/// subscriber's loop, never inline). Everything else passes without the lock unless it
+/// carries a client id to check.
+final class ChannelLog: Sendable {
+    /// What the history keeps of a message: enough to frame it again for any protocol version.
+    struct Stored: Sendable {
+        let event: String
+        let payloadJSON: ByteBuffer?
+        let binaryBody: ByteBuffer?
+        let asBinary: Bool
+    }
+
+    /// One message on its way out.
+    struct Outgoing: Sendable {
+        let event: String
+        let payload: Value?
+        /// The raw body of a binary kind 3 push (never rewritten; it takes precedence).
+        var binaryBody: ByteBuffer? = nil
+        /// Whether it arrived as kind 3 (and so goes as kind 4 to vsn 2.0.0 peers).
+        var asBinary = false
+        let sender: ObjectIdentifier?
+        /// The publisher's own id, which makes publishing idempotent; nil: the server names it.
+        let clientID: String?
+        /// How long it stays replayable; nil: it does not enter the history.
+        let retention: HistoryRetention?
+    }
+
+    /// Longest client-chosen message id (it travels in the 255-byte kind 4 meta).
+    static let maxClientIDLength = 100
+    /// What one retained message counts against the history cap beyond its payload, event and id.
+    static let entryOverheadBytes = 160
+
+    private struct State {
+        var history: History<Stored>
+        var recent: RecentIDs
+    }
+
+    private let hub: Hub
+    private let state: NIOLockedValueBox<State>
+    private let counter: Counter
+    private let prefix: String
+    private let now: @Sendable () -> Int64
+
+    /// `now` is the wall clock in milliseconds since 1970 (history ages and Supabase's `since`).
+    init(hub: Hub, maxHistoryBytes: Int, maxHistoryChannels: Int, recentIDCapacity: Int, now: @escaping @Sendable () -> Int64) {
+        self.hub = hub
+        self.now = now
+        let counter = Counter()
+        // A random prefix per process: ids and epochs never repeat across restarts.
+        var random = SystemRandomNumberGenerator()
+        let prefix = String(random.next() as UInt64, radix: 36)
+        self.counter = counter
+        self.prefix = prefix
+        self.state = NIOLockedValueBox(
+            State(
+                history: History(maxTotalBytes: maxHistoryBytes, maxChannels: maxHistoryChannels) { "\(prefix).\(counter.next())" },
+                recent: RecentIDs(capacity: recentIDCapacity)))
+    }
+
+    /// The publisher's own message id from a push's `meta` (`{"id": "…"}`): nil when there is
+    /// none, an error when it is not a string of 1 to ``maxClientIDLength`` bytes.
+    static func clientID(in meta: Value?) -> Result<String?, RESTError> {
+        guard let id = meta?["id"], !id.isNull else { return .success(nil) }
+        guard let text = id.stringValue, (1...maxClientIDLength).contains(text.utf8.count) else {
+            return .failure(RESTError("meta.id must be a string of 1 to \(maxClientIDLength) bytes"))
+        }
+        return .success(text)
+    }
+
+    /// Whether a publisher's `id` was already published on `topic` in the last 5 minutes (a
+    /// repeat is acknowledged and dropped before it costs any budget).
+    func isRepeat(_ id: String, topic: String) -> Bool {
+        let now = now()
+        return state.withLockedValue { $0.recent.contains(id, on: topic, at: now) }
+    }
+
+    /// Publishes one message; false when it repeated an id (and was dropped).
+    @discardableResult
+    func publish(topic: String, _ message: Outgoing) -> Bool {
+        publish(topic: topic, [message]).first ?? false
+    }
+
+    /// Publishes messages of one topic in order; for each, false when it repeated an id.
+    @discardableResult
+    func publish(topic: String, _ messages: [Outgoing]) -> [Bool] {
+        guard !messages.isEmpty else { return [] }
+        let allocator = ByteBufferAllocator()
+        // Serialized once, outside the lock: the live frames and the history share these bytes.
+        let payloads: [ByteBuffer?] = messages.map { message in
+            guard message.binaryBody == nil, let payload = message.payload else { return nil }
+            var buffer = allocator.buffer(capacity: 256)
+            JSON.serialize(payload, into: &buffer)
+            return buffer
+        }
+        let needsLock = messages.contains { $0.retention != nil || $0.clientID != nil }
+        guard needsLock else {
+            let framed = zip(messages, payloads).map { message, json in
+                (self.frame(message, topic: topic, id: self.nextID(), json: json, position: nil, allocator: allocator), message.sender)
+            }
+            hub.publish(topic: topic, batch: framed)
+            return Array(repeating: true, count: messages.count)
+        }
+        let now = now()
+        return state.withLockedValue { state in
+            var framed: [(message: EncodedBroadcast, sender: ObjectIdentifier?)] = []
+            var published: [Bool] = []
+            for (message, json) in zip(messages, payloads) {
+                if let clientID = message.clientID, !state.recent.insert(clientID, on: topic, at: now) {
+                    published.append(false)
+                    continue
+                }
+                let id = message.clientID ?? nextID()
+                var position: History<Stored>.Position?
+                if let retention = message.retention {
+                    let body = json?.readableBytes ?? message.binaryBody?.readableBytes ?? 0
+                    let stored = Stored(event: message.event, payloadJSON: json, binaryBody: message.binaryBody, asBinary: message.asBinary)
+                    position = state.history.append(
+                        stored, id: id, bytes: body + message.event.utf8.count + id.utf8.count + Self.entryOverheadBytes, to: topic,
+                        retention: retention, at: now)
+                }
+                framed.append((frame(message, topic: topic, id: id, json: json, position: position, allocator: allocator), message.sender))
+                published.append(true)
+            }
+            // Inside the lock: the next numbered message of this channel is queued after these.
+            hub.publish(topic: topic, batch: framed)
+            return published
+        }
+    }
+
+    /// What a joining client is owed.
+    struct Replay {
+        /// Framed for the client's protocol version, oldest first, marked `replayed`.
+        let frames: [ByteBuffer]
+        /// nil when the client asked for no replay.
+        let recovered: Bool?
+        let position: History<Stored>.Position
+    }
+
+    /// The channel's position and, when `since` is given, the messages after it framed for
+    /// `version` (each with `meta.replayed: true`).
+    func replay(topic: String, since: History<Stored>.Since?, retention: HistoryRetention, version: ProtocolVersion) -> Replay {
+        let now = now()
+        let answer: (entries: [History<Stored>.Entry], recovered: Bool?, position: History<Stored>.Position) =
+            state.withLockedValue { state in
+                guard let since else { return ([], nil, state.history.position(of: topic)) }
+                let replay = state.history.replay(topic, since: since, retention: retention, at: now)
+                return (replay.entries, replay.recovered, replay.position)
+            }
+        let allocator = ByteBufferAllocator()
+        let frames = answer.entries.compactMap { entry -> ByteBuffer? in
+            let meta: Value = [
+                "id": .string(entry.id), "seq": .int(entry.seq), "epoch": .string(answer.position.epoch), "replayed": true,
+            ]
+            let frame = BroadcastFrame(
+                topic: topic, event: entry.item.event, payload: nil, binaryBody: entry.item.binaryBody, meta: meta,
+                payloadJSON: entry.item.payloadJSON)
+            return EncodedBroadcast(frame, asBinary: entry.item.asBinary, allocator: allocator).frame(for: version)
+        }
+        return Replay(frames: frames, recovered: answer.recovered, position: answer.position)
+    }
+
+    /// Retained messages, channels and bytes (for metrics and the admin endpoint).
+    func usage() -> (channels: Int, messages: Int, bytes: Int) {
+        state.withLockedValue { ($0.history.channelCount, $0.history.messageCount, $0.history.totalBytes) }
+    }
+
+    private func frame(
+        _ message: Outgoing, topic: String, id: String, json: ByteBuffer?, position: History<Stored>.Position?, allocator: ByteBufferAllocator
+    ) -> EncodedBroadcast {
+        var meta: Value.Object = ["id": .string(id)]
+        if let position {
+            meta["seq"] = .int(position.seq)
+            meta["epoch"] = .string(position.epoch)
+        }
+        let frame = BroadcastFrame(
+            topic: topic, event: message.event, payload: nil, binaryBody: message.binaryBody, meta: .object(meta), payloadJSON: json)
+        return EncodedBroadcast(frame, asBinary: message.asBinary, allocator: allocator, seq: position?.seq ?? 0, tag: position?.tag ?? 0)
+    }
+
+    /// A server-chosen message id: unique in this process, and across restarts by its prefix.
+    private func nextID() -> String {
+        "\(prefix)-\(counter.next())"
+    }
+}
+
+/// A counter shared by threads.
+private final class Counter: Sendable {
+    private let value = Atomic<UInt64>(0)
+
+    func next() -> UInt64 {
+        value.add(1, ordering: .relaxed).newValue
+    }
+}
