@@ -74,6 +74,10 @@ import Testing
         ("event \"t\" { on = { \"x:*\" }, rate = { per_minute = 0 } }", "rate.per_minute must be 1...1000000", "b.lua:1"),
         ("\nemit(\"x:1\", \"t\", {})", "emit is only available inside an event's on_publish hook", "b.lua:2"),
         ("event \"t\" { on = { \"x:*\" }, rate = { per_minute = 5, per = \"room\" } }", "rate.per must be", "b.lua:1"),
+        ("channel \"x:{a}\" { kind = \"shared\", join = function() return true end, history = 5 }", "history must be false or a table", "b.lua:1"),
+        ("channel \"x:{a}\" { kind = \"shared\", join = function() return true end, history = { messages = 0 } }", "history.messages must be a whole number in 1...1000", "b.lua:1"),
+        ("channel \"x:{a}\" { kind = \"shared\", join = function() return true end, history = { seconds = 7200 } }", "history.seconds must be a whole number in 1...3600", "b.lua:1"),
+        ("channel \"x:{a}\" { kind = \"shared\", join = function() return true end, history = { count = 5 } }", "history has an unknown field count", "b.lua:1"),
     ])
     func brokenRulesFailTheLoadWithFileAndLine(_ text: String, _ mention: String, _ location: String) throws {
         let rules = try RulesFixture(["a.lua": Self.base, "b.lua": text])
@@ -136,6 +140,30 @@ import Testing
         #expect(engine.eventPolicy("comment:added", channel: try channel("collaboration:s1:c1")) == EventPolicy(derives: true))
         #expect(engine.eventPolicy("document:saved", channel: try channel("collaboration:s1:c1")) == .immediate)
         #expect(engine.eventPolicy("free-form", channel: try channel("collaboration:s1:c1")) == .immediate)
+    }
+
+    @Test func channelsDeclareTheirHistoryAndEventsWhetherTheyEnterIt() throws {
+        let rules = try RulesFixture([
+            "a.lua": Self.base,
+            "b.lua": """
+                channel "plain:{id}" { kind = "shared", join = function() return true end }
+                channel "quiet:{id}" { kind = "shared", join = function() return true end, history = false }
+                channel "short:{id}" { kind = "shared", join = function() return true end, history = { messages = 10, seconds = 60 } }
+                event "ping" { on = { "plain:*", "quiet:*" }, replay = false }
+                event "alarm" { on = { "plain:*", "quiet:*" }, critical = true }
+                """,
+        ])
+        let engine = try rules.engine()
+        let plain = try channel("plain:1")
+        let quiet = try channel("quiet:1")
+        #expect(engine.history(for: plain) == .standard)
+        #expect(engine.history(for: quiet) == nil)
+        #expect(engine.history(for: try channel("short:1")) == HistoryRetention(maxMessages: 10, maxAgeMilliseconds: 60_000))
+        #expect(engine.history(for: try channel("nowhere:1")) == nil)
+        #expect(engine.eventPolicy("ping", channel: plain).retention(on: engine.history(for: plain)) == nil, "replay = false")
+        #expect(engine.eventPolicy("undeclared", channel: plain).retention(on: engine.history(for: plain)) == .standard)
+        #expect(engine.eventPolicy("alarm", channel: quiet).retention(on: engine.history(for: quiet)) == .standard, "critical: always kept")
+        #expect(engine.eventPolicy("undeclared", channel: quiet).retention(on: engine.history(for: quiet)) == nil)
     }
 
     @Test func emitsAreCheckedAndBadOnesReported() throws {
