@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "SwitchboardWire", targets: ["SwitchboardWire"]),
         .library(name: "SwitchboardServer", targets: ["SwitchboardServer"]),
         .library(name: "SwitchboardRules", targets: ["SwitchboardRules"]),
+        .library(name: "SwitchboardClient", targets: ["SwitchboardClient"]),
         .plugin(name: "CheckRules", targets: ["CheckRules"]),
     ],
     dependencies: [
@@ -29,6 +30,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-websocket.git", from: "1.6.2"),
     ],
     targets: [
         .systemLibrary(
@@ -91,6 +93,16 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "SwitchboardClient",
+            dependencies: [
+                "SwitchboardCore",
+                "SwitchboardWire",
+                .product(name: "WSClient", package: "swift-websocket"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict
+        ),
+        .target(
             name: "SwitchboardBench",
             dependencies: [
                 "SwitchboardWire",
@@ -108,6 +120,7 @@ let package = Package(
                 "SwitchboardServer",
                 "SwitchboardAuth",
                 "SwitchboardBench",
+                "SwitchboardClient",
                 "SwitchboardRules",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
@@ -122,6 +135,7 @@ let package = Package(
             path: "Plugins/CheckRules"
         ),
         .testTarget(name: "SwitchboardCoreTests", dependencies: ["SwitchboardCore"], swiftSettings: strict),
+        .testTarget(name: "SwitchboardClientTests", dependencies: ["SwitchboardClient", "SwitchboardCore"], swiftSettings: strict),
         .testTarget(name: "SwitchboardLuaTests", dependencies: ["SwitchboardLua"], swiftSettings: strict),
         .testTarget(name: "SwitchboardRulesTests", dependencies: ["SwitchboardRules", "SwitchboardCore"], swiftSettings: strict),
         .testTarget(
@@ -140,6 +154,7 @@ let package = Package(
                 "SwitchboardServer",
                 "SwitchboardAuth",
                 "SwitchboardBench",
+                "SwitchboardClient",
                 "SwitchboardCore",
                 "SwitchboardWire",
                 .product(name: "NIOCore", package: "swift-nio"),

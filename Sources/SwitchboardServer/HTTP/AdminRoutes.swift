@@ -7,6 +7,7 @@ import SwitchboardWire
 /// Operator endpoints, for tokens whose `role` is `admin` or `service_role`.
 ///
 /// `GET /admin/channels`: the busiest channels with subscriber, message-rate and presence counts.
+/// `POST /admin/disconnect?sub=S`: closes every connection of one user.
 /// `GET /admin/rules`: the rules generation in force, its files and load time, and the errors
 /// of the last reload when it failed (the previous generation then keeps serving).
 struct AdminRoutes {
@@ -22,6 +23,18 @@ struct AdminRoutes {
             return RESTRoutes.json(.ok, Self.describe(rules))
         }
         router.get("/admin/channels") { request, _ in await channels(request) }
+        router.post("/admin/disconnect") { request, _ in await disconnect(request) }
+    }
+
+    /// `POST /admin/disconnect?sub=S`: closes every connection of user `S` (close code 4001,
+    /// "disconnected by an operator"); clients may reconnect. Answers how many were closed.
+    private func disconnect(_ request: Request) async -> Response {
+        if let refusal = await refuseUnlessAdmin(request) { return refusal }
+        guard let subject = request.uri.queryParameters.get("sub"), !subject.isEmpty else {
+            return RESTRoutes.json(.badRequest, ["message": "give the user's token subject: POST /admin/disconnect?sub=<sub>"])
+        }
+        let closed = await shared.hub.disconnect(subject: subject, reason: "disconnected by an operator")
+        return RESTRoutes.json(.ok, ["disconnected": .int(closed)])
     }
 
     /// `GET /admin/channels?limit=N`: the busiest channels (by subscribers, then messages).
@@ -45,7 +58,13 @@ struct AdminRoutes {
                 "messages_per_minute": .int(row.messages), "presences": .int(row.presences),
             ]
         }
-        return RESTRoutes.json(.ok, ["channels": .array(list), "total_channels": .int(topics.count)])
+        let history = shared.log.usage()
+        return RESTRoutes.json(
+            .ok,
+            [
+                "channels": .array(list), "total_channels": .int(topics.count),
+                "history": ["channels": .int(history.channels), "messages": .int(history.messages), "bytes": .int(history.bytes)],
+            ])
     }
 
     private func refuseUnlessAdmin(_ request: Request) async -> Response? {

@@ -93,6 +93,18 @@ final class Hub: Sendable {
         return removed
     }
 
+    /// Closes every connection whose token subject is `subject`; returns how many.
+    func disconnect(subject: String, reason: String) async -> Int {
+        var futures: [EventLoopFuture<Int>] = []
+        for (index, loop) in loops.enumerated() {
+            let shard = shards[index]
+            futures.append(loop.submit { shard.value.connections.values.filter { $0.disconnect(subject: subject, reason: reason) }.count })
+        }
+        var closed = 0
+        for future in futures { closed += (try? await future.get()) ?? 0 }
+        return closed
+    }
+
     /// Subscribers per topic, summed over every loop.
     func subscriberCounts() async -> [String: Int] {
         var total: [String: Int] = [:]

@@ -666,6 +666,13 @@ final class RealtimeConnection: ChannelInboundHandler {
         raw.close(promise: nil)
     }
 
+    /// Closes the socket with 4001 when its token's subject is `subject`; returns whether it did.
+    func disconnect(subject: String, reason: String) -> Bool {
+        guard identity.subject == subject, !closing else { return false }
+        close(code: 4001, reason: reason)
+        return true
+    }
+
     /// Graceful shutdown: tells each channel the server requested a disconnect, then closes 1012.
     func shutdown(reason: String) -> EventLoopFuture<Void> {
         guard let context else { return shared.hub.loops[0].makeSucceededVoidFuture() }

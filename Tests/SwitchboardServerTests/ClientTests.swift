@@ -1,0 +1,204 @@
+import Foundation
+import SwitchboardClient
+import SwitchboardCore
+import SwitchboardWire
+import Testing
+
+/// The Swift client against the real server: reconnects, replay of exactly what was missed,
+/// the outbound buffer, the channel cap.
+@Suite struct ClientTests {
+    static let channel = "collaboration:s1:c1"
+
+    static func client(_ server: TestServer, sub: String = "s1-user", configure: (inout ClientConfiguration) -> Void = { _ in }) async throws
+        -> SwitchboardClient
+    {
+        var configuration = ClientConfiguration(
+            url: "ws://127.0.0.1:\(server.port)/socket/websocket", token: try await server.token(sub: sub, supplierID: "s1"))
+        configure(&configuration)
+        return SwitchboardClient(configuration)
+    }
+
+    /// Publishes `comment:added` number `n`, ... over REST as the backend.
+    static func publish(_ numbers: Range<Int>, on server: TestServer) async throws {
+        let backend = try await server.token(role: "service_role", sub: "backend")
+        let messages = numbers.map { n -> Value in
+            ["topic": .string(channel), "event": "comment:added", "payload": ["comment_id": .string("c\(n)"), "text": "hi", "n": .int(n)]]
+        }
+        let reply = try await HTTPTests.request(server, "POST", "/api/broadcast", token: backend, body: JSON.string(["messages": .array(messages)]))
+        try #require(reply.status == 202, "\(reply.body)")
+    }
+
+    static func disconnect(_ sub: String, on server: TestServer) async throws {
+        let admin = try await server.token(role: "admin", sub: "ops")
+        let reply = try await HTTPTests.request(server, "POST", "/admin/disconnect?sub=\(sub)", token: admin, contentType: nil)
+        try #require(reply.status == 200 && reply.body.contains(#""disconnected":1"#), "\(reply.status) \(reply.body)")
+    }
+
+    static func isDisconnected(_ state: SwitchboardClient.State) -> Bool {
+        if case .disconnected = state { return true }
+        return false
+    }
+
+    @Test func theClientReconnectsByItselfAndGetsExactlyTheMissedFiftyThenLiveMessages() async throws {
+        try await withServer { server in
+            // A reconnect delay long enough for the test to publish while the client is away.
+            let client = try await Self.client(server) { $0.backoff = Backoff(initial: .seconds(2), jitter: 0) }
+            let states = Inbox(client.states)
+            let channel = try await client.channel(Self.channel)
+            let events = Inbox(channel.events)
+            #expect(try await events.next() == .joined(recovered: nil))
+            try await Self.publish(0..<5, on: server)
+            for n in 0..<5 {
+                guard case .message(let message) = try await events.next() else { throw TestFailure("expected message \(n)") }
+                #expect(message.payload["n"] == .int(n) && !message.replayed)
+            }
+
+            try await Self.disconnect("s1-user", on: server)
+            try await states.next(where: Self.isDisconnected)
+            try await Self.publish(5..<55, on: server)
+
+            #expect(try await events.next() == .joined(recovered: true))
+            for n in 5..<55 {
+                guard case .message(let message) = try await events.next() else { throw TestFailure("expected message \(n)") }
+                #expect(message.payload["n"] == .int(n), "\(message)")
+                #expect(message.replayed)
+                #expect(message.seq == UInt64(n + 1))
+            }
+            try await Self.publish(55..<56, on: server)
+            guard case .message(let live) = try await events.next() else { throw TestFailure("expected the live message") }
+            #expect(live.payload["n"] == 55 && !live.replayed)
+            await client.close()
+        }
+    }
+
+    @Test func aSendWhileDisconnectedIsDeliveredOnceAfterTheReconnect() async throws {
+        try await withServer { server in
+            let subscriber = try await PhoenixSocket.connect(server, token: try await server.token(role: "couple", sub: "c1-user", coupleID: "c1"))
+            try #require(try await subscriber.join(Self.channel, ref: "1").status == "ok")
+            let client = try await Self.client(server) { $0.backoff = Backoff(initial: .milliseconds(300), jitter: 0) }
+            let states = Inbox(client.states)
+            let channel = try await client.channel(Self.channel)
+            try await Self.disconnect("s1-user", on: server)
+            try await states.next(where: Self.isDisconnected)
+            // Buffered now; acknowledged once the client is back and has rejoined.
+            try await channel.send("comment:added", payload: ["comment_id": "c1", "text": "sent while away"], id: "away-1")
+            let frame = try await subscriber.broadcastEvent("comment:added")
+            #expect(frame.payload["payload"]?["text"] == "sent while away")
+            #expect(frame.payload["meta"]?["id"] == "away-1")
+            // A retry with the same id (as after a lost ack) is acknowledged and not delivered again.
+            try await channel.send("comment:added", payload: ["comment_id": "c1", "text": "sent while away"], id: "away-1")
+            try await channel.send("comment:added", payload: ["comment_id": "c2", "text": "marker"])
+            let next = try await subscriber.broadcastEvent("comment:added")
+            #expect(next.payload["payload"]?["text"] == "marker")
+            await client.close()
+            await subscriber.close()
+        }
+    }
+
+    @Test func aBufferedMessageExpiresWithAnErrorWhenTheServerStaysAway() async throws {
+        let server = try await TestServer.start()
+        let client = try await Self.client(server) {
+            $0.bufferedLifetime = .milliseconds(300)
+            $0.backoff = Backoff(initial: .milliseconds(100), maximum: .milliseconds(200), jitter: 0)
+        }
+        let states = Inbox(client.states)
+        let channel = try await client.channel(Self.channel)
+        await server.stop()
+        try await states.next(where: Self.isDisconnected)
+        do {
+            try await channel.send("comment:added", payload: ["comment_id": "c1", "text": "nobody hears"])
+            Issue.record("the send succeeded without a server")
+        } catch let error as ClientError {
+            #expect(error.code == .expired, "\(error)")
+            #expect(error.message.contains("not sent within"))
+        }
+        await client.close()
+    }
+
+    @Test func aClientJoinsAtMostTenChannels() async throws {
+        try await withServer { server in
+            let client = try await Self.client(server)
+            for n in 0..<10 {
+                _ = try await client.channel("collaboration:s1:c\(n)")
+            }
+            do {
+                _ = try await client.channel("collaboration:s1:c10")
+                Issue.record("an 11th channel was joined")
+            } catch let error as ClientError {
+                #expect(error.code == .tooManyChannels)
+                #expect(error.message == "a client joins at most 10 channels; leave one first")
+            }
+            // A refused join is an error with the server's reason.
+            let other = try await Self.client(server, sub: "other")
+            do {
+                _ = try await other.channel("supplier:dashboard:s9")
+                Issue.record("a supplier of s1 joined s9's dashboard")
+            } catch let error as ClientError {
+                #expect(error.code == .refused && error.message.hasPrefix("Unauthorized:"), "\(error)")
+            }
+            await other.close()
+            await client.close()
+        }
+    }
+}
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Collects what an async stream yields, for a test to take one at a time with a deadline.
+actor Inbox<Element: Sendable> {
+    private var buffered: [Element] = []
+    private var ended = false
+    private var waiter: CheckedContinuation<Element?, Never>?
+
+    init(_ stream: AsyncStream<Element>) {
+        Task { await self.read(stream) }
+    }
+
+    private func read(_ stream: AsyncStream<Element>) async {
+        for await element in stream { put(element) }
+        ended = true
+        waiter?.resume(returning: nil)
+        waiter = nil
+    }
+
+    private func put(_ element: Element) {
+        if let waiter {
+            self.waiter = nil
+            waiter.resume(returning: element)
+        } else {
+            buffered.append(element)
+        }
+    }
+
+    /// The next element, waiting at most `timeout`.
+    func next(timeout: Duration = .seconds(10)) async throws -> Element {
+        if !buffered.isEmpty { return buffered.removeFirst() }
+        guard !ended else { throw TestFailure("the stream ended") }
+        let timer = Task {
+            try await Task.sleep(for: timeout)
+            self.expire()
+        }
+        defer { timer.cancel() }
+        let element = await withCheckedContinuation { waiter = $0 }
+        guard let element else { throw TestFailure(ended ? "the stream ended" : "nothing within \(timeout)") }
+        return element
+    }
+
+    /// Skips elements until one matches, within `timeout` overall.
+    func next(timeout: Duration = .seconds(10), where matches: (Element) -> Bool) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let left = deadline - ContinuousClock.now
+            guard left > .zero else { throw TestFailure("no match within \(timeout)") }
+            if matches(try await next(timeout: left)) { return }
+        }
+    }
+
+    private func expire() {
+        waiter?.resume(returning: nil)
+        waiter = nil
+    }
+}
