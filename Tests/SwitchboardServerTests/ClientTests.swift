@@ -115,6 +115,33 @@ import Testing
         await client.close()
     }
 
+    @Test func presenceIsTrackedAgainAfterAReconnect() async throws {
+        try await withServer { server in
+            let watcher = try await PhoenixSocket.connect(server, token: try await server.token(role: "couple", sub: "c1-user", coupleID: "c1"))
+            try #require(try await watcher.join(Self.channel, ref: "1").status == "ok")
+            let client = try await Self.client(server) {
+                $0.backoff = Backoff(initial: .milliseconds(100), jitter: 0)
+                $0.heartbeatInterval = .milliseconds(200)
+            }
+            let channel = try await client.channel(Self.channel, options: ChannelOptions(presenceKey: "anna"))
+            try await channel.track(["user": "anna", "status": "online"])
+            let joined = try await watcher.event("presence_diff")
+            #expect(joined.payload["joins"]?["anna"]?["metas"]?.arrayValue?.first?["status"] == "online")
+
+            try await Self.disconnect("s1-user", on: server)
+            let left = try await watcher.event("presence_diff")
+            #expect(left.payload["leaves"]?["anna"] != nil, "the dropped socket left")
+            let back = try await watcher.event("presence_diff")
+            #expect(back.payload["joins"]?["anna"]?["metas"]?.arrayValue?.first?["status"] == "online", "tracked again after the reconnect")
+
+            try await channel.untrack()
+            let untracked = try await watcher.event("presence_diff")
+            #expect(untracked.payload["leaves"]?["anna"] != nil)
+            await client.close()
+            await watcher.close()
+        }
+    }
+
     @Test func aClientJoinsAtMostTenChannels() async throws {
         try await withServer { server in
             let client = try await Self.client(server)
