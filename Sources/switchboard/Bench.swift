@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Synchronization
 import SwitchboardAuth
 import SwitchboardBench
 
@@ -7,7 +8,7 @@ import SwitchboardBench
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure a running server (loopback only).",
-        subcommands: [Fanout.self, Idle.self]
+        subcommands: [Fanout.self, Idle.self, Replay.self]
     )
 
     /// Where to connect and how to authenticate; shared by the bench commands.
@@ -103,6 +104,60 @@ struct Bench: AsyncParsableCommand {
             await idle.close()
         }
     }
+
+    struct Replay: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Fill N channels' replay history, report the server's memory for it and time full replays.",
+            discussion: """
+                One connection joins collaboration:replay:0…N-1 in turn and publishes M messages (event bench:note,
+                a text field of --size bytes) on each, then rejoins channels with replay {since_seq: 0} and times
+                each from the join to the M-th replayed message. Run it against a fresh server whose rules allow
+                M messages per minute per channel (the default rules allow 100). With --server-pid it reports the
+                server's RSS before and after the fill.
+                """
+        )
+
+        @OptionGroup var target: Target
+        @Option(help: "Channels to fill (N).") var channels: Int = 1000
+        @Option(help: "Messages per channel (M).") var messages: Int = 100
+        @Option(help: "Bytes of text in each payload.") var size: Int = 200
+        @Option(help: "Replays to time.") var samples: Int = 200
+
+        func run() async throws {
+            var options = ReplayBench.Options(token: try await target.resolveToken())
+            options.host = target.host
+            options.port = target.port ?? BenchProtocol.switchboard.defaultPort
+            options.channels = channels
+            options.messages = messages
+            options.size = size
+            options.samples = samples
+            let pid = target.serverPid
+            let before = pid.flatMap(ProcessStats.readRSSBytes)
+            let after = RSSReading()
+            let result = try await ReplayBench.run(options) {
+                // Let the allocator settle before reading.
+                try? await Task.sleep(for: .seconds(1))
+                after.set(pid.flatMap(ProcessStats.readRSSBytes))
+            }
+            var line = String(
+                format: "replay channels=%d messages=%d size=%d fill=%.1fs replay_p50=%.0fµs p99=%.0fµs max=%.0fµs not_recovered=%d",
+                result.channels, result.messagesPerChannel, size, result.fillSeconds, result.percentile(0.5), result.percentile(0.99),
+                result.replayMicros.last ?? 0, result.notRecovered)
+            if let before, let rss = after.value {
+                line += String(
+                    format: " server_rss_before=%.1fMB after_fill=%.1fMB per_1000_channels=%.1fMB", Double(before) / 1_048_576,
+                    Double(rss) / 1_048_576, Double(rss - before) / 1_048_576 * 1000 / Double(channels))
+            }
+            print(line)
+        }
+    }
+}
+
+/// A value set once from a `@Sendable` callback.
+private final class RSSReading: Sendable {
+    private let box = Mutex<Int?>(nil)
+    func set(_ value: Int?) { box.withLock { $0 = value } }
+    var value: Int? { box.withLock { $0 } }
 }
 
 extension BenchProtocol: ExpressibleByArgument {}
