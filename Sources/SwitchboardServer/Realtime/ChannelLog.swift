@@ -125,7 +125,13 @@ final class ChannelLog: Sendable {
                 var position: History<Stored>.Position?
                 if let retention = message.retention {
                     let body = json?.readableBytes ?? message.binaryBody?.readableBytes ?? 0
-                    let stored = Stored(event: message.event, payloadJSON: json, binaryBody: message.binaryBody, asBinary: message.asBinary)
+                    // An exact-size copy: the serializing buffer's capacity can be twice its content.
+                    let kept = json.map { json -> ByteBuffer in
+                        var copy = allocator.buffer(capacity: json.readableBytes)
+                        copy.writeImmutableBuffer(json)
+                        return copy
+                    }
+                    let stored = Stored(event: message.event, payloadJSON: kept, binaryBody: message.binaryBody, asBinary: message.asBinary)
                     position = state.history.append(
                         stored, id: id, bytes: body + message.event.utf8.count + id.utf8.count + Self.entryOverheadBytes, to: topic,
                         retention: retention, at: now)
