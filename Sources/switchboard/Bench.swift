@@ -8,7 +8,7 @@ import SwitchboardBench
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure a running server (loopback only).",
-        subcommands: [Fanout.self, Idle.self, Replay.self]
+        subcommands: [Fanout.self, Idle.self, Typing.self, Replay.self]
     )
 
     /// Where to connect and how to authenticate; shared by the bench commands.
@@ -69,6 +69,83 @@ struct Bench: AsyncParsableCommand {
             }
             print(line)
             print(result.jsonString())
+        }
+    }
+
+    struct Typing: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "A typing storm on one channel: comment latency during it, and typing frames delivered per second.",
+            discussion: """
+                T typists send user:typing at R Hz for D seconds on one channel while one commenter sends \
+                comment:added at C per second; S subscribers count the typing frames delivered to them and record \
+                each comment's latency. --no-storm keeps the typists silent for the baseline latency. Run the server \
+                once with the event's batch policy and once without it to compare delivered frames \
+                (Benchmarks/typing-storm.sh does).
+
+                Each typist needs a token of its own when the rules budget typing per user (the default rules: 1200 \
+                a minute): with --secret (or SWITCHBOARD_JWT_SECRET) one admin token with a distinct sub is minted \
+                per typist, else every typist uses --token. Comments count on the channel's budget (100 a minute on \
+                the default rules' tiers). Refused sends are counted, not hidden.
+
+                Prints one summary line, then the same as JSON; with --server-pid it adds the server's CPU time \
+                over the whole run.
+                """
+        )
+
+        @OptionGroup var target: Target
+        @Option(help: "Subscribers that count typing frames and comment latency (S).") var subscribers: Int = 10
+        @Option(help: "Typists (T), each on a connection of its own.") var typists: Int = 20
+        @Option(help: "user:typing messages per second per typist (R).") var typingRate: Double = 20
+        @Option(help: "Seconds the typists type and the commenter comments (D).") var duration: Double = 5
+        @Option(help: "comment:added messages per second (C).") var commentRate: Double = 5
+        @Flag(help: "Keep the typists silent: the baseline comment latency without a storm.") var noStorm = false
+        @Option(help: "The channel to use.") var channel: String = "collaboration:bench:1"
+
+        func run() async throws {
+            let maxSeconds = TypingOptions.maxStormDuration.components.seconds
+            guard duration.isFinite, duration > 0, duration <= Double(maxSeconds) else {
+                throw ValidationError("--duration must be in (0, \(maxSeconds)] seconds")
+            }
+            guard (1...TypingOptions.maxTypists).contains(typists) else {
+                throw ValidationError("--typists must be in 1...\(TypingOptions.maxTypists)")
+            }
+            let token = try await target.resolveToken()
+            let typistTokens = try await mintTypistTokens()
+            if typistTokens.isEmpty {
+                FileHandle.standardError.write(
+                    Data("note: every typist uses --token; rules that budget typing per user will refuse most of the storm\n".utf8))
+            }
+            let options = TypingOptions(
+                host: target.host, port: target.port ?? BenchProtocol.switchboard.defaultPort, token: token,
+                typistTokens: typistTokens, channel: channel, typists: typists, typingRate: typingRate,
+                duration: .milliseconds(Int64((duration * 1000).rounded())), subscribers: subscribers, commentRate: commentRate,
+                storm: !noStorm)
+            try options.validate()
+            let cpuBefore = target.serverPid.flatMap(ProcessStats.readCPUSeconds)
+            let result = try await TypingBench.run(options)
+            var line = result.summaryLine()
+            if let pid = target.serverPid, let before = cpuBefore, let after = ProcessStats.readCPUSeconds(pid: pid) {
+                line += String(format: " server_cpu=%.2fs", after - before)
+            }
+            print(line)
+            print(result.jsonString())
+        }
+
+        /// One admin token per typist with a distinct `sub` (unique to this run, so that an
+        /// earlier run's typing does not count against this one's per-user budget); none
+        /// without a secret.
+        private func mintTypistTokens() async throws -> [String] {
+            guard let secret = target.secret ?? Environment.string("SWITCHBOARD_JWT_SECRET") else { return [] }
+            let minter = TokenMinter(hmacSecret: secret)
+            let run = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+            let expiresAt = Date().timeIntervalSince1970 + 3600
+            var tokens: [String] = []
+            tokens.reserveCapacity(typists)
+            for index in 0..<typists {
+                let claims = TokenClaims(role: "admin", subject: "bench-typist-\(run)-\(index)", tier: "paid", expiresAt: expiresAt)
+                tokens.append(try await minter.mint(claims))
+            }
+            return tokens
         }
     }
 

@@ -5,6 +5,9 @@ import NIOWebSocket
 enum BenchConnections {
     /// Opens one connection and joins `topics` (refs "1", "2", …); returns once every join is acknowledged,
     /// or right after the upgrade when `topics` is empty (always for nchan).
+    ///
+    /// `inFront`, when given, runs on the channel's event loop and may add handlers that see
+    /// inbound frames before the ``BenchConnectionHandler`` (to take deliveries of their own).
     static func open(
         target: BenchTarget,
         speaking benchProtocol: BenchProtocol,
@@ -13,7 +16,8 @@ enum BenchConnections {
         countsDeliveries: Bool,
         maxFrameSize: Int,
         timeout: Duration,
-        group: any EventLoopGroup
+        group: any EventLoopGroup,
+        inFront: (@Sendable (any Channel) throws -> Void)? = nil
     ) async throws -> any Channel {
         var joins: [String: String] = [:]
         for (index, topic) in topics.enumerated() {
@@ -30,6 +34,7 @@ enum BenchConnections {
             timeout: timeout.timeAmount,
             group: group
         ) { channel in
+            try inFront?(channel)
             let handler = BenchConnectionHandler(
                 joins: joinsByRef,
                 stats: registry?.stats(on: channel.eventLoop),
