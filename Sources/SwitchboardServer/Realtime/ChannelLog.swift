@@ -30,7 +30,7 @@ final class ChannelLog: Sendable {
         var binaryBody: ByteBuffer? = nil
         /// Whether it arrived as kind 3 (and so goes as kind 4 to vsn 2.0.0 peers).
         var asBinary = false
-        let sender: ObjectIdentifier?
+        let sender: UInt64?
         /// The publisher's own id, which makes publishing idempotent; nil: the server names it.
         let clientID: String?
         /// How long it stays replayable; nil: it does not enter the history.
@@ -114,7 +114,7 @@ final class ChannelLog: Sendable {
         }
         let now = now()
         return state.withLockedValue { state in
-            var framed: [(message: EncodedBroadcast, sender: ObjectIdentifier?)] = []
+            var framed: [(message: EncodedBroadcast, sender: UInt64?)] = []
             var published: [Bool] = []
             for (message, json) in zip(messages, payloads) {
                 if let clientID = message.clientID, !state.recent.insert(clientID, on: topic, at: now) {

@@ -39,7 +39,7 @@ final class Hub: Sendable {
 
     /// Sends `message` to every subscriber of `topic` except `sender` (unless it asked for its
     /// own messages). Callable from any thread.
-    func publish(topic: String, message: EncodedBroadcast, sender: ObjectIdentifier?) {
+    func publish(topic: String, message: EncodedBroadcast, sender: UInt64?) {
         publish(topic: topic, batch: [(message, sender)])
     }
 
@@ -48,7 +48,7 @@ final class Hub: Sendable {
     /// Deliveries are always queued on the subscribers' loops, also on the caller's own loop:
     /// so every loop sees messages in the order they were handed here, whichever thread
     /// handed them (the channel log relies on it for `seq` order).
-    func publish(topic: String, batch: [(message: EncodedBroadcast, sender: ObjectIdentifier?)]) {
+    func publish(topic: String, batch: [(message: EncodedBroadcast, sender: UInt64?)]) {
         guard !batch.isEmpty else { return }
         let mask = stripe(for: topic).withLockedValue { $0[topic] ?? 0 }
         guard mask != 0 else { return }

@@ -59,11 +59,11 @@ final class HubShard {
         return subscribers.isEmpty
     }
 
-    func deliver(topic: String, message: EncodedBroadcast, sender: ObjectIdentifier?) {
+    func deliver(topic: String, message: EncodedBroadcast, sender: UInt64?) {
         guard let subscribers = topics[topic] else { return }
         var delivered = 0
         for subscriber in subscribers {
-            if !subscriber.receivesOwn, let sender, ObjectIdentifier(subscriber.connection) == sender { continue }
+            if !subscriber.receivesOwn, let sender, subscriber.connection.id == sender { continue }
             if message.seq != 0, message.seq <= subscriber.fenceSeq, message.tag == subscriber.fenceTag { continue }
             guard let bytes = message.frame(for: subscriber.connection.version) else { continue }
             if subscriber.connection.writeBroadcast(bytes) {

@@ -28,8 +28,9 @@ final class RealtimeConnection: ChannelInboundHandler {
     let version: ProtocolVersion
     private let shared: RealtimeContext
     private let connectToken: String
-    /// Owner id of this connection's presence entries.
-    private let id: UInt64
+    /// A process-unique id: the owner of its presence entries, and the sender a broadcast
+    /// skips (unlike an object address, never reused by a later connection).
+    let id: UInt64
     private var identity: Identity
     private let raw: RawFrameWriter
     private var logger: Logger
@@ -443,7 +444,7 @@ final class RealtimeConnection: ChannelInboundHandler {
         let binaryBody = inbound.userBroadcast.flatMap { $0.isJSON ? nil : $0.body }
         if let limited = shared.admit(
             event: event, payload: userPayload, binaryBody: binaryBody, asBinary: inbound.userBroadcast != nil, clientID: clientID,
-            channel: join.channel, topic: inbound.topic, identity: join.identity, sender: ObjectIdentifier(self),
+            channel: join.channel, topic: inbound.topic, identity: join.identity, sender: id,
             loop: context?.eventLoop ?? shared.hub.loops[0])
         {
             if join.ack || !limited.isRateLimit {

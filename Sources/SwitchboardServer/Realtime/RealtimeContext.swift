@@ -86,7 +86,7 @@ final class RealtimeContext: Sendable {
     /// `asBinary` says the push was kind 3 (vsn 2.0.0 peers get kind 4).
     func admit(
         event: String, payload: Value?, binaryBody: ByteBuffer? = nil, asBinary: Bool = false, clientID: String? = nil,
-        channel: ChannelName, topic: String, identity: Identity, sender: ObjectIdentifier?, loop: any EventLoop
+        channel: ChannelName, topic: String, identity: Identity, sender: UInt64?, loop: any EventLoop
     ) -> Refusal? {
         if let clientID, log.isRepeat(clientID, topic: topic) {
             metrics.duplicatesDropped.increment()
@@ -107,7 +107,7 @@ final class RealtimeContext: Sendable {
 
     private func admit(
         event: String, payload original: Value?, binaryBody: ByteBuffer?, asBinary: Bool, clientID: String?, channel: ChannelName,
-        topic: String, identity: Identity, sender: ObjectIdentifier?, loop: any EventLoop, depth: Int, derived: DerivedBudget
+        topic: String, identity: Identity, sender: UInt64?, loop: any EventLoop, depth: Int, derived: DerivedBudget
     ) -> Refusal? {
         let travel = policy.eventPolicy(event, channel: channel)
         let now = configuration.monotonicSeconds()
