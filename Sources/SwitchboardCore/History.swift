@@ -92,13 +92,17 @@ public struct History<Item: Sendable>: Sendable {
             bytes -= entry.bytes
             droppedSeq = entry.seq
             droppedAt = max(droppedAt, entry.at)
-            if head >= 64, head * 2 >= entries.count {
-                entries.removeFirst(head)
+            if head == entries.count {
+                entries.removeAll(keepingCapacity: true)
                 head = 0
             }
             return entry.bytes
         }
     }
+
+    /// Room beyond a channel's retention in its entry array, so that dropped entries are moved
+    /// out once every `slack` appends rather than on every one.
+    static var slack: Int { 32 }
 
     /// The cap on retained message bytes over every channel.
     public let maxTotalBytes: Int
@@ -141,6 +145,13 @@ public struct History<Item: Sendable>: Sendable {
         // Taken out of the dictionary while it changes, so that its entries are not copied.
         guard var record = channels.removeValue(forKey: channel) else { return Position(epoch: "", seq: 0, tag: 0) }
         record.seq += 1
+        if record.entries.capacity == 0 {
+            record.entries.reserveCapacity(min(retention.maxMessages, 1024) + Self.slack)
+        } else if record.entries.count == record.entries.capacity, record.head > 0 {
+            // Full: move the live entries down rather than let the array double.
+            record.entries.removeFirst(record.head)
+            record.head = 0
+        }
         record.entries.append(Entry(seq: record.seq, id: id, at: now, bytes: bytes, item: item))
         record.bytes += bytes
         totalBytes += bytes

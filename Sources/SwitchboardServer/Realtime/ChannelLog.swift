@@ -17,7 +17,8 @@ final class ChannelLog: Sendable {
     /// What the history keeps of a message: enough to frame it again for any protocol version.
     struct Stored: Sendable {
         let event: String
-        let payloadJSON: ByteBuffer?
+        /// The JSON payload's bytes (an array: a buffer's capacity is rounded up to a power of two).
+        let payloadJSON: [UInt8]?
         let binaryBody: ByteBuffer?
         let asBinary: Bool
     }
@@ -58,14 +59,16 @@ final class ChannelLog: Sendable {
         self.hub = hub
         self.now = now
         let counter = Counter()
-        // A random prefix per process: ids and epochs never repeat across restarts.
+        // A random prefix per process, so that ids and epochs do not repeat across restarts
+        // (32 bits: with a base-36 counter an id stays within Swift's 15-byte inline strings
+        // for the first 78 billion messages, so it costs no allocation).
         var random = SystemRandomNumberGenerator()
-        let prefix = String(random.next() as UInt64, radix: 36)
+        let prefix = String(random.next() as UInt32, radix: 36)
         self.counter = counter
         self.prefix = prefix
         self.state = NIOLockedValueBox(
             State(
-                history: History(maxTotalBytes: maxHistoryBytes, maxChannels: maxHistoryChannels) { "\(prefix).\(counter.next())" },
+                history: History(maxTotalBytes: maxHistoryBytes, maxChannels: maxHistoryChannels) { "\(prefix).\(String(counter.next(), radix: 36))" },
                 recent: RecentIDs(capacity: recentIDCapacity)))
     }
 
@@ -126,11 +129,7 @@ final class ChannelLog: Sendable {
                 if let retention = message.retention {
                     let body = json?.readableBytes ?? message.binaryBody?.readableBytes ?? 0
                     // An exact-size copy: the serializing buffer's capacity can be twice its content.
-                    let kept = json.map { json -> ByteBuffer in
-                        var copy = allocator.buffer(capacity: json.readableBytes)
-                        copy.writeImmutableBuffer(json)
-                        return copy
-                    }
+                    let kept = json.map { Array($0.readableBytesView) }
                     let stored = Stored(event: message.event, payloadJSON: kept, binaryBody: message.binaryBody, asBinary: message.asBinary)
                     position = state.history.append(
                         stored, id: id, bytes: body + message.event.utf8.count + id.utf8.count + Self.entryOverheadBytes, to: topic,
@@ -171,7 +170,7 @@ final class ChannelLog: Sendable {
             ]
             let frame = BroadcastFrame(
                 topic: topic, event: entry.item.event, payload: nil, binaryBody: entry.item.binaryBody, meta: meta,
-                payloadJSON: entry.item.payloadJSON)
+                payloadJSON: entry.item.payloadJSON.map { ByteBuffer(bytes: $0) })
             return EncodedBroadcast(frame, asBinary: entry.item.asBinary, allocator: allocator).frame(for: version)
         }
         return Replay(frames: frames, recovered: answer.recovered, position: answer.position)
@@ -197,7 +196,7 @@ final class ChannelLog: Sendable {
 
     /// A server-chosen message id: unique in this process, and across restarts by its prefix.
     private func nextID() -> String {
-        "\(prefix)-\(counter.next())"
+        "\(prefix)-\(String(counter.next(), radix: 36))"
     }
 }
 
