@@ -29,7 +29,7 @@
 #define SB_STRING 4
 #define SB_TABLE 5
 #define SB_FUNCTION 6
-#define SB_KEEP 7
+#define SB_READONLY 7
 #define SB_KEPT 8
 
 /*
@@ -42,10 +42,11 @@
  *               integer = byte offset into the tape's byte buffer (tapes pushed to Lua)
  *   SB_TABLE    integer = array length, fields = string-keyed field count
  *   SB_FUNCTION integer = reference number in the host's function table
- *   SB_KEEP     (tapes pushed to Lua) integer = slot; the next item, a table, is pushed as
- *               usual and a template of it is kept in that slot of the host's kept tables
- *   SB_KEPT     (tapes pushed to Lua) integer = slot; pushes a fresh deep copy of the
- *               template kept there
+ *   SB_READONLY (tapes pushed to Lua) integer = slot, or 0; the next item, a table, is pushed
+ *               as a read-only table (its nested tables too) and, with a slot, kept in that
+ *               slot of the host's kept tables
+ *   SB_KEPT     (tapes pushed to Lua) integer = slot; pushes the read-only table kept there
+ *               (the same table again: nothing can change it)
  */
 typedef struct sb_item {
     int32_t kind;
@@ -131,7 +132,7 @@ typedef struct sb_host {
 
     /* Registry references of the function table (number -> function) and its inverse. */
     int functions;
-    /* Registry reference of the kept tables (slot -> template {k1, v1, k2, v2, ...}). */
+    /* Registry reference of the kept tables (slot -> read-only table). */
     int kept;
     int function_numbers;
     int64_t next_function;
@@ -236,7 +237,12 @@ static inline int sb_read_function(lua_State *L, sb_host *h, int idx) {
     return sb_append(h, item);
 }
 
-static inline int sb_read_table(lua_State *L, sb_host *h, int idx, int depth) {
+static inline int sb_is_meta_key(lua_State *L, int idx);
+static inline int sb_ro_values(lua_State *L, int idx, int *own);
+
+/* Appends the table at absolute index `idx`; `skip_meta`: leave out "__" keys (the values'
+ * table of a read-only proxy that is its own metatable). */
+static inline int sb_read_table(lua_State *L, sb_host *h, int idx, int depth, int skip_meta) {
     if (depth >= h->max_depth) {
         snprintf(h->read_message, sizeof h->read_message, "tables nest deeper than %d levels", h->max_depth);
         return 1;
@@ -254,7 +260,7 @@ static inline int sb_read_table(lua_State *L, sb_host *h, int idx, int depth) {
     while (lua_next(L, idx)) {
         int type = lua_type(L, -2);
         if (type == LUA_TSTRING) {
-            strings++;
+            if (!skip_meta || !sb_is_meta_key(L, -2)) strings++;
         } else if (type == LUA_TNUMBER && lua_isinteger(L, -2) && lua_tointeger(L, -2) >= 1) {
             lua_Integer key = lua_tointeger(L, -2);
             integers++;
@@ -293,7 +299,7 @@ static inline int sb_read_table(lua_State *L, sb_host *h, int idx, int depth) {
     }
     lua_pushnil(L);
     while (lua_next(L, idx)) {
-        if (lua_type(L, -2) == LUA_TSTRING) {
+        if (lua_type(L, -2) == LUA_TSTRING && !(skip_meta && sb_is_meta_key(L, -2))) {
             size_t length = 0;
             const char *bytes = lua_tolstring(L, -2, &length); /* a string already: no conversion */
             sb_item key = {SB_STRING, 0, 0, 0, bytes, length};
@@ -332,8 +338,16 @@ static inline int sb_read(lua_State *L, sb_host *h, int idx, int depth) {
         sb_item item = {SB_STRING, 0, 0, 0, bytes, length};
         return sb_append(h, item);
     }
-    case LUA_TTABLE:
-        return sb_read_table(L, h, idx, depth);
+    case LUA_TTABLE: {
+        int own = 0;
+        luaL_checkstack(L, 3, "reading a table");
+        if (sb_ro_values(L, idx, &own)) { /* a read-only table reads as its values */
+            int failed = sb_read_table(L, h, lua_gettop(L), depth, own);
+            lua_pop(L, 1); /* the proxy on the stack keeps the values (and their strings) alive */
+            return failed;
+        }
+        return sb_read_table(L, h, idx, depth, 0);
+    }
     case LUA_TFUNCTION:
         return sb_read_function(L, h, idx);
     default:
@@ -344,73 +358,110 @@ static inline int sb_read(lua_State *L, sb_host *h, int idx, int depth) {
 
 /* ---- Pushing a tape's values ------------------------------------------------------------- */
 
-/* Pushes a deep copy of the table at absolute index `src` (no metatable). */
-static inline void sb_copy_table(lua_State *L, int src, int depth) {
-    if (depth > SB_DEPTH_CAP) luaL_error(L, "a kept table nests too deep");
-    luaL_checkstack(L, 6, "copying a kept table");
-    lua_createtable(L, 0, 4);
-    int dst = lua_gettop(L);
-    lua_pushnil(L);
-    while (lua_next(L, src)) {
-        int value = lua_gettop(L);
-        lua_pushvalue(L, value - 1);
-        if (lua_type(L, value) == LUA_TTABLE) sb_copy_table(L, value, depth + 1);
-        else lua_pushvalue(L, value);
-        lua_rawset(L, dst);
+/*
+ * A read-only table is an empty proxy whose metatable's __index is the table that holds the
+ * values. Writes reach __newindex and fail, the sandbox's rawset refuses proxies, and the
+ * metatable is protected (__metatable), so a script can neither reach the values' table nor
+ * replace the metatable: the same proxy can be handed to any number of calls. When no key of
+ * the values starts with "__", the values' table is its own metatable (one table fewer; no
+ * metamethod name can clash with a key); otherwise a separate table holds the metafields.
+ */
+static inline int sb_ro_newindex(lua_State *L) {
+    return luaL_error(L, "attempt to modify a read-only table");
+}
+
+/* If the table at `idx` is a read-only proxy, pushes its values' table and returns 1 (`own` =
+ * the values' table is its own metatable, so its "__" keys are metafields); else returns 0. */
+static inline int sb_ro_values(lua_State *L, int idx, int *own) {
+    /* The metatable has no metatable of its own, so lua_getfield is a raw read here. */
+    if (!lua_getmetatable(L, idx)) return 0;
+    int proxy = lua_getfield(L, -1, "__newindex") == LUA_TFUNCTION && lua_tocfunction(L, -1) == sb_ro_newindex;
+    lua_pop(L, 1);
+    if (!proxy) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    lua_getfield(L, -1, "__index");
+    *own = lua_rawequal(L, -1, -2);
+    lua_remove(L, -2);
+    return 1;
+}
+
+static inline int sb_is_meta_key(lua_State *L, int idx) {
+    if (lua_type(L, idx) != LUA_TSTRING) return 0;
+    size_t length = 0;
+    const char *key = lua_tolstring(L, idx, &length);
+    return length >= 2 && key[0] == '_' && key[1] == '_';
+}
+
+/* The iterator `pairs` returns for a read-only table: next(values, key), metafields skipped. */
+static inline int sb_ro_next(lua_State *L) {
+    int own = 0;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 2);
+    if (!sb_ro_values(L, 1, &own)) return luaL_error(L, "bad argument #1 to 'next' (read-only table expected)");
+    lua_pushvalue(L, 2);
+    while (lua_next(L, 3)) {
+        if (!own || !sb_is_meta_key(L, -2)) return 2;
         lua_pop(L, 1);
     }
+    lua_pushnil(L);
+    return 1;
 }
 
-/* Appends the value on top of the stack to the template at `template` (a deep copy when it
- * is a table, so nothing a script later does to the pushed table reaches the template). */
-static inline void sb_template_append(lua_State *L, int template, lua_Integer *filled, int depth) {
-    int value = lua_gettop(L);
-    if (lua_type(L, value) == LUA_TTABLE) sb_copy_table(L, value, depth + 1);
-    else lua_pushvalue(L, value);
-    lua_rawseti(L, template, ++*filled);
+static inline int sb_ro_pairs(lua_State *L) {
+    lua_pushcclosure(L, sb_ro_next, 0);
+    lua_pushvalue(L, 1);
+    lua_pushnil(L);
+    return 3;
 }
 
-/* Pushes a fresh copy of the template kept in `slot`. Raises when the slot is empty. */
-static inline void sb_push_kept(lua_State *L, sb_host *h, lua_Integer slot, int depth) {
-    luaL_checkstack(L, 6, "pushing a kept table");
-    lua_rawgeti(L, LUA_REGISTRYINDEX, h->kept);
-    if (lua_rawgeti(L, -1, slot) != LUA_TTABLE) {
-        luaL_error(L, "no table is kept in slot %lld", (long long)slot);
-        return;
-    }
-    int template = lua_gettop(L);
-    lua_Integer n = (lua_Integer)lua_rawlen(L, template);
-    lua_createtable(L, 0, (int)(n / 2));
-    for (lua_Integer i = 1; i < n; i += 2) {
-        lua_rawgeti(L, template, i);
-        if (lua_rawgeti(L, template, i + 1) == LUA_TTABLE) {
-            sb_copy_table(L, lua_gettop(L), depth + 1);
-            lua_remove(L, -2);
-        }
-        lua_rawset(L, -3);
-    }
-    lua_replace(L, template - 1); /* the copy replaces the kept-tables table */
-    lua_pop(L, 1);                /* the template */
+static inline int sb_ro_len(lua_State *L) {
+    int own = 0;
+    if (!sb_ro_values(L, 1, &own)) return luaL_error(L, "not a read-only table");
+    lua_pushinteger(L, (lua_Integer)lua_rawlen(L, -1));
+    return 1;
+}
+
+/* Replaces the values' table on top of the stack with a read-only proxy of it. */
+static inline void sb_make_readonly(lua_State *L, int own) {
+    luaL_checkstack(L, 4, "making a table read-only");
+    int values = lua_gettop(L);
+    if (own) lua_pushvalue(L, values);
+    else lua_createtable(L, 0, 5);
+    int meta = values + 1;
+    lua_pushvalue(L, values);
+    lua_setfield(L, meta, "__index");
+    lua_pushcclosure(L, sb_ro_newindex, 0);
+    lua_setfield(L, meta, "__newindex");
+    lua_pushcclosure(L, sb_ro_len, 0);
+    lua_setfield(L, meta, "__len");
+    lua_pushcclosure(L, sb_ro_pairs, 0);
+    lua_setfield(L, meta, "__pairs");
+    lua_pushliteral(L, "read-only");
+    lua_setfield(L, meta, "__metatable");
+    lua_createtable(L, 0, 0);
+    lua_pushvalue(L, meta);
+    lua_setmetatable(L, -2);
+    lua_replace(L, values);
+    lua_settop(L, values);
 }
 
 static inline size_t sb_push(lua_State *L, sb_host *h, const sb_item *items, size_t count, size_t i,
-                             const char *bytes, int depth);
+                             const char *bytes, int depth, int readonly);
 
-/* Pushes the table item at items[i] and its contents; with `template` (an absolute index, or 0)
- * also appends each key and value to that template. Returns the index after the table. */
+/* Pushes the table item at items[i] and its contents (read-only, nested tables too, when
+ * `readonly`). Returns the index after the table. */
 static inline size_t sb_push_table(lua_State *L, sb_host *h, const sb_item *items, size_t count, size_t i,
-                                   const char *bytes, int depth, int template, lua_Integer *filled) {
+                                   const char *bytes, int depth, int readonly) {
     const sb_item *item = &items[i];
     int array = item->integer > INT32_MAX ? INT32_MAX : (int)item->integer;
-    lua_createtable(L, array, item->fields);
+    int fields = item->fields > INT32_MAX - 5 ? INT32_MAX : item->fields + (readonly ? 5 : 0);
+    lua_createtable(L, array, fields);
+    int own = 1;
     size_t next = i + 1;
     for (int64_t k = 1; k <= item->integer; k++) {
-        next = sb_push(L, h, items, count, next, bytes, depth + 1);
-        if (template) {
-            lua_pushinteger(L, (lua_Integer)k);
-            lua_rawseti(L, template, ++*filled);
-            sb_template_append(L, template, filled, depth);
-        }
+        next = sb_push(L, h, items, count, next, bytes, depth + 1, readonly);
         lua_rawseti(L, -2, (lua_Integer)k);
     }
     for (int32_t f = 0; f < item->fields; f++) {
@@ -418,21 +469,20 @@ static inline size_t sb_push_table(lua_State *L, sb_host *h, const sb_item *item
             luaL_error(L, "malformed value tape");
             return count;
         }
-        next = sb_push(L, h, items, count, next, bytes, depth + 1);
-        next = sb_push(L, h, items, count, next, bytes, depth + 1);
-        if (template) {
-            lua_pushvalue(L, -2);
-            lua_rawseti(L, template, ++*filled);
-            sb_template_append(L, template, filled, depth);
+        if (readonly && items[next].length >= 2 && bytes[items[next].integer] == '_' && bytes[items[next].integer + 1] == '_') {
+            own = 0;
         }
+        next = sb_push(L, h, items, count, next, bytes, depth + 1, 0);
+        next = sb_push(L, h, items, count, next, bytes, depth + 1, readonly);
         lua_rawset(L, -3);
     }
+    if (readonly) sb_make_readonly(L, own);
     return next;
 }
 
 /* Pushes the value starting at items[i]; returns the index after it. Raises on failure. */
 static inline size_t sb_push(lua_State *L, sb_host *h, const sb_item *items, size_t count, size_t i,
-                             const char *bytes, int depth) {
+                             const char *bytes, int depth, int readonly) {
     if (i >= count || depth > SB_DEPTH_CAP) {
         luaL_error(L, "malformed value tape");
         return count;
@@ -462,40 +512,31 @@ static inline size_t sb_push(lua_State *L, sb_host *h, const sb_item *items, siz
             return count;
         }
         return i + 1;
-    case SB_KEEP: {
-        /* The table is pushed as usual while its template {k1, v1, k2, v2, ...} is written
-         * into the slot's existing template table (no new table, no garbage, once warm). */
+    case SB_READONLY: {
         if (i + 1 >= count || items[i + 1].kind != SB_TABLE) {
             luaL_error(L, "malformed value tape");
             return count;
         }
-        luaL_checkstack(L, 4, "keeping a table");
-        lua_rawgeti(L, LUA_REGISTRYINDEX, h->kept);
-        int kept = lua_gettop(L);
-        if (lua_rawgeti(L, kept, (lua_Integer)item->integer) != LUA_TTABLE) {
+        size_t next = sb_push_table(L, h, items, count, i + 1, bytes, depth, 1);
+        if (item->integer > 0) {
+            /* Kept only once it is complete, so a failed push leaves no half-built table. */
+            lua_rawgeti(L, LUA_REGISTRYINDEX, h->kept);
+            lua_pushvalue(L, -2);
+            lua_rawseti(L, -2, (lua_Integer)item->integer);
             lua_pop(L, 1);
-            int64_t size = 2 * (items[i + 1].integer + items[i + 1].fields);
-            lua_createtable(L, size > INT32_MAX ? INT32_MAX : (int)size, 0);
-            lua_pushvalue(L, -1);
-            lua_rawseti(L, kept, (lua_Integer)item->integer);
         }
-        int template = lua_gettop(L);
-        lua_Integer previous = (lua_Integer)lua_rawlen(L, template);
-        lua_Integer filled = 0;
-        size_t next = sb_push_table(L, h, items, count, i + 1, bytes, depth, template, &filled);
-        for (lua_Integer k = filled + 1; k <= previous; k++) {
-            lua_pushnil(L);
-            lua_rawseti(L, template, k);
-        }
-        lua_rotate(L, kept, 1); /* the table under the kept-tables table and the template */
-        lua_pop(L, 2);
         return next;
     }
     case SB_KEPT:
-        sb_push_kept(L, h, (lua_Integer)item->integer, depth);
+        lua_rawgeti(L, LUA_REGISTRYINDEX, h->kept);
+        if (lua_rawgeti(L, -1, (lua_Integer)item->integer) != LUA_TTABLE) {
+            luaL_error(L, "no table is kept in slot %lld", (long long)item->integer);
+            return count;
+        }
+        lua_remove(L, -2);
         return i + 1;
     case SB_TABLE:
-        return sb_push_table(L, h, items, count, i, bytes, depth, 0, NULL);
+        return sb_push_table(L, h, items, count, i, bytes, depth, readonly);
     default:
         lua_pushnil(L);
         return i + 1;
@@ -555,7 +596,7 @@ static inline int sb_trampoline(lua_State *L) {
     int pushed = 0;
     for (size_t i = 0; i < h->result_count; pushed++) {
         luaL_checkstack(L, 2, "too many results from a host function");
-        i = sb_push(L, h, h->result_items, h->result_count, i, h->result_bytes, 0);
+        i = sb_push(L, h, h->result_items, h->result_count, i, h->result_bytes, 0, 0);
     }
     return pushed;
 }
@@ -583,6 +624,18 @@ static inline int sb_setmetatable(lua_State *L) {
     }
     lua_settop(L, 2);
     lua_setmetatable(L, 1);
+    return 1;
+}
+
+/* The sandbox's `rawset`: the base library's, except that read-only tables are refused. */
+static inline int sb_rawset(lua_State *L) {
+    int own = 0;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checkany(L, 2);
+    luaL_checkany(L, 3);
+    lua_settop(L, 3);
+    if (sb_ro_values(L, 1, &own)) return luaL_error(L, "attempt to modify a read-only table");
+    lua_rawset(L, 1);
     return 1;
 }
 
@@ -619,7 +672,7 @@ static inline int sb_call_pushed(lua_State *L, sb_host *h) {
     int arguments = 0;
     for (size_t i = 0; i < h->push_count; arguments++) {
         luaL_checkstack(L, 2, "too many arguments");
-        i = sb_push(L, h, h->push_items, h->push_count, i, h->push_bytes, 0);
+        i = sb_push(L, h, h->push_items, h->push_count, i, h->push_bytes, 0, 0);
     }
     lua_callk(L, arguments, LUA_MULTRET, 0, NULL);
     return sb_read_results(L, h, 1);
@@ -653,6 +706,8 @@ static inline int sb_open(lua_State *L, sb_host *h) {
     lua_setglobal(L, "print");
     lua_pushcclosure(L, sb_setmetatable, 0);
     lua_setglobal(L, "setmetatable");
+    lua_pushcclosure(L, sb_rawset, 0);
+    lua_setglobal(L, "rawset");
     lua_createtable(L, 0, 0);
     h->functions = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_createtable(L, 0, 0);
@@ -702,7 +757,7 @@ static inline int sb_operation(lua_State *L) {
         return sb_read_results(L, h, 1);
     case SB_OP_SET_GLOBAL:
         sb_push_global_slot(L, h);
-        if (h->push_count > 0) sb_push(L, h, h->push_items, h->push_count, 0, h->push_bytes, 0);
+        if (h->push_count > 0) sb_push(L, h, h->push_items, h->push_count, 0, h->push_bytes, 0, 0);
         else lua_pushnil(L);
         lua_rawset(L, -3);
         return 0;
