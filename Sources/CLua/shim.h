@@ -15,10 +15,15 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- Values on a tape -------------------------------------------------------------------- */
 
@@ -89,6 +94,18 @@ typedef struct sb_host {
     /* Instructions. */
     int budget;
     int budget_exhausted;
+
+    /* The watchdog (see "The budget's watchdog" below). `watched` = 0: the count hook is set
+     * for every operation. Otherwise these fields are shared with the watchdog thread and
+     * the signal handler, and only accessed with __atomic builtins or from this thread. */
+    int watched;
+    uint64_t call;          /* the running operation's number | SB_CALL_* flags; 0 when idle */
+    uint64_t calls;         /* operations started (this state's thread only) */
+    uint64_t seen;          /* the watchdog's: the operation it saw at its previous tick */
+    pthread_t thread;       /* the thread running `call` */
+    int armed;              /* the count hook is set for the running operation */
+    struct sb_host *outer;  /* the state whose operation this thread was in when `call` began */
+    struct sb_host *next_watched;
 
     /* Reading Lua values onto the read tape. */
     int max_depth;
@@ -174,6 +191,164 @@ static inline void sb_hook(lua_State *L, lua_Debug *ar) {
     lua_pushfstring(L, "instruction budget of %d exceeded", h->budget);
     lua_concat(L, 2);
     lua_error(L);
+}
+
+/*
+ * ---- The budget's watchdog ---------------------------------------------------------------
+ *
+ * With a count hook set, Lua 5.4 traces every VM instruction (luaV_execute calls
+ * luaG_traceexec on each one), which costs more than a short permission hook itself. So a
+ * watched state runs its operations with no hook at all, and one watchdog thread per process
+ * looks at every watched state once a tick (1 ms; 10 ms after a second without any running
+ * operation). An operation it finds running at two ticks in a row has run for at least a tick:
+ * the watchdog flags it and sends SIGURG to the thread running it, and the handler, on that
+ * thread, sets the count hook with the full budget (lua_sethook is meant to be called from
+ * a signal handler on the state's thread; calling it from another thread would race with the
+ * state's call stack). From then on the budget applies as before and ends the operation with
+ * the same error. So an operation that runs fewer instructions than the budget is never
+ * stopped, and a runaway one is stopped about one to two ticks plus the budget after it began.
+ *
+ * Races: the handler only arms states in this thread's chain of running operations
+ * (`sb_current_host`, then `outer`), and only an operation that is still flagged; an operation
+ * leaves the chain before it clears its hook, so a late signal can never arm a finished or
+ * later operation. The watchdog sends only while the operation is running and holds it open
+ * (SB_CALL_SENDING) until pthread_kill has returned, so the thread cannot have ended. A lost
+ * signal (the thread was in another state's nested operation, say) is sent again next tick.
+ *
+ * SIGURG is ignored by default and not used otherwise by the server; the handler is only
+ * installed when SIGURG has no handler yet, and a state falls back to counting every
+ * instruction when it cannot be (or the watchdog thread cannot start). Each thread unblocks
+ * SIGURG before its first watched operation (libdispatch's worker threads block all signals).
+ *
+ * These statics exist once per object file that includes the functions below; only
+ * LuaState.swift calls sb_host_create, sb_run and sb_host_destroy, so there is one of each.
+ */
+#define SB_CALL_FLAGGED ((uint64_t)1 << 62)
+#define SB_CALL_SENDING ((uint64_t)1 << 63)
+#define SB_CALL_NUMBER (SB_CALL_FLAGGED - 1)
+#define SB_WATCH_SIGNAL SIGURG
+#define SB_WATCH_TICK_NS 1000000L
+#define SB_WATCH_IDLE_TICKS 1000
+
+static pthread_mutex_t sb_watch_lock = PTHREAD_MUTEX_INITIALIZER;
+static sb_host *sb_watch_list = NULL;
+static pthread_once_t sb_watch_once = PTHREAD_ONCE_INIT;
+static int sb_watch_ready = 0;
+static __thread sb_host *sb_current_host = NULL;
+static __thread int sb_thread_unblocked = 0;
+
+static inline void sb_watch_handler(int signal, siginfo_t *info, void *context) {
+    (void)signal;
+    (void)info;
+    (void)context;
+    int saved = errno;
+    for (sb_host *h = sb_current_host; h != NULL; h = h->outer) {
+        if (!__atomic_load_n(&h->armed, __ATOMIC_RELAXED) &&
+            (__atomic_load_n(&h->call, __ATOMIC_ACQUIRE) & SB_CALL_FLAGGED)) {
+            __atomic_store_n(&h->armed, 1, __ATOMIC_RELEASE);
+            lua_sethook(h->L, sb_hook, LUA_MASKCOUNT, h->budget);
+        }
+    }
+    errno = saved;
+}
+
+static inline void *sb_watch_main(void *unused) {
+    (void)unused;
+    int idle = 0;
+    for (;;) {
+        struct timespec tick = {0, idle >= SB_WATCH_IDLE_TICKS ? 10 * SB_WATCH_TICK_NS : SB_WATCH_TICK_NS};
+        nanosleep(&tick, NULL);
+        int busy = 0;
+        pthread_mutex_lock(&sb_watch_lock);
+        for (sb_host *h = sb_watch_list; h != NULL; h = h->next_watched) {
+            uint64_t call = __atomic_load_n(&h->call, __ATOMIC_ACQUIRE);
+            uint64_t number = call & SB_CALL_NUMBER;
+            if (number == 0) {
+                h->seen = 0;
+                continue;
+            }
+            busy = 1;
+            if (number != h->seen) {
+                h->seen = number;
+                continue;
+            }
+            if (__atomic_load_n(&h->armed, __ATOMIC_ACQUIRE)) continue;
+            /* Running since the previous tick and not armed yet: flag it and signal its thread. */
+            if (__atomic_compare_exchange_n(&h->call, &call, call | SB_CALL_FLAGGED | SB_CALL_SENDING, 0,
+                                            __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+                pthread_kill(h->thread, SB_WATCH_SIGNAL);
+                __atomic_fetch_and(&h->call, ~SB_CALL_SENDING, __ATOMIC_RELEASE);
+            }
+        }
+        pthread_mutex_unlock(&sb_watch_lock);
+        idle = busy ? 0 : (idle < SB_WATCH_IDLE_TICKS ? idle + 1 : idle);
+    }
+    return NULL;
+}
+
+static inline void sb_watch_start(void) {
+    struct sigaction current;
+    if (sigaction(SB_WATCH_SIGNAL, NULL, &current) != 0) return;
+    int free_signal = !(current.sa_flags & SA_SIGINFO) && (current.sa_handler == SIG_DFL || current.sa_handler == SIG_IGN);
+    if (!free_signal) return;
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_sigaction = sb_watch_handler;
+    action.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+    sigemptyset(&action.sa_mask);
+    if (sigaction(SB_WATCH_SIGNAL, &action, NULL) != 0) return;
+
+    /* The watchdog thread blocks every signal, so that none meant for the process lands on it. */
+    sigset_t all, previous;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &previous);
+    pthread_attr_t attributes;
+    pthread_attr_init(&attributes);
+    pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attributes, 64 * 1024);
+    pthread_t thread;
+    int started = pthread_create(&thread, &attributes, sb_watch_main, NULL) == 0;
+    pthread_attr_destroy(&attributes);
+    pthread_sigmask(SIG_SETMASK, &previous, NULL);
+    if (started) sb_watch_ready = 1;
+}
+
+/* Before an operation of a watched state: join this thread's chain and publish the call. */
+static inline void sb_watch_enter(sb_host *h) {
+    if (!sb_thread_unblocked) {
+        sigset_t urgent;
+        sigemptyset(&urgent);
+        sigaddset(&urgent, SB_WATCH_SIGNAL);
+        pthread_sigmask(SIG_UNBLOCK, &urgent, NULL);
+        sb_thread_unblocked = 1;
+    }
+    h->outer = sb_current_host;
+    h->thread = pthread_self();
+    __atomic_store_n(&h->armed, 0, __ATOMIC_RELAXED);
+    sb_current_host = h;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    h->calls = (h->calls + 1) & SB_CALL_NUMBER;
+    if (h->calls == 0) h->calls = 1;
+    __atomic_store_n(&h->call, h->calls, __ATOMIC_RELEASE);
+}
+
+/* After it: leave the chain (so no signal arms this state any more), wait out a send in
+ * progress, then clear the hook if the watchdog had it set. */
+static inline void sb_watch_leave(sb_host *h) {
+    sb_current_host = h->outer;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    for (;;) {
+        uint64_t call = __atomic_load_n(&h->call, __ATOMIC_ACQUIRE);
+        if (call & SB_CALL_SENDING) {
+            sched_yield();
+            continue;
+        }
+        if (__atomic_compare_exchange_n(&h->call, &call, 0, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) break;
+    }
+    if (__atomic_load_n(&h->armed, __ATOMIC_ACQUIRE)) {
+        lua_sethook(h->L, NULL, 0, 0);
+        __atomic_store_n(&h->armed, 0, __ATOMIC_RELEASE);
+    }
 }
 
 static inline int sb_panic(lua_State *L) {
@@ -815,10 +990,12 @@ static inline int sb_run(sb_host *h, int op) {
     h->error_text = NULL;
     h->error_length = 0;
     lua_settop(L, 0);
-    lua_sethook(L, sb_hook, LUA_MASKCOUNT, h->budget);
+    if (h->watched) sb_watch_enter(h);
+    else lua_sethook(L, sb_hook, LUA_MASKCOUNT, h->budget);
     lua_pushcclosure(L, sb_message_handler, 0);
     lua_pushcclosure(L, sb_operation, 0);
     int status = lua_pcallk(L, 0, LUA_MULTRET, 1, 0, NULL);
+    if (h->watched) sb_watch_leave(h);
     if (h->gc_stopped) {
         lua_gc(L, LUA_GCRESTART);
         h->gc_stopped = 0;
@@ -840,7 +1017,9 @@ static inline void sb_clear(sb_host *h) {
 
 /* ---- Lifetime ---------------------------------------------------------------------------- */
 
-static inline sb_host *sb_host_create(size_t limit, int budget, int max_depth, size_t max_elements) {
+/* `watched`: leave the budget to the watchdog (falls back to counting every instruction when
+ * the watchdog is unavailable; `watched` in the result says which). */
+static inline sb_host *sb_host_create(size_t limit, int budget, int max_depth, size_t max_elements, int watched) {
     sb_host *h = (sb_host *)calloc(1, sizeof(sb_host));
     if (h == NULL) return NULL;
     h->limit = limit;
@@ -855,11 +1034,32 @@ static inline sb_host *sb_host_create(size_t limit, int budget, int max_depth, s
     *(sb_host **)lua_getextraspace(L) = h;
     h->L = L;
     lua_atpanic(L, sb_panic);
+    if (watched) {
+        pthread_once(&sb_watch_once, sb_watch_start);
+        if (sb_watch_ready) {
+            pthread_mutex_lock(&sb_watch_lock);
+            h->watched = 1;
+            h->next_watched = sb_watch_list;
+            sb_watch_list = h;
+            pthread_mutex_unlock(&sb_watch_lock);
+        }
+    }
     return h;
 }
 
 /* Closes the state. Finalizers still run, under the budget, with Swift unreachable. */
 static inline void sb_host_destroy(sb_host *h) {
+    if (h->watched) {
+        pthread_mutex_lock(&sb_watch_lock);
+        for (sb_host **link = &sb_watch_list; *link != NULL; link = &(*link)->next_watched) {
+            if (*link == h) {
+                *link = h->next_watched;
+                break;
+            }
+        }
+        pthread_mutex_unlock(&sb_watch_lock);
+        h->watched = 0;
+    }
     h->context = NULL;
     h->invoke = NULL;
     h->print = NULL;

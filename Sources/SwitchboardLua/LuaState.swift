@@ -11,7 +11,9 @@ private let stateCounter = Atomic<UInt64>(0)
 /// the budget could not stop one). Chunks are loaded as source text only. Every entry into Lua
 /// is one protected call, so a script's error, runaway loop or memory bomb becomes a
 /// `LuaError` and the state stays usable. The budget cannot interrupt a single long C call
-/// such as a pathological `string.find` pattern: bound the inputs scripts see.
+/// such as a pathological `string.find` pattern: bound the inputs scripts see. By default the
+/// budget is armed by a watchdog for entries that run longer than about a millisecond
+/// (`LuaConfiguration.budgetWatchdog`); the thread running an entry must not block SIGURG.
 ///
 /// Not thread-safe and not `Sendable`: one caller at a time (for example behind a `Mutex`).
 /// A host function must not use the state it was called from; such calls fail with
@@ -54,7 +56,7 @@ public final class LuaState {
         guard
             let host = sb_host_create(
                 configuration.memoryLimitBytes, Int32(configuration.instructionBudget),
-                Int32(configuration.maxValueDepth), configuration.maxValueElements)
+                Int32(configuration.maxValueDepth), configuration.maxValueElements, configuration.budgetWatchdog ? 1 : 0)
         else {
             throw LuaError(.memory, "a Lua state cannot be created within \(configuration.memoryLimitBytes) bytes")
         }
@@ -91,6 +93,10 @@ public final class LuaState {
     deinit {
         sb_host_destroy(host)
     }
+
+    /// Whether the watchdog arms this state's instruction budget (`LuaConfiguration.budgetWatchdog`),
+    /// rather than every instruction being counted.
+    public var isWatched: Bool { host.pointee.watched != 0 }
 
     /// Bytes the state holds right now (exact: every allocation goes through the host).
     public var memoryInUseBytes: Int { host.pointee.used }
