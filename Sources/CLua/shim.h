@@ -125,6 +125,7 @@ typedef struct sb_host {
     size_t source_length;
     const char *chunk_name;
     int64_t reference;
+    int64_t answer_check; /* SB_OP_CALL_REF: a function reference, or 0 (see sb_call_pushed) */
     int64_t function_id;
     const sb_item *push_items;
     size_t push_count;
@@ -850,6 +851,25 @@ static inline int sb_call_pushed(lua_State *L, sb_host *h) {
         i = sb_push(L, h, h->push_items, h->push_count, i, h->push_bytes, 0, 0);
     }
     lua_callk(L, arguments, LUA_MULTRET, 0, NULL);
+    if (h->answer_check) {
+        /* A plain answer -- true, or false/nil and a string or nil -- is kept as its first two
+         * results; anything else goes to the checking function, whose results are the answer. */
+        lua_settop(L, 2);
+        int allowed = lua_type(L, 1), reason = lua_type(L, 2);
+        int plain = (allowed == LUA_TBOOLEAN && lua_toboolean(L, 1)) ||
+                    ((allowed == LUA_TNIL || allowed == LUA_TBOOLEAN) && (reason == LUA_TNIL || reason == LUA_TSTRING));
+        if (!plain) {
+            lua_rawgeti(L, LUA_REGISTRYINDEX, h->functions);
+            lua_rawgeti(L, -1, (lua_Integer)h->answer_check);
+            lua_remove(L, -2);
+            if (lua_type(L, -1) != LUA_TFUNCTION) {
+                h->type_error = 1;
+                return luaL_error(L, "function reference %lld was released", (long long)h->answer_check);
+            }
+            lua_insert(L, 1);
+            lua_callk(L, 2, LUA_MULTRET, 0, NULL);
+        }
+    }
     return sb_read_results(L, h, 1);
 }
 
@@ -981,6 +1001,7 @@ static inline void sb_capture_error(sb_host *h) {
 static inline int sb_run(sb_host *h, int op) {
     lua_State *L = h->L;
     h->op = op;
+    if (op != SB_OP_CALL_REF) h->answer_check = 0;
     h->load_status = LUA_OK;
     h->type_error = 0;
     h->read_failed = 0;

@@ -27,11 +27,14 @@ final class Generation: Sendable {
         }
     }
 
-    /// The hooks of one lane, bound at load (`__sb_bind`): a function per declared hook that
-    /// calls it and normalises its answer, called by reference with (user, ch, msg).
+    /// The hooks of one lane, bound at load (`__sb_bind`) and called by reference with
+    /// (user, ch, msg): join/send/presence hooks themselves, with the function that checks an
+    /// answer that is not plain (`LuaState.call(_:answerCheck:arguments:results:)`);
+    /// on_publish and transform through a small function that adapts their answer.
     struct BoundHooks {
-        private var channels: [LuaFunctionRef?]
-        private var events: [LuaFunctionRef?]
+        typealias Bound = (function: LuaFunctionRef, answerCheck: LuaFunctionRef?)
+        private var channels: [Bound?]
+        private var events: [Bound?]
 
         init(channels: Int, events: Int) {
             self.channels = Array(repeating: nil, count: channels * Hook.allCases.count)
@@ -40,7 +43,7 @@ final class Generation: Sendable {
 
         private static func position(_ index: Int, _ hook: Hook) -> Int { (index - 1) * Hook.allCases.count + hook.ordinal }
 
-        func function(_ owner: HookOwner, _ index: Int, _ hook: Hook) -> LuaFunctionRef? {
+        func function(_ owner: HookOwner, _ index: Int, _ hook: Hook) -> Bound? {
             let position = Self.position(index, hook)
             switch owner {
             case .channel: return channels.indices.contains(position) ? channels[position] : nil
@@ -48,7 +51,7 @@ final class Generation: Sendable {
             }
         }
 
-        mutating func bind(_ owner: HookOwner, _ index: Int, _ hook: Hook, to function: LuaFunctionRef) {
+        mutating func bind(_ owner: HookOwner, _ index: Int, _ hook: Hook, to function: Bound) {
             switch owner {
             case .channel: channels[Self.position(index, hook)] = function
             case .event: events[Self.position(index, hook)] = function
@@ -60,9 +63,12 @@ final class Generation: Sendable {
     /// of scripts' reach), so that claims or a channel seen again are handed to the hook as the
     /// same table instead of being converted again. Nothing a script does can change a
     /// read-only table, so sharing one between calls leaks nothing from one call to the next.
-    /// Claims are recognised by their storage (the entry retains the claims, so the address
-    /// cannot be reused by other claims while the entry lives), channels by name. Each kind
-    /// keeps at most `capacity` tables, replaced first in, first out.
+    ///
+    /// Claims are recognised by their storage (an entry retains the claims, so the address
+    /// cannot be reused by other claims while the entry lives), channels by name. Each kind has
+    /// `capacity` entries, direct-mapped: a hash of the key picks the entry, and a different key
+    /// that lands on it replaces it. A decision pays one cheap hash and one comparison, not a
+    /// dictionary lookup with a full hash of the channel name.
     struct KeptTables {
         static let capacity = 64
         /// Slots 1...capacity hold `user` tables, capacity+1...2*capacity `ch` tables.
@@ -77,51 +83,42 @@ final class Generation: Sendable {
             case convert
         }
 
-        private var users: [UnsafeRawPointer: Int] = [:]
-        private var userOwners: [(key: UnsafeRawPointer, claims: Value.Object)?] = Array(repeating: nil, count: capacity)
-        private var nextUser = 0
-        private var channels: [String: Int] = [:]
-        private var channelOwners: [String?] = Array(repeating: nil, count: capacity)
-        private var nextChannel = 0
+        private var users: [(key: UnsafeRawPointer, claims: Value.Object)?] = Array(repeating: nil, count: capacity)
+        private var channels: [String?] = Array(repeating: nil, count: capacity)
 
         /// The address of the claims' storage; nil for claims without a buffer of their own.
         static func key(of claims: Value.Object) -> UnsafeRawPointer? {
             claims.members.withUnsafeBufferPointer { $0.isEmpty ? nil : $0.baseAddress.map(UnsafeRawPointer.init) }
         }
 
+        private static func entry(of key: UnsafeRawPointer) -> Int {
+            let address = UInt(bitPattern: key)
+            return Int((address >> 4) ^ (address >> 10)) & (capacity - 1)
+        }
+
+        private static func entry(of name: String) -> Int { NameTable<Int>.hash(name) & (capacity - 1) }
+
+        /// How to pass the claims at `key`. A `.keep` entry is emptied now: the state may hold a
+        /// new table in its slot even if the call then fails.
         mutating func user(_ key: UnsafeRawPointer?) -> Use {
             guard let key else { return .convert }
-            if let slot = users[key] { return .kept(slot) }
-            let slot = nextUser
-            nextUser = (nextUser + 1) % Self.capacity
-            if let owner = userOwners[slot] {
-                users[owner.key] = nil
-                userOwners[slot] = nil
-            }
-            return .keep(slot + 1)
+            let entry = Self.entry(of: key)
+            if let kept = users[entry], kept.key == key { return .kept(entry + 1) }
+            users[entry] = nil
+            return .keep(entry + 1)
         }
 
         mutating func channel(_ name: String) -> Use {
-            if let slot = channels[name] { return .kept(slot) }
-            let slot = nextChannel
-            nextChannel = (nextChannel + 1) % Self.capacity
-            if let owner = channelOwners[slot] {
-                channels[owner] = nil
-                channelOwners[slot] = nil
-            }
-            return .keep(Self.firstChannelSlot + slot)
+            let entry = Self.entry(of: name)
+            if let kept = channels[entry], kept == name { return .kept(Self.firstChannelSlot + entry) }
+            channels[entry] = nil
+            return .keep(Self.firstChannelSlot + entry)
         }
 
         /// Records what a successful call kept.
         mutating func kept(user: Use, key: UnsafeRawPointer?, claims: Value.Object, channel: Use, name: String) {
-            if case .keep(let slot) = user, let key {
-                users[key] = slot
-                userOwners[slot - 1] = (key, claims)
-            }
-            if case .keep(let slot) = channel {
-                channels[name] = slot
-                channelOwners[slot - Self.firstChannelSlot] = name
-            }
+            if case .keep(let slot) = user, let key { users[slot - 1] = (key, claims) }
+            if case .keep(let slot) = channel { channels[slot - Self.firstChannelSlot] = name }
         }
     }
 
@@ -293,7 +290,7 @@ final class Generation: Sendable {
                 guard let function = bound.first?.function else {
                     throw LuaError(.runtime, "the \(hook.rawValue) hook is not a function any more")
                 }
-                hooks.bind(owner, index, hook, to: function)
+                hooks.bind(owner, index, hook, to: (function, bound.count > 1 ? bound[1].function : nil))
             } catch {
                 throw RulesError(.loadFailed, "binding the \(hook.rawValue) hook failed: \(error.message)", at: location)
             }
@@ -401,14 +398,14 @@ final class Generation: Sendable {
                         }
                     }
                 }
-                guard let function = lane.hooks.function(owner, index, hook) else {
+                guard let bound = lane.hooks.function(owner, index, hook) else {
                     return (false, "no \(hook.rawValue) hook")
                 }
                 // user and ch are read-only tables, kept per lane for claims and channels seen again.
                 let userKey = KeptTables.key(of: identity.claims)
                 let user = lane.tables.user(userKey)
                 let ch = lane.tables.channel(channel.rawValue)
-                let result: (allowed: Bool, reason: String?) = try lane.lua.call(function) { arguments throws(LuaError) in
+                let result: (allowed: Bool, reason: String?) = try lane.lua.call(bound.function, answerCheck: bound.answerCheck) { arguments throws(LuaError) in
                     switch user {
                     case .kept(let slot):
                         try arguments.writeKept(slot)

@@ -85,9 +85,11 @@ enum Prelude {
       }
     end
 
-    -- A function that runs channels[index][hook] or events[index][hook] as (user, ch, msg) and
-    -- normalises its answer: allowed, reason for join/send/presence; true for on_publish;
-    -- true, payload for transform. Swift binds one per hook at load and calls it directly.
+    -- How Swift calls channels[index][hook] or events[index][hook], bound once per lane at
+    -- load; always as (user, ch, msg). For join, send and presence: the hook itself, and a
+    -- function that turns any other answer than `true` or `false/nil, string/nil` into one
+    -- (LuaState's answer check: the host only calls it for those). For on_publish: a function
+    -- that returns true; for transform: one that returns true, payload.
     function __sb_bind(kind, index, hook)
       local spec = (kind == "channel" and channels or events)[index]
       local fn = spec and spec[hook]
@@ -108,8 +110,7 @@ enum Prelude {
           return true, payload
         end
       end
-      return function(user, ch, msg)
-        local allowed, reason = fn(user, ch, msg)
+      return fn, function(allowed, reason)
         if allowed == true then return true end
         if allowed == false or allowed == nil then
           if reason ~= nil and type(reason) ~= "string" then reason = tostring(reason) end
