@@ -599,23 +599,32 @@ static inline int sb_ro_len(lua_State *L) {
     return 1;
 }
 
-/* Replaces the values' table on top of the stack with a read-only proxy of it. */
-static inline void sb_make_readonly(lua_State *L, int own) {
-    luaL_checkstack(L, 4, "making a table read-only");
+/* Replaces the values' table on top of the stack with a read-only proxy of it. `list`: the
+ * values have list elements (only then does `#` need __len: the proxy's own length is 0). */
+static inline void sb_make_readonly(lua_State *L, int own, int list) {
+    luaL_checkstack(L, 6, "making a table read-only");
     int values = lua_gettop(L);
     if (own) lua_pushvalue(L, values);
     else lua_createtable(L, 0, 5);
     int meta = values + 1;
+    /* Raw sets: the metatable has no metatable, and lua_setfield would look for one. */
+    lua_pushliteral(L, "__index");
     lua_pushvalue(L, values);
-    lua_setfield(L, meta, "__index");
+    lua_rawset(L, meta);
+    lua_pushliteral(L, "__newindex");
     lua_pushcclosure(L, sb_ro_newindex, 0);
-    lua_setfield(L, meta, "__newindex");
-    lua_pushcclosure(L, sb_ro_len, 0);
-    lua_setfield(L, meta, "__len");
+    lua_rawset(L, meta);
+    if (list) {
+        lua_pushliteral(L, "__len");
+        lua_pushcclosure(L, sb_ro_len, 0);
+        lua_rawset(L, meta);
+    }
+    lua_pushliteral(L, "__pairs");
     lua_pushcclosure(L, sb_ro_pairs, 0);
-    lua_setfield(L, meta, "__pairs");
+    lua_rawset(L, meta);
+    lua_pushliteral(L, "__metatable");
     lua_pushliteral(L, "read-only");
-    lua_setfield(L, meta, "__metatable");
+    lua_rawset(L, meta);
     lua_createtable(L, 0, 0);
     lua_pushvalue(L, meta);
     lua_setmetatable(L, -2);
@@ -632,7 +641,7 @@ static inline size_t sb_push_table(lua_State *L, sb_host *h, const sb_item *item
                                    const char *bytes, int depth, int readonly) {
     const sb_item *item = &items[i];
     int array = item->integer > INT32_MAX ? INT32_MAX : (int)item->integer;
-    int fields = item->fields > INT32_MAX - 5 ? INT32_MAX : item->fields + (readonly ? 5 : 0);
+    int fields = item->fields > INT32_MAX - 5 ? INT32_MAX : item->fields + (readonly ? (item->integer > 0 ? 5 : 4) : 0);
     lua_createtable(L, array, fields);
     int own = 1;
     size_t next = i + 1;
@@ -652,7 +661,7 @@ static inline size_t sb_push_table(lua_State *L, sb_host *h, const sb_item *item
         next = sb_push(L, h, items, count, next, bytes, depth + 1, readonly);
         lua_rawset(L, -3);
     }
-    if (readonly) sb_make_readonly(L, own);
+    if (readonly) sb_make_readonly(L, own, item->integer > 0);
     return next;
 }
 

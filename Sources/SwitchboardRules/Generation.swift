@@ -308,6 +308,7 @@ final class Generation: Sendable {
         var configuration = LuaConfiguration()
         configuration.memoryLimitBytes = options.memoryLimitBytes
         configuration.instructionBudget = options.instructionBudget
+        configuration.budgetWatchdog = options.budgetWatchdog
         let onPrint = options.onPrint
         configuration.print = { onPrint($0) }
         let state = try LuaState(configuration: configuration)

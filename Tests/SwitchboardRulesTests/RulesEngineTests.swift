@@ -65,6 +65,20 @@ import Testing
         }
     }
 
+    /// Loops stop with either way of enforcing the budget.
+    @Test(arguments: [true, false])
+    func loopingHooksStopWatchedOrCounted(watchdog: Bool) throws {
+        let failures = Mutex<[RulesError]>([])
+        let rules = try RulesFixture(["a.lua": Self.base, "b.lua": Self.channelWith(join: "if ch.id == '1' then while true do end end return true")])
+        let engine = try rules.engine { options in
+            options.budgetWatchdog = watchdog
+            options.onHookError = { error in failures.withLock { $0.append(error) } }
+        }
+        #expect(engine.authorizeJoin(user(), channel: try channel("room:1")) != .allow)
+        #expect(engine.authorizeJoin(user(), channel: try channel("room:2")) == .allow)
+        #expect(failures.withLock { $0.first?.message.contains("instruction budget of 200000 exceeded") } == true)
+    }
+
     /// Hostile hooks deny with a clear message to the operator, and the engine keeps deciding.
     @Test(arguments: [
         ("while true do end", "budget"),
