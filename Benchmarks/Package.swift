@@ -25,6 +25,15 @@ let package = Package(
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
         ),
         .executableTarget(
+            name: "RulesProfile",
+            dependencies: [
+                .product(name: "SwitchboardRules", package: "Switchboard"),
+                .product(name: "SwitchboardCore", package: "Switchboard"),
+            ],
+            path: "RulesProfile",
+            swiftSettings: [.swiftLanguageMode(.v6)]
+        ),
+        .executableTarget(
             name: "WireCodec",
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),

@@ -75,6 +75,20 @@ let benchmarks: @Sendable () -> Void = {
         }
     }
 
+    // A thousand suppliers on their own dashboards in turn: more claims and channels than a
+    // lane keeps, so every call converts both tables (the engine's cold path).
+    let many = (1...1_000).map { (identity(role: "supplier", sub: "u-m\($0)", supplier: "m\($0)"), channel("supplier:dashboard:m\($0)")) }
+    for (user, dashboard) in many.prefix(3) { expect(engine.authorizeJoin(user, channel: dashboard), allowed: true, "join allow many") }
+
+    Benchmark("join allow, 1,000 users in turn (supplier:dashboard:mN by mN)") { benchmark in
+        var next = 0
+        for _ in benchmark.scaledIterations {
+            let (user, dashboard) = many[next]
+            blackHole(engine.authorizeJoin(user, channel: dashboard))
+            next = next == many.count - 1 ? 0 : next + 1
+        }
+    }
+
     Benchmark("join allow (supplier:dashboard:s1 by s1)") { benchmark in
         for _ in benchmark.scaledIterations {
             blackHole(engine.authorizeJoin(supplier, channel: dashboard))

@@ -15,10 +15,15 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- Values on a tape -------------------------------------------------------------------- */
 
@@ -29,7 +34,7 @@
 #define SB_STRING 4
 #define SB_TABLE 5
 #define SB_FUNCTION 6
-#define SB_KEEP 7
+#define SB_READONLY 7
 #define SB_KEPT 8
 
 /*
@@ -42,10 +47,11 @@
  *               integer = byte offset into the tape's byte buffer (tapes pushed to Lua)
  *   SB_TABLE    integer = array length, fields = string-keyed field count
  *   SB_FUNCTION integer = reference number in the host's function table
- *   SB_KEEP     (tapes pushed to Lua) integer = slot; the next item, a table, is pushed as
- *               usual and a template of it is kept in that slot of the host's kept tables
- *   SB_KEPT     (tapes pushed to Lua) integer = slot; pushes a fresh deep copy of the
- *               template kept there
+ *   SB_READONLY (tapes pushed to Lua) integer = slot, or 0; the next item, a table, is pushed
+ *               as a read-only table (its nested tables too) and, with a slot, kept in that
+ *               slot of the host's kept tables
+ *   SB_KEPT     (tapes pushed to Lua) integer = slot; pushes the read-only table kept there
+ *               (the same table again: nothing can change it)
  */
 typedef struct sb_item {
     int32_t kind;
@@ -89,6 +95,18 @@ typedef struct sb_host {
     int budget;
     int budget_exhausted;
 
+    /* The watchdog (see "The budget's watchdog" below). `watched` = 0: the count hook is set
+     * for every operation. Otherwise these fields are shared with the watchdog thread and
+     * the signal handler, and only accessed with __atomic builtins or from this thread. */
+    int watched;
+    uint64_t call;          /* the running operation's number | SB_CALL_* flags; 0 when idle */
+    uint64_t calls;         /* operations started (this state's thread only) */
+    uint64_t seen;          /* the watchdog's: the operation it saw at its previous tick */
+    pthread_t thread;       /* the thread running `call` */
+    int armed;              /* the count hook is set for the running operation */
+    struct sb_host *outer;  /* the state whose operation this thread was in when `call` began */
+    struct sb_host *next_watched;
+
     /* Reading Lua values onto the read tape. */
     int max_depth;
     size_t max_elements;
@@ -107,6 +125,7 @@ typedef struct sb_host {
     size_t source_length;
     const char *chunk_name;
     int64_t reference;
+    int64_t answer_check; /* SB_OP_CALL_REF: a function reference, or 0 (see sb_call_pushed) */
     int64_t function_id;
     const sb_item *push_items;
     size_t push_count;
@@ -131,7 +150,7 @@ typedef struct sb_host {
 
     /* Registry references of the function table (number -> function) and its inverse. */
     int functions;
-    /* Registry reference of the kept tables (slot -> template {k1, v1, k2, v2, ...}). */
+    /* Registry reference of the kept tables (slot -> read-only table). */
     int kept;
     int function_numbers;
     int64_t next_function;
@@ -173,6 +192,164 @@ static inline void sb_hook(lua_State *L, lua_Debug *ar) {
     lua_pushfstring(L, "instruction budget of %d exceeded", h->budget);
     lua_concat(L, 2);
     lua_error(L);
+}
+
+/*
+ * ---- The budget's watchdog ---------------------------------------------------------------
+ *
+ * With a count hook set, Lua 5.4 traces every VM instruction (luaV_execute calls
+ * luaG_traceexec on each one), which costs more than a short permission hook itself. So a
+ * watched state runs its operations with no hook at all, and one watchdog thread per process
+ * looks at every watched state once a tick (1 ms; 10 ms after a second without any running
+ * operation). An operation it finds running at two ticks in a row has run for at least a tick:
+ * the watchdog flags it and sends SIGURG to the thread running it, and the handler, on that
+ * thread, sets the count hook with the full budget (lua_sethook is meant to be called from
+ * a signal handler on the state's thread; calling it from another thread would race with the
+ * state's call stack). From then on the budget applies as before and ends the operation with
+ * the same error. So an operation that runs fewer instructions than the budget is never
+ * stopped, and a runaway one is stopped about one to two ticks plus the budget after it began.
+ *
+ * Races: the handler only arms states in this thread's chain of running operations
+ * (`sb_current_host`, then `outer`), and only an operation that is still flagged; an operation
+ * leaves the chain before it clears its hook, so a late signal can never arm a finished or
+ * later operation. The watchdog sends only while the operation is running and holds it open
+ * (SB_CALL_SENDING) until pthread_kill has returned, so the thread cannot have ended. A lost
+ * signal (the thread was in another state's nested operation, say) is sent again next tick.
+ *
+ * SIGURG is ignored by default and not used otherwise by the server; the handler is only
+ * installed when SIGURG has no handler yet, and a state falls back to counting every
+ * instruction when it cannot be (or the watchdog thread cannot start). Each thread unblocks
+ * SIGURG before its first watched operation (libdispatch's worker threads block all signals).
+ *
+ * These statics exist once per object file that includes the functions below; only
+ * LuaState.swift calls sb_host_create, sb_run and sb_host_destroy, so there is one of each.
+ */
+#define SB_CALL_FLAGGED ((uint64_t)1 << 62)
+#define SB_CALL_SENDING ((uint64_t)1 << 63)
+#define SB_CALL_NUMBER (SB_CALL_FLAGGED - 1)
+#define SB_WATCH_SIGNAL SIGURG
+#define SB_WATCH_TICK_NS 1000000L
+#define SB_WATCH_IDLE_TICKS 1000
+
+static pthread_mutex_t sb_watch_lock = PTHREAD_MUTEX_INITIALIZER;
+static sb_host *sb_watch_list = NULL;
+static pthread_once_t sb_watch_once = PTHREAD_ONCE_INIT;
+static int sb_watch_ready = 0;
+static __thread sb_host *sb_current_host = NULL;
+static __thread int sb_thread_unblocked = 0;
+
+static inline void sb_watch_handler(int signal, siginfo_t *info, void *context) {
+    (void)signal;
+    (void)info;
+    (void)context;
+    int saved = errno;
+    for (sb_host *h = sb_current_host; h != NULL; h = h->outer) {
+        if (!__atomic_load_n(&h->armed, __ATOMIC_RELAXED) &&
+            (__atomic_load_n(&h->call, __ATOMIC_ACQUIRE) & SB_CALL_FLAGGED)) {
+            __atomic_store_n(&h->armed, 1, __ATOMIC_RELEASE);
+            lua_sethook(h->L, sb_hook, LUA_MASKCOUNT, h->budget);
+        }
+    }
+    errno = saved;
+}
+
+static inline void *sb_watch_main(void *unused) {
+    (void)unused;
+    int idle = 0;
+    for (;;) {
+        struct timespec tick = {0, idle >= SB_WATCH_IDLE_TICKS ? 10 * SB_WATCH_TICK_NS : SB_WATCH_TICK_NS};
+        nanosleep(&tick, NULL);
+        int busy = 0;
+        pthread_mutex_lock(&sb_watch_lock);
+        for (sb_host *h = sb_watch_list; h != NULL; h = h->next_watched) {
+            uint64_t call = __atomic_load_n(&h->call, __ATOMIC_ACQUIRE);
+            uint64_t number = call & SB_CALL_NUMBER;
+            if (number == 0) {
+                h->seen = 0;
+                continue;
+            }
+            busy = 1;
+            if (number != h->seen) {
+                h->seen = number;
+                continue;
+            }
+            if (__atomic_load_n(&h->armed, __ATOMIC_ACQUIRE)) continue;
+            /* Running since the previous tick and not armed yet: flag it and signal its thread. */
+            if (__atomic_compare_exchange_n(&h->call, &call, call | SB_CALL_FLAGGED | SB_CALL_SENDING, 0,
+                                            __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+                pthread_kill(h->thread, SB_WATCH_SIGNAL);
+                __atomic_fetch_and(&h->call, ~SB_CALL_SENDING, __ATOMIC_RELEASE);
+            }
+        }
+        pthread_mutex_unlock(&sb_watch_lock);
+        idle = busy ? 0 : (idle < SB_WATCH_IDLE_TICKS ? idle + 1 : idle);
+    }
+    return NULL;
+}
+
+static inline void sb_watch_start(void) {
+    struct sigaction current;
+    if (sigaction(SB_WATCH_SIGNAL, NULL, &current) != 0) return;
+    int free_signal = !(current.sa_flags & SA_SIGINFO) && (current.sa_handler == SIG_DFL || current.sa_handler == SIG_IGN);
+    if (!free_signal) return;
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    action.sa_sigaction = sb_watch_handler;
+    action.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+    sigemptyset(&action.sa_mask);
+    if (sigaction(SB_WATCH_SIGNAL, &action, NULL) != 0) return;
+
+    /* The watchdog thread blocks every signal, so that none meant for the process lands on it. */
+    sigset_t all, previous;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &previous);
+    pthread_attr_t attributes;
+    pthread_attr_init(&attributes);
+    pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attributes, 64 * 1024);
+    pthread_t thread;
+    int started = pthread_create(&thread, &attributes, sb_watch_main, NULL) == 0;
+    pthread_attr_destroy(&attributes);
+    pthread_sigmask(SIG_SETMASK, &previous, NULL);
+    if (started) sb_watch_ready = 1;
+}
+
+/* Before an operation of a watched state: join this thread's chain and publish the call. */
+static inline void sb_watch_enter(sb_host *h) {
+    if (!sb_thread_unblocked) {
+        sigset_t urgent;
+        sigemptyset(&urgent);
+        sigaddset(&urgent, SB_WATCH_SIGNAL);
+        pthread_sigmask(SIG_UNBLOCK, &urgent, NULL);
+        sb_thread_unblocked = 1;
+    }
+    h->outer = sb_current_host;
+    h->thread = pthread_self();
+    __atomic_store_n(&h->armed, 0, __ATOMIC_RELAXED);
+    sb_current_host = h;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    h->calls = (h->calls + 1) & SB_CALL_NUMBER;
+    if (h->calls == 0) h->calls = 1;
+    __atomic_store_n(&h->call, h->calls, __ATOMIC_RELEASE);
+}
+
+/* After it: leave the chain (so no signal arms this state any more), wait out a send in
+ * progress, then clear the hook if the watchdog had it set. */
+static inline void sb_watch_leave(sb_host *h) {
+    sb_current_host = h->outer;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    for (;;) {
+        uint64_t call = __atomic_load_n(&h->call, __ATOMIC_ACQUIRE);
+        if (call & SB_CALL_SENDING) {
+            sched_yield();
+            continue;
+        }
+        if (__atomic_compare_exchange_n(&h->call, &call, 0, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) break;
+    }
+    if (__atomic_load_n(&h->armed, __ATOMIC_ACQUIRE)) {
+        lua_sethook(h->L, NULL, 0, 0);
+        __atomic_store_n(&h->armed, 0, __ATOMIC_RELEASE);
+    }
 }
 
 static inline int sb_panic(lua_State *L) {
@@ -236,7 +413,12 @@ static inline int sb_read_function(lua_State *L, sb_host *h, int idx) {
     return sb_append(h, item);
 }
 
-static inline int sb_read_table(lua_State *L, sb_host *h, int idx, int depth) {
+static inline int sb_is_meta_key(lua_State *L, int idx);
+static inline int sb_ro_values(lua_State *L, int idx, int *own);
+
+/* Appends the table at absolute index `idx`; `skip_meta`: leave out "__" keys (the values'
+ * table of a read-only proxy that is its own metatable). */
+static inline int sb_read_table(lua_State *L, sb_host *h, int idx, int depth, int skip_meta) {
     if (depth >= h->max_depth) {
         snprintf(h->read_message, sizeof h->read_message, "tables nest deeper than %d levels", h->max_depth);
         return 1;
@@ -254,7 +436,7 @@ static inline int sb_read_table(lua_State *L, sb_host *h, int idx, int depth) {
     while (lua_next(L, idx)) {
         int type = lua_type(L, -2);
         if (type == LUA_TSTRING) {
-            strings++;
+            if (!skip_meta || !sb_is_meta_key(L, -2)) strings++;
         } else if (type == LUA_TNUMBER && lua_isinteger(L, -2) && lua_tointeger(L, -2) >= 1) {
             lua_Integer key = lua_tointeger(L, -2);
             integers++;
@@ -293,7 +475,7 @@ static inline int sb_read_table(lua_State *L, sb_host *h, int idx, int depth) {
     }
     lua_pushnil(L);
     while (lua_next(L, idx)) {
-        if (lua_type(L, -2) == LUA_TSTRING) {
+        if (lua_type(L, -2) == LUA_TSTRING && !(skip_meta && sb_is_meta_key(L, -2))) {
             size_t length = 0;
             const char *bytes = lua_tolstring(L, -2, &length); /* a string already: no conversion */
             sb_item key = {SB_STRING, 0, 0, 0, bytes, length};
@@ -332,8 +514,16 @@ static inline int sb_read(lua_State *L, sb_host *h, int idx, int depth) {
         sb_item item = {SB_STRING, 0, 0, 0, bytes, length};
         return sb_append(h, item);
     }
-    case LUA_TTABLE:
-        return sb_read_table(L, h, idx, depth);
+    case LUA_TTABLE: {
+        int own = 0;
+        luaL_checkstack(L, 3, "reading a table");
+        if (sb_ro_values(L, idx, &own)) { /* a read-only table reads as its values */
+            int failed = sb_read_table(L, h, lua_gettop(L), depth, own);
+            lua_pop(L, 1); /* the proxy on the stack keeps the values (and their strings) alive */
+            return failed;
+        }
+        return sb_read_table(L, h, idx, depth, 0);
+    }
     case LUA_TFUNCTION:
         return sb_read_function(L, h, idx);
     default:
@@ -344,73 +534,119 @@ static inline int sb_read(lua_State *L, sb_host *h, int idx, int depth) {
 
 /* ---- Pushing a tape's values ------------------------------------------------------------- */
 
-/* Pushes a deep copy of the table at absolute index `src` (no metatable). */
-static inline void sb_copy_table(lua_State *L, int src, int depth) {
-    if (depth > SB_DEPTH_CAP) luaL_error(L, "a kept table nests too deep");
-    luaL_checkstack(L, 6, "copying a kept table");
-    lua_createtable(L, 0, 4);
-    int dst = lua_gettop(L);
-    lua_pushnil(L);
-    while (lua_next(L, src)) {
-        int value = lua_gettop(L);
-        lua_pushvalue(L, value - 1);
-        if (lua_type(L, value) == LUA_TTABLE) sb_copy_table(L, value, depth + 1);
-        else lua_pushvalue(L, value);
-        lua_rawset(L, dst);
+/*
+ * A read-only table is an empty proxy whose metatable's __index is the table that holds the
+ * values. Writes reach __newindex and fail, the sandbox's rawset refuses proxies, and the
+ * metatable is protected (__metatable), so a script can neither reach the values' table nor
+ * replace the metatable: the same proxy can be handed to any number of calls. When no key of
+ * the values starts with "__", the values' table is its own metatable (one table fewer; no
+ * metamethod name can clash with a key); otherwise a separate table holds the metafields.
+ */
+static inline int sb_ro_newindex(lua_State *L) {
+    return luaL_error(L, "attempt to modify a read-only table");
+}
+
+/* If the table at `idx` is a read-only proxy, pushes its values' table and returns 1 (`own` =
+ * the values' table is its own metatable, so its "__" keys are metafields); else returns 0. */
+static inline int sb_ro_values(lua_State *L, int idx, int *own) {
+    /* The metatable has no metatable of its own, so lua_getfield is a raw read here. */
+    if (!lua_getmetatable(L, idx)) return 0;
+    int proxy = lua_getfield(L, -1, "__newindex") == LUA_TFUNCTION && lua_tocfunction(L, -1) == sb_ro_newindex;
+    lua_pop(L, 1);
+    if (!proxy) {
+        lua_pop(L, 1);
+        return 0;
+    }
+    lua_getfield(L, -1, "__index");
+    *own = lua_rawequal(L, -1, -2);
+    lua_remove(L, -2);
+    return 1;
+}
+
+static inline int sb_is_meta_key(lua_State *L, int idx) {
+    if (lua_type(L, idx) != LUA_TSTRING) return 0;
+    size_t length = 0;
+    const char *key = lua_tolstring(L, idx, &length);
+    return length >= 2 && key[0] == '_' && key[1] == '_';
+}
+
+/* The iterator `pairs` returns for a read-only table: next(values, key), metafields skipped. */
+static inline int sb_ro_next(lua_State *L) {
+    int own = 0;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_settop(L, 2);
+    if (!sb_ro_values(L, 1, &own)) return luaL_error(L, "bad argument #1 to 'next' (read-only table expected)");
+    lua_pushvalue(L, 2);
+    while (lua_next(L, 3)) {
+        if (!own || !sb_is_meta_key(L, -2)) return 2;
         lua_pop(L, 1);
     }
+    lua_pushnil(L);
+    return 1;
 }
 
-/* Appends the value on top of the stack to the template at `template` (a deep copy when it
- * is a table, so nothing a script later does to the pushed table reaches the template). */
-static inline void sb_template_append(lua_State *L, int template, lua_Integer *filled, int depth) {
-    int value = lua_gettop(L);
-    if (lua_type(L, value) == LUA_TTABLE) sb_copy_table(L, value, depth + 1);
-    else lua_pushvalue(L, value);
-    lua_rawseti(L, template, ++*filled);
+static inline int sb_ro_pairs(lua_State *L) {
+    lua_pushcclosure(L, sb_ro_next, 0);
+    lua_pushvalue(L, 1);
+    lua_pushnil(L);
+    return 3;
 }
 
-/* Pushes a fresh copy of the template kept in `slot`. Raises when the slot is empty. */
-static inline void sb_push_kept(lua_State *L, sb_host *h, lua_Integer slot, int depth) {
-    luaL_checkstack(L, 6, "pushing a kept table");
-    lua_rawgeti(L, LUA_REGISTRYINDEX, h->kept);
-    if (lua_rawgeti(L, -1, slot) != LUA_TTABLE) {
-        luaL_error(L, "no table is kept in slot %lld", (long long)slot);
-        return;
+static inline int sb_ro_len(lua_State *L) {
+    int own = 0;
+    if (!sb_ro_values(L, 1, &own)) return luaL_error(L, "not a read-only table");
+    lua_pushinteger(L, (lua_Integer)lua_rawlen(L, -1));
+    return 1;
+}
+
+/* Replaces the values' table on top of the stack with a read-only proxy of it. `list`: the
+ * values have list elements (only then does `#` need __len: the proxy's own length is 0). */
+static inline void sb_make_readonly(lua_State *L, int own, int list) {
+    luaL_checkstack(L, 6, "making a table read-only");
+    int values = lua_gettop(L);
+    if (own) lua_pushvalue(L, values);
+    else lua_createtable(L, 0, 5);
+    int meta = values + 1;
+    /* Raw sets: the metatable has no metatable, and lua_setfield would look for one. */
+    lua_pushliteral(L, "__index");
+    lua_pushvalue(L, values);
+    lua_rawset(L, meta);
+    lua_pushliteral(L, "__newindex");
+    lua_pushcclosure(L, sb_ro_newindex, 0);
+    lua_rawset(L, meta);
+    if (list) {
+        lua_pushliteral(L, "__len");
+        lua_pushcclosure(L, sb_ro_len, 0);
+        lua_rawset(L, meta);
     }
-    int template = lua_gettop(L);
-    lua_Integer n = (lua_Integer)lua_rawlen(L, template);
-    lua_createtable(L, 0, (int)(n / 2));
-    for (lua_Integer i = 1; i < n; i += 2) {
-        lua_rawgeti(L, template, i);
-        if (lua_rawgeti(L, template, i + 1) == LUA_TTABLE) {
-            sb_copy_table(L, lua_gettop(L), depth + 1);
-            lua_remove(L, -2);
-        }
-        lua_rawset(L, -3);
-    }
-    lua_replace(L, template - 1); /* the copy replaces the kept-tables table */
-    lua_pop(L, 1);                /* the template */
+    lua_pushliteral(L, "__pairs");
+    lua_pushcclosure(L, sb_ro_pairs, 0);
+    lua_rawset(L, meta);
+    lua_pushliteral(L, "__metatable");
+    lua_pushliteral(L, "read-only");
+    lua_rawset(L, meta);
+    lua_createtable(L, 0, 0);
+    lua_pushvalue(L, meta);
+    lua_setmetatable(L, -2);
+    lua_replace(L, values);
+    lua_settop(L, values);
 }
 
 static inline size_t sb_push(lua_State *L, sb_host *h, const sb_item *items, size_t count, size_t i,
-                             const char *bytes, int depth);
+                             const char *bytes, int depth, int readonly);
 
-/* Pushes the table item at items[i] and its contents; with `template` (an absolute index, or 0)
- * also appends each key and value to that template. Returns the index after the table. */
+/* Pushes the table item at items[i] and its contents (read-only, nested tables too, when
+ * `readonly`). Returns the index after the table. */
 static inline size_t sb_push_table(lua_State *L, sb_host *h, const sb_item *items, size_t count, size_t i,
-                                   const char *bytes, int depth, int template, lua_Integer *filled) {
+                                   const char *bytes, int depth, int readonly) {
     const sb_item *item = &items[i];
     int array = item->integer > INT32_MAX ? INT32_MAX : (int)item->integer;
-    lua_createtable(L, array, item->fields);
+    int fields = item->fields > INT32_MAX - 5 ? INT32_MAX : item->fields + (readonly ? (item->integer > 0 ? 5 : 4) : 0);
+    lua_createtable(L, array, fields);
+    int own = 1;
     size_t next = i + 1;
     for (int64_t k = 1; k <= item->integer; k++) {
-        next = sb_push(L, h, items, count, next, bytes, depth + 1);
-        if (template) {
-            lua_pushinteger(L, (lua_Integer)k);
-            lua_rawseti(L, template, ++*filled);
-            sb_template_append(L, template, filled, depth);
-        }
+        next = sb_push(L, h, items, count, next, bytes, depth + 1, readonly);
         lua_rawseti(L, -2, (lua_Integer)k);
     }
     for (int32_t f = 0; f < item->fields; f++) {
@@ -418,21 +654,20 @@ static inline size_t sb_push_table(lua_State *L, sb_host *h, const sb_item *item
             luaL_error(L, "malformed value tape");
             return count;
         }
-        next = sb_push(L, h, items, count, next, bytes, depth + 1);
-        next = sb_push(L, h, items, count, next, bytes, depth + 1);
-        if (template) {
-            lua_pushvalue(L, -2);
-            lua_rawseti(L, template, ++*filled);
-            sb_template_append(L, template, filled, depth);
+        if (readonly && items[next].length >= 2 && bytes[items[next].integer] == '_' && bytes[items[next].integer + 1] == '_') {
+            own = 0;
         }
+        next = sb_push(L, h, items, count, next, bytes, depth + 1, 0);
+        next = sb_push(L, h, items, count, next, bytes, depth + 1, readonly);
         lua_rawset(L, -3);
     }
+    if (readonly) sb_make_readonly(L, own, item->integer > 0);
     return next;
 }
 
 /* Pushes the value starting at items[i]; returns the index after it. Raises on failure. */
 static inline size_t sb_push(lua_State *L, sb_host *h, const sb_item *items, size_t count, size_t i,
-                             const char *bytes, int depth) {
+                             const char *bytes, int depth, int readonly) {
     if (i >= count || depth > SB_DEPTH_CAP) {
         luaL_error(L, "malformed value tape");
         return count;
@@ -462,40 +697,31 @@ static inline size_t sb_push(lua_State *L, sb_host *h, const sb_item *items, siz
             return count;
         }
         return i + 1;
-    case SB_KEEP: {
-        /* The table is pushed as usual while its template {k1, v1, k2, v2, ...} is written
-         * into the slot's existing template table (no new table, no garbage, once warm). */
+    case SB_READONLY: {
         if (i + 1 >= count || items[i + 1].kind != SB_TABLE) {
             luaL_error(L, "malformed value tape");
             return count;
         }
-        luaL_checkstack(L, 4, "keeping a table");
-        lua_rawgeti(L, LUA_REGISTRYINDEX, h->kept);
-        int kept = lua_gettop(L);
-        if (lua_rawgeti(L, kept, (lua_Integer)item->integer) != LUA_TTABLE) {
+        size_t next = sb_push_table(L, h, items, count, i + 1, bytes, depth, 1);
+        if (item->integer > 0) {
+            /* Kept only once it is complete, so a failed push leaves no half-built table. */
+            lua_rawgeti(L, LUA_REGISTRYINDEX, h->kept);
+            lua_pushvalue(L, -2);
+            lua_rawseti(L, -2, (lua_Integer)item->integer);
             lua_pop(L, 1);
-            int64_t size = 2 * (items[i + 1].integer + items[i + 1].fields);
-            lua_createtable(L, size > INT32_MAX ? INT32_MAX : (int)size, 0);
-            lua_pushvalue(L, -1);
-            lua_rawseti(L, kept, (lua_Integer)item->integer);
         }
-        int template = lua_gettop(L);
-        lua_Integer previous = (lua_Integer)lua_rawlen(L, template);
-        lua_Integer filled = 0;
-        size_t next = sb_push_table(L, h, items, count, i + 1, bytes, depth, template, &filled);
-        for (lua_Integer k = filled + 1; k <= previous; k++) {
-            lua_pushnil(L);
-            lua_rawseti(L, template, k);
-        }
-        lua_rotate(L, kept, 1); /* the table under the kept-tables table and the template */
-        lua_pop(L, 2);
         return next;
     }
     case SB_KEPT:
-        sb_push_kept(L, h, (lua_Integer)item->integer, depth);
+        lua_rawgeti(L, LUA_REGISTRYINDEX, h->kept);
+        if (lua_rawgeti(L, -1, (lua_Integer)item->integer) != LUA_TTABLE) {
+            luaL_error(L, "no table is kept in slot %lld", (long long)item->integer);
+            return count;
+        }
+        lua_remove(L, -2);
         return i + 1;
     case SB_TABLE:
-        return sb_push_table(L, h, items, count, i, bytes, depth, 0, NULL);
+        return sb_push_table(L, h, items, count, i, bytes, depth, readonly);
     default:
         lua_pushnil(L);
         return i + 1;
@@ -555,7 +781,7 @@ static inline int sb_trampoline(lua_State *L) {
     int pushed = 0;
     for (size_t i = 0; i < h->result_count; pushed++) {
         luaL_checkstack(L, 2, "too many results from a host function");
-        i = sb_push(L, h, h->result_items, h->result_count, i, h->result_bytes, 0);
+        i = sb_push(L, h, h->result_items, h->result_count, i, h->result_bytes, 0, 0);
     }
     return pushed;
 }
@@ -583,6 +809,18 @@ static inline int sb_setmetatable(lua_State *L) {
     }
     lua_settop(L, 2);
     lua_setmetatable(L, 1);
+    return 1;
+}
+
+/* The sandbox's `rawset`: the base library's, except that read-only tables are refused. */
+static inline int sb_rawset(lua_State *L) {
+    int own = 0;
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checkany(L, 2);
+    luaL_checkany(L, 3);
+    lua_settop(L, 3);
+    if (sb_ro_values(L, 1, &own)) return luaL_error(L, "attempt to modify a read-only table");
+    lua_rawset(L, 1);
     return 1;
 }
 
@@ -619,9 +857,28 @@ static inline int sb_call_pushed(lua_State *L, sb_host *h) {
     int arguments = 0;
     for (size_t i = 0; i < h->push_count; arguments++) {
         luaL_checkstack(L, 2, "too many arguments");
-        i = sb_push(L, h, h->push_items, h->push_count, i, h->push_bytes, 0);
+        i = sb_push(L, h, h->push_items, h->push_count, i, h->push_bytes, 0, 0);
     }
     lua_callk(L, arguments, LUA_MULTRET, 0, NULL);
+    if (h->answer_check) {
+        /* A plain answer -- true, or false/nil and a string or nil -- is kept as its first two
+         * results; anything else goes to the checking function, whose results are the answer. */
+        lua_settop(L, 2);
+        int allowed = lua_type(L, 1), reason = lua_type(L, 2);
+        int plain = (allowed == LUA_TBOOLEAN && lua_toboolean(L, 1)) ||
+                    ((allowed == LUA_TNIL || allowed == LUA_TBOOLEAN) && (reason == LUA_TNIL || reason == LUA_TSTRING));
+        if (!plain) {
+            lua_rawgeti(L, LUA_REGISTRYINDEX, h->functions);
+            lua_rawgeti(L, -1, (lua_Integer)h->answer_check);
+            lua_remove(L, -2);
+            if (lua_type(L, -1) != LUA_TFUNCTION) {
+                h->type_error = 1;
+                return luaL_error(L, "function reference %lld was released", (long long)h->answer_check);
+            }
+            lua_insert(L, 1);
+            lua_callk(L, 2, LUA_MULTRET, 0, NULL);
+        }
+    }
     return sb_read_results(L, h, 1);
 }
 
@@ -653,6 +910,8 @@ static inline int sb_open(lua_State *L, sb_host *h) {
     lua_setglobal(L, "print");
     lua_pushcclosure(L, sb_setmetatable, 0);
     lua_setglobal(L, "setmetatable");
+    lua_pushcclosure(L, sb_rawset, 0);
+    lua_setglobal(L, "rawset");
     lua_createtable(L, 0, 0);
     h->functions = luaL_ref(L, LUA_REGISTRYINDEX);
     lua_createtable(L, 0, 0);
@@ -702,7 +961,7 @@ static inline int sb_operation(lua_State *L) {
         return sb_read_results(L, h, 1);
     case SB_OP_SET_GLOBAL:
         sb_push_global_slot(L, h);
-        if (h->push_count > 0) sb_push(L, h, h->push_items, h->push_count, 0, h->push_bytes, 0);
+        if (h->push_count > 0) sb_push(L, h, h->push_items, h->push_count, 0, h->push_bytes, 0, 0);
         else lua_pushnil(L);
         lua_rawset(L, -3);
         return 0;
@@ -751,6 +1010,7 @@ static inline void sb_capture_error(sb_host *h) {
 static inline int sb_run(sb_host *h, int op) {
     lua_State *L = h->L;
     h->op = op;
+    if (op != SB_OP_CALL_REF) h->answer_check = 0;
     h->load_status = LUA_OK;
     h->type_error = 0;
     h->read_failed = 0;
@@ -760,10 +1020,12 @@ static inline int sb_run(sb_host *h, int op) {
     h->error_text = NULL;
     h->error_length = 0;
     lua_settop(L, 0);
-    lua_sethook(L, sb_hook, LUA_MASKCOUNT, h->budget);
+    if (h->watched) sb_watch_enter(h);
+    else lua_sethook(L, sb_hook, LUA_MASKCOUNT, h->budget);
     lua_pushcclosure(L, sb_message_handler, 0);
     lua_pushcclosure(L, sb_operation, 0);
     int status = lua_pcallk(L, 0, LUA_MULTRET, 1, 0, NULL);
+    if (h->watched) sb_watch_leave(h);
     if (h->gc_stopped) {
         lua_gc(L, LUA_GCRESTART);
         h->gc_stopped = 0;
@@ -785,7 +1047,9 @@ static inline void sb_clear(sb_host *h) {
 
 /* ---- Lifetime ---------------------------------------------------------------------------- */
 
-static inline sb_host *sb_host_create(size_t limit, int budget, int max_depth, size_t max_elements) {
+/* `watched`: leave the budget to the watchdog (falls back to counting every instruction when
+ * the watchdog is unavailable; `watched` in the result says which). */
+static inline sb_host *sb_host_create(size_t limit, int budget, int max_depth, size_t max_elements, int watched) {
     sb_host *h = (sb_host *)calloc(1, sizeof(sb_host));
     if (h == NULL) return NULL;
     h->limit = limit;
@@ -800,11 +1064,32 @@ static inline sb_host *sb_host_create(size_t limit, int budget, int max_depth, s
     *(sb_host **)lua_getextraspace(L) = h;
     h->L = L;
     lua_atpanic(L, sb_panic);
+    if (watched) {
+        pthread_once(&sb_watch_once, sb_watch_start);
+        if (sb_watch_ready) {
+            pthread_mutex_lock(&sb_watch_lock);
+            h->watched = 1;
+            h->next_watched = sb_watch_list;
+            sb_watch_list = h;
+            pthread_mutex_unlock(&sb_watch_lock);
+        }
+    }
     return h;
 }
 
 /* Closes the state. Finalizers still run, under the budget, with Swift unreachable. */
 static inline void sb_host_destroy(sb_host *h) {
+    if (h->watched) {
+        pthread_mutex_lock(&sb_watch_lock);
+        for (sb_host **link = &sb_watch_list; *link != NULL; link = &(*link)->next_watched) {
+            if (*link == h) {
+                *link = h->next_watched;
+                break;
+            }
+        }
+        pthread_mutex_unlock(&sb_watch_lock);
+        h->watched = 0;
+    }
     h->context = NULL;
     h->invoke = NULL;
     h->print = NULL;

@@ -63,23 +63,31 @@ public struct LuaArguments: ~Copyable {
         tape.openTable()
     }
 
-    /// Opens a table, like `beginTable()`, that the state also keeps as a template in `slot`
-    /// (1...1024) once the call has pushed it; nested tables are copied into the template.
-    /// The script gets the table itself, so nothing it does to it reaches the template.
-    public mutating func beginTable(keepingAs slot: Int) throws(LuaError) {
-        guard (1...1024).contains(slot) else { throw LuaError(.invalidArgument, "kept table slot \(slot) is not in 1...1024") }
+    /// Opens a table, like `beginTable()`, that Lua gets read-only, its nested tables too:
+    /// assigning to it fails with "attempt to modify a read-only table" (so does `rawset`),
+    /// `getmetatable` answers `"read-only"`, while indexing, `pairs`, `ipairs` and `#` work as
+    /// on a plain table (`next` and `rawget` see an empty table). Reading it back (a result,
+    /// a host function's argument) gives its contents.
+    ///
+    /// With `slot` (1...1024) the state also keeps the table there once it is complete, and
+    /// `writeKept(_:)` hands the same table to later calls: since no script can change it,
+    /// it needs no copy. A table kept earlier in that slot is let go.
+    public mutating func beginReadOnlyTable(keepingAs slot: Int? = nil) throws(LuaError) {
+        if let slot, !(1...1024).contains(slot) {
+            throw LuaError(.invalidArgument, "kept table slot \(slot) is not in 1...1024")
+        }
         try tape.beforeValue()
         guard tape.openCount < maxDepth else {
             throw LuaError(.typeMismatch, "tables nest deeper than \(maxDepth) levels")
         }
-        tape.append(kind: SB_KEEP, integer: Int64(slot))
+        tape.append(kind: SB_READONLY, integer: Int64(slot ?? 0))
         tape.openTable()
     }
 
-    /// A fresh copy of the table kept in `slot` by an earlier call's `beginTable(keepingAs:)`:
-    /// cheaper than writing the table again, and as private to this call as a new table.
-    /// The call fails with `.runtime` when nothing is kept there (the state never drops a
-    /// kept table, but a call that failed may have left the slot unset or replaced).
+    /// The read-only table kept in `slot` by an earlier call's `beginReadOnlyTable(keepingAs:)`:
+    /// the very same table again, with nothing converted or copied. The call fails with
+    /// `.runtime` when nothing is kept there (a call that failed while pushing the table
+    /// keeps nothing).
     public mutating func writeKept(_ slot: Int) throws(LuaError) {
         guard (1...1024).contains(slot) else { throw LuaError(.invalidArgument, "kept table slot \(slot) is not in 1...1024") }
         try tape.beforeValue()

@@ -11,7 +11,9 @@ private let stateCounter = Atomic<UInt64>(0)
 /// the budget could not stop one). Chunks are loaded as source text only. Every entry into Lua
 /// is one protected call, so a script's error, runaway loop or memory bomb becomes a
 /// `LuaError` and the state stays usable. The budget cannot interrupt a single long C call
-/// such as a pathological `string.find` pattern: bound the inputs scripts see.
+/// such as a pathological `string.find` pattern: bound the inputs scripts see. By default the
+/// budget is armed by a watchdog for entries that run longer than about a millisecond
+/// (`LuaConfiguration.budgetWatchdog`); the thread running an entry must not block SIGURG.
 ///
 /// Not thread-safe and not `Sendable`: one caller at a time (for example behind a `Mutex`).
 /// A host function must not use the state it was called from; such calls fail with
@@ -27,7 +29,7 @@ public final class LuaState {
     private let argumentTape = ValueTape()
     private let resultTape = ValueTape()
     private var hostFunctions: [HostFunction] = []
-    private var liveFunctions: Set<Int64> = []
+    private var liveFunctions = FunctionNumbers()
     private var busy = false
     private var lastHostError: LuaError?
     /// The chunk being loaded, shown as the file of compile errors that carry no position.
@@ -54,7 +56,7 @@ public final class LuaState {
         guard
             let host = sb_host_create(
                 configuration.memoryLimitBytes, Int32(configuration.instructionBudget),
-                Int32(configuration.maxValueDepth), configuration.maxValueElements)
+                Int32(configuration.maxValueDepth), configuration.maxValueElements, configuration.budgetWatchdog ? 1 : 0)
         else {
             throw LuaError(.memory, "a Lua state cannot be created within \(configuration.memoryLimitBytes) bytes")
         }
@@ -91,6 +93,10 @@ public final class LuaState {
     deinit {
         sb_host_destroy(host)
     }
+
+    /// Whether the watchdog arms this state's instruction budget (`LuaConfiguration.budgetWatchdog`),
+    /// rather than every instruction being counted.
+    public var isWatched: Bool { host.pointee.watched != 0 }
 
     /// Bytes the state holds right now (exact: every allocation goes through the host).
     public var memoryInUseBytes: Int { host.pointee.used }
@@ -143,6 +149,7 @@ public final class LuaState {
         try checkOwned(function)
         try stage(arguments)
         host.pointee.reference = function.number
+        host.pointee.answer_check = 0
         return try finish(sb_run(host, SB_OP_CALL_REF))
     }
 
@@ -151,14 +158,22 @@ public final class LuaState {
     ///
     /// The same protected call with the same instruction budget and memory cap as
     /// `call(_:_:)`; `results` runs before the results are dropped from the Lua stack.
+    ///
+    /// With `answerCheck` the call is a yes/no question: when the function's first two results
+    /// are a plain answer -- `true`, or `false` or `nil` followed by a string or `nil` -- just
+    /// those two are the results; otherwise `answerCheck` is called (in the same protected
+    /// call) with them and its results are. So the common answers need no Lua wrapper around
+    /// the function, and values that cannot be read (a function, say) never reach the results.
     public func call<Result>(
         _ function: LuaFunctionRef,
+        answerCheck: LuaFunctionRef? = nil,
         arguments: (inout LuaArguments) throws(LuaError) -> Void,
         results: (borrowing LuaResults) -> Result
     ) throws(LuaError) -> Result {
         try enter()
         defer { busy = false }
         try checkOwned(function)
+        if let answerCheck { try checkOwned(answerCheck) }
         argumentTape.reset()
         var writer = LuaArguments(tape: argumentTape.storage, maxDepth: configuration.maxValueDepth)
         defer { argumentTape.storage = writer.tape }  // the buffers may have grown
@@ -171,6 +186,7 @@ public final class LuaState {
         host.pointee.push_count = argumentTape.count
         host.pointee.push_bytes = UnsafePointer(argumentTape.bytes)
         host.pointee.reference = function.number
+        host.pointee.answer_check = answerCheck?.number ?? 0
         let status = sb_run(host, SB_OP_CALL_REF)
         if let error = failure(status) {
             sb_clear(host)
@@ -216,7 +232,7 @@ public final class LuaState {
     /// be called from a host function.
     public func release(_ function: LuaFunctionRef) {
         precondition(!busy, "LuaState.release must not be called while the state is running a call")
-        guard function.state == identity, liveFunctions.remove(function.number) != nil else { return }
+        guard function.state == identity, liveFunctions.remove(function.number) else { return }
         host.pointee.reference = function.number
         _ = sb_run(host, SB_OP_RELEASE)
         sb_clear(host)
@@ -417,3 +433,28 @@ public final class LuaState {
 
 @available(*, unavailable, message: "a LuaState is used by one caller at a time; guard it with a Mutex or an actor")
 extension LuaState: Sendable {}
+
+/// The numbers of the function references a state has handed out and not released. Numbers
+/// count up from 1 and are never reused, so a flag per number answers without hashing (a
+/// decision checks its hook's reference on every call).
+struct FunctionNumbers {
+    private var live: [Bool] = []
+
+    func contains(_ number: Int64) -> Bool {
+        guard let index = Int(exactly: number), live.indices.contains(index) else { return false }
+        return live[index]
+    }
+
+    mutating func insert(_ number: Int64) {
+        guard let index = Int(exactly: number), index >= 0 else { return }
+        if index >= live.count { live.append(contentsOf: repeatElement(false, count: index - live.count + 1)) }
+        live[index] = true
+    }
+
+    /// Whether `number` was live.
+    mutating func remove(_ number: Int64) -> Bool {
+        guard contains(number), let index = Int(exactly: number) else { return false }
+        live[index] = false
+        return true
+    }
+}

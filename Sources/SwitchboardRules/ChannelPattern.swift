@@ -1,3 +1,4 @@
+import Foundation
 import SwitchboardCore
 
 /// A channel name pattern from the rules: segments separated by `:`, each a literal, a
@@ -13,6 +14,19 @@ public struct ChannelPattern: Sendable, Hashable, CustomStringConvertible {
 
     public let text: String
     let segments: [Segment]
+    /// Whether the last segment is `*` (which then matches one or more segments).
+    let endsWithWildcard: Bool
+    /// The segments compiled for matching a name's bytes: every literal's UTF-8 in
+    /// `literalBytes`, and one step per segment.
+    private let steps: [Step]
+    private let literalBytes: [UInt8]
+
+    private struct Step: Sendable, Hashable {
+        enum Kind: UInt8, Sendable, Hashable { case literal, oneSegment, rest }
+        let kind: Kind
+        let start: Int
+        let length: Int
+    }
 
     public var description: String { text }
 
@@ -49,23 +63,73 @@ public struct ChannelPattern: Sendable, Hashable, CustomStringConvertible {
         }
         self.text = text
         self.segments = segments
+        self.endsWithWildcard = segments.last == .wildcard
+        var steps: [Step] = []
+        var literalBytes: [UInt8] = []
+        for (index, segment) in segments.enumerated() {
+            switch segment {
+            case .literal(let literal):
+                steps.append(Step(kind: .literal, start: literalBytes.count, length: literal.utf8.count))
+                literalBytes.append(contentsOf: literal.utf8)
+            case .capture:
+                steps.append(Step(kind: .oneSegment, start: 0, length: 0))
+            case .wildcard:
+                steps.append(Step(kind: index == segments.count - 1 ? .rest : .oneSegment, start: 0, length: 0))
+            }
+        }
+        self.steps = steps
+        self.literalBytes = literalBytes
     }
 
     /// Whether `channel` matches, without collecting the captures.
     func matches(_ channel: ChannelName) -> Bool {
-        let parts = channel.segments
-        for (index, segment) in segments.enumerated() {
-            guard index < parts.count else { return false }
-            switch segment {
-            case .literal(let literal):
-                guard parts[index] == literal else { return false }
-            case .capture:
-                continue
-            case .wildcard:
-                if index == segments.count - 1 { return true }
+        channel.rawValue.utf8.withContiguousStorageIfAvailable { matches(utf8: $0) } ?? matchesSegments(channel)
+    }
+
+    /// Whether a channel name, given as its UTF-8 bytes (a valid `ChannelName`: no empty
+    /// segment), matches. This runs for every rule before the matching one on every decision,
+    /// so it walks the bytes once instead of comparing `Substring`s with `String`s.
+    func matches(utf8 name: UnsafeBufferPointer<UInt8>) -> Bool {
+        let colon = UInt8(ascii: ":")
+        return steps.withUnsafeBufferPointer { steps in
+            literalBytes.withUnsafeBufferPointer { literals in
+                var position = 0
+                let end = name.count
+                for index in 0..<steps.count {
+                    if index > 0 {
+                        guard position < end, name[position] == colon else { return false }
+                        position += 1
+                    }
+                    let step = steps[index]
+                    switch step.kind {
+                    case .literal:
+                        guard end - position >= step.length, step.length > 0,
+                            name[position] == literals[step.start],
+                            memcmp(name.baseAddress! + position, literals.baseAddress! + step.start, step.length) == 0
+                        else { return false }
+                        position += step.length
+                        guard position == end || name[position] == colon else { return false }
+                    case .oneSegment:
+                        guard position < end else { return false }
+                        while position < end && name[position] != colon { position += 1 }
+                    case .rest:
+                        return position < end
+                    }
+                }
+                return position == end
             }
         }
-        return parts.count == segments.count
+    }
+
+    /// `matches` on the name's segments, for a name whose bytes are not contiguous.
+    private func matchesSegments(_ channel: ChannelName) -> Bool {
+        let parts = channel.segments
+        guard endsWithWildcard ? parts.count >= segments.count : parts.count == segments.count else { return false }
+        for index in segments.indices {
+            guard case .literal(let literal) = segments[index] else { continue }
+            guard parts[index] == literal else { return false }
+        }
+        return true
     }
 
     /// Calls `body` with each capture's name and value of a `channel` that `matches`.

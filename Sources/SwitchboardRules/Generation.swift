@@ -11,10 +11,115 @@ final class Generation: Sendable {
     }
 
     /// Which hook of a declaration runs.
-    enum Hook: String {
+    enum Hook: String, CaseIterable {
         case join, send, presence
         case onPublish = "on_publish"
         case transform
+
+        var ordinal: Int {
+            switch self {
+            case .join: 0
+            case .send: 1
+            case .presence: 2
+            case .onPublish: 3
+            case .transform: 4
+            }
+        }
+    }
+
+    /// The hooks of one lane, bound at load (`__sb_bind`) and called by reference with
+    /// (user, ch, msg): join/send/presence hooks themselves, with the function that checks an
+    /// answer that is not plain (`LuaState.call(_:answerCheck:arguments:results:)`);
+    /// on_publish and transform through a small function that adapts their answer.
+    struct BoundHooks {
+        typealias Bound = (function: LuaFunctionRef, answerCheck: LuaFunctionRef?)
+        private var channels: [Bound?]
+        private var events: [Bound?]
+
+        init(channels: Int, events: Int) {
+            self.channels = Array(repeating: nil, count: channels * Hook.allCases.count)
+            self.events = Array(repeating: nil, count: events * Hook.allCases.count)
+        }
+
+        private static func position(_ index: Int, _ hook: Hook) -> Int { (index - 1) * Hook.allCases.count + hook.ordinal }
+
+        func function(_ owner: HookOwner, _ index: Int, _ hook: Hook) -> Bound? {
+            let position = Self.position(index, hook)
+            switch owner {
+            case .channel: return channels.indices.contains(position) ? channels[position] : nil
+            case .event: return events.indices.contains(position) ? events[position] : nil
+            }
+        }
+
+        mutating func bind(_ owner: HookOwner, _ index: Int, _ hook: Hook, to function: Bound) {
+            switch owner {
+            case .channel: channels[Self.position(index, hook)] = function
+            case .event: events[Self.position(index, hook)] = function
+            }
+        }
+    }
+
+    /// The read-only `user` and `ch` tables a lane keeps in its Lua state (in the registry, out
+    /// of scripts' reach), so that claims or a channel seen again are handed to the hook as the
+    /// same table instead of being converted again. Nothing a script does can change a
+    /// read-only table, so sharing one between calls leaks nothing from one call to the next.
+    ///
+    /// Claims are recognised by their storage (an entry retains the claims, so the address
+    /// cannot be reused by other claims while the entry lives), channels by name. Each kind has
+    /// `capacity` entries, direct-mapped: a hash of the key picks the entry, and a different key
+    /// that lands on it replaces it. A decision pays one cheap hash and one comparison, not a
+    /// dictionary lookup with a full hash of the channel name.
+    struct KeptTables {
+        static let capacity = 64
+        /// Slots 1...capacity hold `user` tables, capacity+1...2*capacity `ch` tables.
+        static let firstChannelSlot = capacity + 1
+
+        enum Use {
+            /// Push the table kept in this slot.
+            case kept(Int)
+            /// Convert the value and keep the table in this slot (recorded once the call succeeds).
+            case keep(Int)
+            /// Convert the value, keep nothing (claims without storage of their own).
+            case convert
+        }
+
+        private var users: [(key: UnsafeRawPointer, claims: Value.Object)?] = Array(repeating: nil, count: capacity)
+        private var channels: [String?] = Array(repeating: nil, count: capacity)
+
+        /// The address of the claims' storage; nil for claims without a buffer of their own.
+        static func key(of claims: Value.Object) -> UnsafeRawPointer? {
+            claims.members.withUnsafeBufferPointer { $0.isEmpty ? nil : $0.baseAddress.map(UnsafeRawPointer.init) }
+        }
+
+        private static func entry(of key: UnsafeRawPointer) -> Int {
+            let address = UInt(bitPattern: key)
+            return Int((address >> 4) ^ (address >> 10)) & (capacity - 1)
+        }
+
+        private static func entry(of name: String) -> Int { NameTable<Int>.hash(name) & (capacity - 1) }
+
+        /// How to pass the claims at `key`. A `.keep` entry is emptied now: the state may hold a
+        /// new table in its slot even if the call then fails.
+        mutating func user(_ key: UnsafeRawPointer?) -> Use {
+            guard let key else { return .convert }
+            let entry = Self.entry(of: key)
+            if let kept = users[entry], kept.key == key { return .kept(entry + 1) }
+            users[entry] = nil
+            return .keep(entry + 1)
+        }
+
+        mutating func channel(_ name: String) -> Use {
+            let entry = Self.entry(of: name)
+            if let kept = channels[entry], kept == name { return .kept(Self.firstChannelSlot + entry) }
+            channels[entry] = nil
+            return .keep(Self.firstChannelSlot + entry)
+        }
+
+        /// Records what a successful call kept.
+        mutating func kept(user: Use, key: UnsafeRawPointer?, claims: Value.Object, channel: Use, name: String) {
+            if case .keep(let slot) = user, let key { users[slot - 1] = (key, claims) }
+            if case .keep(let slot) = channel { channels[slot - Self.firstChannelSlot] = name }
+        }
     }
 
     /// What `emit(channel, event, payload)` calls collect during one `on_publish` call. Only
@@ -29,33 +134,21 @@ final class Generation: Sendable {
         let state = Mutex(State())
     }
 
-    /// One Lua state, used by one caller at a time, with its `__sb_hook` dispatcher.
+    /// One Lua state, used by one caller at a time, with its bound hooks and kept tables.
     final class Lane: Sendable {
         struct State {
             let lua: LuaState
-            /// `__sb_hook`, read once at load so that a call needs no global lookup.
-            let dispatch: LuaFunctionRef
             /// Collects `emit` calls while an `on_publish` hook runs on this lane.
             let emits: EmitSink
-            /// The claims whose `user` table the state keeps in `userSlot`, if any.
-            var keptClaims: Value.Object?
-            /// The rule index and channel whose `ch` table the state keeps in `channelSlot`, if any.
-            var keptChannel: (rule: Int, name: String)?
-            /// The previous call's claims and channel: a template is only kept for claims or a
-            /// channel seen twice in a row, so calls that never repeat pay nothing for it.
-            var lastClaims: Value.Object?
-            var lastChannel: (rule: Int, name: String)?
+            var hooks: BoundHooks
+            var tables = KeptTables()
 
-            init(lua: LuaState, dispatch: LuaFunctionRef, emits: EmitSink) {
+            init(lua: LuaState, emits: EmitSink, hooks: BoundHooks) {
                 self.lua = lua
-                self.dispatch = dispatch
                 self.emits = emits
+                self.hooks = hooks
             }
         }
-
-        /// Kept-table slots (`LuaArguments.beginTable(keepingAs:)`).
-        static let userSlot = 1
-        static let channelSlot = 2
 
         let state: Mutex<State>
         init(_ state: consuming sending State) { self.state = Mutex(state) }
@@ -123,13 +216,20 @@ final class Generation: Sendable {
         }
 
         var lanes: [Lane] = []
-        var declarations: Value?
-        for laneIndex in 0..<max(1, options.lanes) {
+        var ruleSet: RuleSet?
+        for _ in 0..<max(1, options.lanes) {
             let state: LuaState
             let emits = EmitSink()
+            let bind: LuaFunctionRef
             do {
                 state = try makeState(options: options, relations: relations, emits: emits)
                 try state.load(source: Prelude.source, chunkName: Prelude.chunkName)
+                // Read before any rule file runs, so that no rule can stand in for it.
+                guard let function = try state.globalValue("__sb_bind")?.function else {
+                    throw LuaError(.runtime, "the prelude defines no __sb_bind")
+                }
+                bind = function
+                try state.setGlobal("__sb_bind", .nil)
             } catch {
                 return .failure(RulesLoadError(errors: [RulesError(.loadFailed, "the Lua host could not start: \(error)")]))
             }
@@ -143,30 +243,59 @@ final class Generation: Sendable {
                 }
             }
             if !errors.isEmpty { return .failure(RulesLoadError(errors: errors)) }
-            if laneIndex == 0 {
+            let rules: RuleSet
+            if let ruleSet {
+                rules = ruleSet
+            } else {
+                // The declarations are read from the first lane; the other lanes load the same files.
+                let declarations: Value?
                 do {
                     declarations = try state.call(global: "__sb_declarations", []).first.map(LuaBridge.value)
                 } catch {
                     return .failure(RulesLoadError(errors: [RulesError(.loadFailed, "reading the declarations failed: \(error)")]))
                 }
-            }
-            let dispatch: LuaFunctionRef
-            do {
-                guard let function = try state.globalValue("__sb_hook")?.function else {
-                    return .failure(RulesLoadError(errors: [RulesError(.loadFailed, "the rules replaced the global __sb_hook")]))
+                switch RuleSet.build(from: declarations ?? .null) {
+                case .failure(let errors): return .failure(errors)
+                case .success(let built): rules = built
                 }
-                dispatch = function
-            } catch {
-                return .failure(RulesLoadError(errors: [RulesError(.loadFailed, "reading __sb_hook failed: \(error)")]))
+                ruleSet = rules
             }
-            lanes.append(Lane(Lane.State(lua: state, dispatch: dispatch, emits: emits)))
+            do throws(RulesError) {
+                let hooks = try bindHooks(of: rules, in: state, with: bind)
+                lanes.append(Lane(Lane.State(lua: state, emits: emits, hooks: hooks)))
+            } catch {
+                return .failure(RulesLoadError(errors: [error]))
+            }
         }
-        switch RuleSet.build(from: declarations ?? .null) {
-        case .failure(let errors):
-            return .failure(errors)
-        case .success(let rules):
-            return .success(Generation(number: number, rules: rules, relations: relations, files: files, lanes: lanes))
+        guard let ruleSet else { return .failure(RulesLoadError(errors: [RulesError(.loadFailed, "no lane was loaded")])) }
+        return .success(Generation(number: number, rules: ruleSet, relations: relations, files: files, lanes: lanes))
+    }
+
+    /// Binds every declared hook of `rules` in one lane's state.
+    private static func bindHooks(of rules: RuleSet, in lua: LuaState, with bind: LuaFunctionRef) throws(RulesError) -> BoundHooks {
+        var hooks = BoundHooks(channels: rules.channels.count, events: rules.events.count)
+        var wanted: [(HookOwner, Int, Hook, String)] = []
+        for channel in rules.channels {
+            if channel.hasJoin { wanted.append((.channel, channel.index, .join, channel.location)) }
+            if channel.hasSend { wanted.append((.channel, channel.index, .send, channel.location)) }
+            if channel.hasPresenceHook { wanted.append((.channel, channel.index, .presence, channel.location)) }
         }
+        for event in rules.events.values {
+            if event.hasOnPublish { wanted.append((.event, event.index, .onPublish, event.location)) }
+            if event.hasTransform { wanted.append((.event, event.index, .transform, event.location)) }
+        }
+        for (owner, index, hook, location) in wanted {
+            do throws(LuaError) {
+                let bound = try lua.call(bind, [.string(owner.rawValue), .integer(Int64(index)), .string(hook.rawValue)])
+                guard let function = bound.first?.function else {
+                    throw LuaError(.runtime, "the \(hook.rawValue) hook is not a function any more")
+                }
+                hooks.bind(owner, index, hook, to: (function, bound.count > 1 ? bound[1].function : nil))
+            } catch {
+                throw RulesError(.loadFailed, "binding the \(hook.rawValue) hook failed: \(error.message)", at: location)
+            }
+        }
+        return hooks
     }
 
     /// `Rules/channels.lua` style names, so errors read like the operator's paths.
@@ -179,6 +308,7 @@ final class Generation: Sendable {
         var configuration = LuaConfiguration()
         configuration.memoryLimitBytes = options.memoryLimitBytes
         configuration.instructionBudget = options.instructionBudget
+        configuration.budgetWatchdog = options.budgetWatchdog
         let onPrint = options.onPrint
         configuration.print = { onPrint($0) }
         let state = try LuaState(configuration: configuration)
@@ -218,13 +348,10 @@ final class Generation: Sendable {
     /// Runs one hook on a free lane and turns its answer into a decision. A hook that fails
     /// denies, and the failure goes to `onHookError` with the rule file and line.
     ///
-    /// Every call gives the hook fresh `user`, `ch` (and for `send`, `msg`) tables; no table
-    /// is shared between calls, so nothing a hook stores in or on them (fields, metatables,
-    /// references kept in globals) can reach another call's decision. To make repeats cheap,
-    /// a lane keeps a template of a `user` or `ch` table (in the Lua registry, out of scripts'
-    /// reach) once the same claims or channel came twice in a row; while they match, the C side
-    /// copies the template instead of converting and interning every claim again. Calls that
-    /// never repeat only pay a comparison. A failed call forgets the templates.
+    /// `user` and `ch` are read-only tables (nested tables too): a hook can read them, iterate
+    /// them and keep them, but not change them, so the lane hands the same table to every call
+    /// with the same claims (or channel) instead of converting them again (`KeptTables`).
+    /// `msg` (for `send`, `on_publish`, `transform`) is a fresh, writable table per call.
     func hook(
         _ owner: HookOwner, _ index: Int, _ hook: Hook, _ identity: Identity, channel: ChannelName,
         rule: RuleSet.Channel, event: (name: String, payload: Value?)?, options: RulesEngine.Options
@@ -272,64 +399,54 @@ final class Generation: Sendable {
                         }
                     }
                 }
-                let claimsKept = lane.keptClaims.map { Self.same($0, identity.claims) } ?? false
-                let keepClaims = !claimsKept && (lane.lastClaims.map { Self.same($0, identity.claims) } ?? false)
-                let channelKept = lane.keptChannel.map { $0.rule == rule.index && $0.name == channel.rawValue } ?? false
-                let keepChannel = !channelKept && (lane.lastChannel.map { $0.rule == rule.index && $0.name == channel.rawValue } ?? false)
-                let lua = lane.lua
-                let result: (allowed: Bool, reason: String?)
-                do throws(LuaError) {
-                    result = try lua.call(lane.dispatch) { arguments throws(LuaError) in
-                        try arguments.write(owner.rawValue)
-                        try arguments.write(Int64(index))
-                        try arguments.write(hook.rawValue)
-                        if claimsKept {
-                            try arguments.writeKept(Lane.userSlot)
-                        } else {
-                            try LuaBridge.write(identity.claims, into: &arguments, keepingAs: keepClaims ? Lane.userSlot : nil)
-                        }
-                        if channelKept {
-                            try arguments.writeKept(Lane.channelSlot)
-                        } else {
-                            // ch: the captures, then name and kind (which win over captures of those names).
-                            if keepChannel { try arguments.beginTable(keepingAs: Lane.channelSlot) } else { try arguments.beginTable() }
-                            try rule.pattern.forEachCapture(in: channel) { name, value throws(LuaError) in
-                                try arguments.key(name)
-                                try arguments.write(value)
-                            }
-                            try arguments.key("name")
-                            try arguments.write(channel.rawValue)
-                            try arguments.key("kind")
-                            try arguments.write(rule.kind.rawValue)
-                            try arguments.endTable()
-                        }
-                        if let event {
-                            try arguments.beginTable()
-                            try arguments.key("event")
-                            try arguments.write(event.name)
-                            try arguments.key("payload")
-                            try LuaBridge.write(event.payload ?? .null, into: &arguments)
-                            try arguments.endTable()
-                        }
-                    } results: { results in
-                        if hook == .transform {
-                            let value = results.value(at: 1)
-                            returned = value.isNil ? nil : LuaBridge.value(value)
-                        }
-                        if results.boolean(at: 0) == true { return (true, nil) }
-                        return (false, results.string(at: 1))
-                    }
-                } catch {
-                    lane.keptClaims = nil
-                    lane.keptChannel = nil
-                    lane.lastClaims = nil
-                    lane.lastChannel = nil
-                    throw error
+                guard let bound = lane.hooks.function(owner, index, hook) else {
+                    return (false, "no \(hook.rawValue) hook")
                 }
-                if keepClaims { lane.keptClaims = identity.claims }
-                if keepChannel { lane.keptChannel = (rule.index, channel.rawValue) }
-                if !claimsKept && !keepClaims { lane.lastClaims = identity.claims }
-                if !channelKept && !keepChannel { lane.lastChannel = (rule.index, channel.rawValue) }
+                // user and ch are read-only tables, kept per lane for claims and channels seen again.
+                let userKey = KeptTables.key(of: identity.claims)
+                let user = lane.tables.user(userKey)
+                let ch = lane.tables.channel(channel.rawValue)
+                let result: (allowed: Bool, reason: String?) = try lane.lua.call(bound.function, answerCheck: bound.answerCheck) { arguments throws(LuaError) in
+                    switch user {
+                    case .kept(let slot):
+                        try arguments.writeKept(slot)
+                    case .keep(let slot):
+                        try LuaBridge.write(identity.claims, into: &arguments, readOnly: true, keepingAs: slot)
+                    case .convert:
+                        try LuaBridge.write(identity.claims, into: &arguments, readOnly: true)
+                    }
+                    if case .kept(let slot) = ch {
+                        try arguments.writeKept(slot)
+                    } else {
+                        // ch: the captures, then name and kind (which win over captures of those names).
+                        if case .keep(let slot) = ch { try arguments.beginReadOnlyTable(keepingAs: slot) } else { try arguments.beginReadOnlyTable() }
+                        try rule.pattern.forEachCapture(in: channel) { name, value throws(LuaError) in
+                            try arguments.key(name)
+                            try arguments.write(value)
+                        }
+                        try arguments.key("name")
+                        try arguments.write(channel.rawValue)
+                        try arguments.key("kind")
+                        try arguments.write(rule.kind.rawValue)
+                        try arguments.endTable()
+                    }
+                    if let event {
+                        try arguments.beginTable()
+                        try arguments.key("event")
+                        try arguments.write(event.name)
+                        try arguments.key("payload")
+                        try LuaBridge.write(event.payload ?? .null, into: &arguments)
+                        try arguments.endTable()
+                    }
+                } results: { results in
+                    if hook == .transform {
+                        let value = results.value(at: 1)
+                        returned = value.isNil ? nil : LuaBridge.value(value)
+                    }
+                    if results.boolean(at: 0) == true { return (true, nil) }
+                    return (false, results.string(at: 1))
+                }
+                lane.tables.kept(user: user, key: userKey, claims: identity.claims, channel: ch, name: channel.rawValue)
                 return result
             }
         } catch {
@@ -340,13 +457,5 @@ final class Generation: Sendable {
         if answer.allowed { return (.allow, emitted, returned) }
         if let reason = answer.reason, !reason.isEmpty { return (.deny(reason), emitted, nil) }
         return (.deny("\(hook.rawValue) refused by the rules for \(channel)"), emitted, nil)
-    }
-
-    /// Equal claims, answering at once when both share one buffer (the same token's identity).
-    private static func same(_ a: Value.Object, _ b: Value.Object) -> Bool {
-        let shared = a.members.withUnsafeBufferPointer { a in
-            b.members.withUnsafeBufferPointer { b in a.baseAddress == b.baseAddress && a.count == b.count }
-        }
-        return shared || a == b
     }
 }

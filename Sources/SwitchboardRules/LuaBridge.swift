@@ -37,10 +37,13 @@ enum LuaBridge {
         }
     }
 
-    /// Writes an object as a table. Members go in reverse order: Lua keeps the last write of a
-    /// repeated key, so the object's first member of a name wins, as in `lua(_:)`.
-    static func write(_ object: Value.Object, into arguments: inout LuaArguments, keepingAs slot: Int? = nil) throws(LuaError) {
-        if let slot { try arguments.beginTable(keepingAs: slot) } else { try arguments.beginTable() }
+    /// Writes an object as a table (read-only, kept in `slot` if given, when `readOnly`).
+    /// Members go in reverse order: Lua keeps the last write of a repeated key, so the
+    /// object's first member of a name wins, as in `lua(_:)`.
+    static func write(
+        _ object: Value.Object, into arguments: inout LuaArguments, readOnly: Bool = false, keepingAs slot: Int? = nil
+    ) throws(LuaError) {
+        if readOnly { try arguments.beginReadOnlyTable(keepingAs: slot) } else { try arguments.beginTable() }
         for member in object.members.reversed() {
             try arguments.key(member.key)
             try write(member.value, into: &arguments)

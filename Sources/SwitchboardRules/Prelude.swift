@@ -4,7 +4,8 @@
 /// `allow_undeclared_events` record their arguments in tables local to this chunk, each with
 /// the `file:line` that declared it (found with `error(…, level)`, which needs no debug
 /// library). Swift reads the declarations once per generation through `__sb_declarations()`
-/// (hooks appear as the string `<function>`) and calls hooks through `__sb_hook(kind, index, hook, …)`.
+/// (hooks appear as the string `<function>`) and binds each hook once per lane with
+/// `__sb_bind(kind, index, hook)`, read right after this chunk, before any rule file runs.
 enum Prelude {
     static let chunkName = "=switchboard-prelude"
 
@@ -84,30 +85,39 @@ enum Prelude {
       }
     end
 
-    -- Calls channels[index][hook] or events[index][hook]; returns allowed, reason.
-    function __sb_hook(kind, index, hook, a, b, c)
-      local list = kind == "channel" and channels or events
-      local spec = list[index]
+    -- How Swift calls channels[index][hook] or events[index][hook], bound once per lane at
+    -- load; always as (user, ch, msg). For join, send and presence: the hook itself, and a
+    -- function that turns any other answer than `true` or `false/nil, string/nil` into one
+    -- (LuaState's answer check: the host only calls it for those). For on_publish: a function
+    -- that returns true; for transform: one that returns true, payload.
+    function __sb_bind(kind, index, hook)
+      local spec = (kind == "channel" and channels or events)[index]
       local fn = spec and spec[hook]
-      if type(fn) ~= "function" then return false, "no " .. hook .. " hook" end
+      if type(fn) ~= "function" then return nil end
+      local name = spec.__name
       if hook == "on_publish" then
-        fn(c, a, b)  -- on_publish(msg, user, ch); what it returns does not matter
-        return true
+        return function(user, ch, msg)
+          fn(msg, user, ch)  -- on_publish(msg, user, ch); what it returns does not matter
+          return true
+        end
       end
       if hook == "transform" then
-        local payload = fn(c, a, b)  -- transform(msg, user, ch) returns the new payload, or nil
-        if payload ~= nil and type(payload) ~= "table" then
-          error("event " .. spec.__name .. ": transform must return a table (the new payload) or nil, not " .. type(payload), 0)
+        return function(user, ch, msg)
+          local payload = fn(msg, user, ch)  -- transform(msg, user, ch) returns the new payload, or nil
+          if payload ~= nil and type(payload) ~= "table" then
+            error("event " .. name .. ": transform must return a table (the new payload) or nil, not " .. type(payload), 0)
+          end
+          return true, payload
         end
-        return true, payload
       end
-      local allowed, reason = fn(a, b, c)
-      if allowed == true then return true end
-      if allowed == false or allowed == nil then
-        if reason ~= nil and type(reason) ~= "string" then reason = tostring(reason) end
-        return false, reason
+      return fn, function(allowed, reason)
+        if allowed == true then return true end
+        if allowed == false or allowed == nil then
+          if reason ~= nil and type(reason) ~= "string" then reason = tostring(reason) end
+          return false, reason
+        end
+        error(kind .. " " .. name .. ": the " .. hook .. " hook must return true, or false and a reason (got " .. type(allowed) .. ")", 0)
       end
-      error(kind .. " " .. spec.__name .. ": the " .. hook .. " hook must return true, or false and a reason (got " .. type(allowed) .. ")", 0)
     end
     """#
 }

@@ -204,7 +204,7 @@ extension RuleSet {
         guard errors.isEmpty else { return .failure(RulesLoadError(errors: errors)) }
         return .success(
             RuleSet(
-                channels: channels, events: events, tiers: tiers, defaultTier: defaultTier,
+                channels: channels, events: events, eventTable: NameTable(events), tiers: tiers, defaultTier: defaultTier,
                 allowUndeclaredEvents: declarations["allow_undeclared"]?.boolValue ?? false, limits: limits))
     }
 }

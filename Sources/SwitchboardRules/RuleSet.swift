@@ -13,7 +13,9 @@ public struct RuleSet: Sendable {
         case broadcast
     }
 
-    public struct Channel: Sendable {
+    /// A channel declaration. A class, not a struct: every decision finds one and passes it
+    /// along, and copying a struct of strings and arrays costs a retain and release per field.
+    public final class Channel: Sendable {
         public let index: Int
         public let pattern: ChannelPattern
         public let kind: Kind
@@ -24,6 +26,21 @@ public struct RuleSet: Sendable {
         /// What the channel keeps for replay (`history`); nil: nothing (`history = false`).
         public let history: HistoryRetention?
         public let location: String
+
+        init(
+            index: Int, pattern: ChannelPattern, kind: Kind, presence: Bool, hasJoin: Bool, hasSend: Bool,
+            hasPresenceHook: Bool, history: HistoryRetention?, location: String
+        ) {
+            self.index = index
+            self.pattern = pattern
+            self.kind = kind
+            self.presence = presence
+            self.hasJoin = hasJoin
+            self.hasSend = hasSend
+            self.hasPresenceHook = hasPresenceHook
+            self.history = history
+            self.location = location
+        }
     }
 
     /// A declared field's type; `optional` when the declaration ends in `?` (`"string?"`).
@@ -58,7 +75,8 @@ public struct RuleSet: Sendable {
 
     public typealias Batch = BatchPolicy
 
-    public struct Event: Sendable {
+    /// An event declaration (a class for the same reason as `Channel`).
+    public final class Event: Sendable {
         public let index: Int
         public let name: String
         public let on: [ChannelPattern]
@@ -72,6 +90,24 @@ public struct RuleSet: Sendable {
         public let hasTransform: Bool
         public let hasOnPublish: Bool
         public let location: String
+
+        init(
+            index: Int, name: String, on: [ChannelPattern], replay: Bool?, critical: Bool, batch: Batch?,
+            rate: EventRateLimit?, fields: [(name: String, type: FieldType)], hasTransform: Bool, hasOnPublish: Bool,
+            location: String
+        ) {
+            self.index = index
+            self.name = name
+            self.on = on
+            self.replay = replay
+            self.critical = critical
+            self.batch = batch
+            self.rate = rate
+            self.fields = fields
+            self.hasTransform = hasTransform
+            self.hasOnPublish = hasOnPublish
+            self.location = location
+        }
     }
 
     public struct Tier: Sendable, Hashable {
@@ -84,6 +120,8 @@ public struct RuleSet: Sendable {
 
     public let channels: [Channel]
     public let events: [String: Event]
+    /// `events` again, for the lookup every send makes.
+    let eventTable: NameTable<Event>
     public let tiers: [String: Tier]
     public let defaultTier: String
     public let allowUndeclaredEvents: Bool
@@ -100,7 +138,11 @@ public struct RuleSet: Sendable {
 
     /// The first channel declaration whose pattern matches, without collecting captures.
     func rule(for name: ChannelName) -> Channel? {
-        channels.first { $0.pattern.matches(name) }
+        let found: Int?? = name.rawValue.utf8.withContiguousStorageIfAvailable { bytes in
+            channels.firstIndex { $0.pattern.matches(utf8: bytes) }
+        }
+        let index = found ?? channels.firstIndex { $0.pattern.matches(name) }
+        return index.map { channels[$0] }
     }
 
     /// The limits for a tier name (nil or unknown: the default tier).

@@ -90,30 +90,130 @@ import Testing
     }
 }
 
-/// Kept tables: a template kept by one call, copied fresh into later ones.
-@Suite struct LuaKeptTableTests {
-    @Test func keptTablesAreCopiedAndPrivateToEachCall() throws {
+/// Read-only tables, and kept ones: the same read-only table handed to later calls.
+@Suite struct LuaReadOnlyTableTests {
+    static let probe = """
+        function probe(t)
+          local keys = {}
+          for k, v in pairs(t) do keys[#keys + 1] = k .. "=" .. (type(v) == "table" and "table" or tostring(v)) end
+          table.sort(keys)
+          local list = {}
+          for i, v in ipairs(t.list) do list[i] = v end
+          local refused = {}
+          local attempts = {
+            set = function() t.name = "changed" end,
+            add = function() t.extra = 1 end,
+            nested = function() t.inner.n = 0 end,
+            raw = function() rawset(t, "name", "raw") end,
+            rawnested = function() rawset(t.inner, "n", 0) end,
+            insert = function() table.insert(t.list, "x") end,
+            meta = function() setmetatable(t, nil) end,
+          }
+          for name, attempt in pairs(attempts) do
+            local ok, message = pcall(attempt)
+            if not ok then refused[#refused + 1] = name .. ":" .. message end
+          end
+          table.sort(refused)
+          return table.concat(keys, ","), table.concat(list, ","), #t.list, tostring(getmetatable(t)),
+            t.inner.n, rawget(t, "name"), next(t), table.concat(refused, ";")
+        end
+        """
+
+    static func writeSample(_ arguments: inout LuaArguments, keepingAs slot: Int? = nil) throws(LuaError) {
+        try arguments.beginReadOnlyTable(keepingAs: slot)
+        try arguments.key("name")
+        try arguments.write("kept")
+        try arguments.key("inner")
+        try arguments.beginTable()
+        try arguments.key("n")
+        try arguments.write(Int64(5))
+        try arguments.endTable()
+        try arguments.key("list")
+        try arguments.beginTable()
+        try arguments.write("a")
+        try arguments.write("b")
+        try arguments.endTable()
+        try arguments.endTable()
+    }
+
+    @Test func readOnlyTablesReadLikeTablesAndRefuseEveryWrite() throws {
         let lua = try makeState()
-        try lua.load(
-            source: "function touch(t) local before = t.name .. '/' .. tostring(t.extra) .. '/' .. t.inner.n t.extra = 1 t.inner.n = 0 t.name = 'changed' return before end",
-            chunkName: "k.lua")
-        let touch = try #require(try lua.globalValue("touch")?.function)
-        let first = try lua.call(touch) { arguments throws(LuaError) in
-            try arguments.beginTable(keepingAs: 3)
-            try arguments.key("name")
-            try arguments.write("kept")
-            try arguments.key("inner")
-            try arguments.beginTable()
-            try arguments.key("n")
-            try arguments.write(Int64(5))
-            try arguments.endTable()
-            try arguments.endTable()
-        } results: { $0.string(at: 0) }
-        #expect(first == "kept/nil/5")
-        for _ in 0..<2 {
-            let again = try lua.call(touch) { arguments throws(LuaError) in try arguments.writeKept(3) } results: { $0.string(at: 0) }
-            #expect(again == "kept/nil/5")
+        try lua.load(source: Self.probe, chunkName: "p.lua")
+        let probe = try #require(try lua.globalValue("probe")?.function)
+        let seen = try lua.call(probe) { arguments throws(LuaError) in try Self.writeSample(&arguments) } results: { results in
+            (0..<8).map { results.value(at: $0) }
         }
+        #expect(seen[0] == "inner=table,list=table,name=kept")
+        #expect(seen[1] == "a,b")
+        #expect(seen[2] == 2)
+        #expect(seen[3] == "read-only")
+        #expect(seen[4] == 5)
+        #expect(seen[5] == .nil)
+        #expect(seen[6] == .nil)
+        let refused = seen[7].string?.split(separator: ";").map(String.init) ?? []
+        #expect(refused.map { $0.split(separator: ":")[0] } == ["add", "insert", "meta", "nested", "raw", "rawnested", "set"])
+        #expect(refused.contains { $0.hasPrefix("meta:") && $0.hasSuffix("cannot change a protected metatable") })
+        #expect(refused.contains("set:p.lua:9: attempt to modify a read-only table"))
+        #expect(refused.filter { $0.hasSuffix("attempt to modify a read-only table") }.count == 6, "\(refused)")
+    }
+
+    @Test func aKeptTableIsTheSameUnchangedTableInLaterCalls() throws {
+        let lua = try makeState()
+        try lua.load(source: Self.probe + "\nfunction same(t) local was = last last = t return rawequal(was, t), t.name, t.inner.n end", chunkName: "p.lua")
+        let probe = try #require(try lua.globalValue("probe")?.function)
+        let same = try #require(try lua.globalValue("same")?.function)
+        _ = try lua.call(probe) { arguments throws(LuaError) in try Self.writeSample(&arguments, keepingAs: 3) } results: { _ in () }
+        for _ in 0..<2 {
+            let kept = try lua.call(probe) { arguments throws(LuaError) in try arguments.writeKept(3) } results: { $0.value(at: 0) }
+            #expect(kept == "inner=table,list=table,name=kept")
+        }
+        _ = try lua.call(same) { arguments throws(LuaError) in try arguments.writeKept(3) } results: { _ in () }
+        let again = try lua.call(same) { arguments throws(LuaError) in try arguments.writeKept(3) } results: { results in
+            (results.boolean(at: 0), results.string(at: 1), results.value(at: 2))
+        }
+        #expect(again.0 == true)
+        #expect(again.1 == "kept")
+        #expect(again.2 == 5)
+    }
+
+    @Test func readingOneBackGivesItsContentsEvenWithMetafieldNames() throws {
+        let lua = try makeState()
+        let echo = try LuaArgumentsTests().echo(lua)
+        for withMetaName in [false, true] {
+            let value = try lua.call(echo) { arguments throws(LuaError) in
+                try arguments.beginReadOnlyTable()
+                try arguments.key("a")
+                try arguments.write(Int64(1))
+                if withMetaName {
+                    try arguments.key("__index")
+                    try arguments.write("claim")
+                }
+                try arguments.key("list")
+                try arguments.beginTable()
+                try arguments.write(true)
+                try arguments.endTable()
+                try arguments.endTable()
+            } results: { $0.value(at: 0) }
+            var fields: [String: LuaValue] = ["a": 1, "list": [true]]
+            if withMetaName { fields["__index"] = "claim" }
+            #expect(value == .table(LuaTable(fields: fields)))
+        }
+        try lua.load(
+            source: """
+                function meta(t) local n = 0 for k in pairs(t) do n = n + 1 end return t.__index, n, t.a end
+                """, chunkName: "m.lua")
+        let meta = try #require(try lua.globalValue("meta")?.function)
+        let read = try lua.call(meta) { arguments throws(LuaError) in
+            try arguments.beginReadOnlyTable()
+            try arguments.key("__index")
+            try arguments.write("claim")
+            try arguments.key("a")
+            try arguments.write(Int64(1))
+            try arguments.endTable()
+        } results: { ($0.string(at: 0), $0.value(at: 1), $0.value(at: 2)) }
+        #expect(read.0 == "claim")
+        #expect(read.1 == 2)
+        #expect(read.2 == 1)
     }
 
     @Test func anEmptySlotFailsTheCall() throws {

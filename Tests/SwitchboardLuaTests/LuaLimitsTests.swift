@@ -1,3 +1,5 @@
+import Foundation
+import Synchronization
 import Testing
 
 @testable import SwitchboardLua
@@ -12,13 +14,79 @@ import Testing
         "local t = setmetatable({}, { __index = function(t, k) while true do end end }) return t.x",
     ])
     func runawayLoopsStopAndTheStateStaysUsable(source: String) throws {
-        let lua = try makeState { $0.instructionBudget = 100_000 }
+        for watchdog in [true, false] {
+            try runawayLoopStops(source: source, watchdog: watchdog)
+        }
+    }
+
+    func runawayLoopStops(source: String, watchdog: Bool) throws {
+        let lua = try makeState {
+            $0.instructionBudget = 100_000
+            $0.budgetWatchdog = watchdog
+        }
+        #expect(lua.isWatched == watchdog)
         try lua.load(source: "function loop()\n\(source)\nend\nfunction ok() return 'fine' end", chunkName: "Rules/loop.lua")
         let error = try #require(luaError { () throws(LuaError) in try lua.call(global: "loop", []) })
         #expect(error.code == .budgetExceeded)
         #expect(error.file == "Rules/loop.lua")
         #expect(error.message == "instruction budget of 100000 exceeded")
         #expect(try lua.call(global: "ok", []) == ["fine"])
+    }
+
+    /// The watchdog arms the count while a call waits in a host function; the rest of that call
+    /// and the next calls each get their whole budget again.
+    @Test func anArmedCallDoesNotShortenTheNextOne() throws {
+        let lua = try makeState { $0.instructionBudget = 100_000 }
+        lua.register("pause") { _ throws(LuaError) in
+            usleep(5_000)
+            return []
+        }
+        try lua.load(
+            source: """
+                function work(n) local s = 0 for i = 1, n do s = s + i end return s end
+                function slow() pause() pause() return work(15000) end
+                function stuck() pause() pause() while true do end end
+                """,
+            chunkName: "w.lua")
+        for _ in 0..<3 {
+            #expect(try lua.call(global: "slow", []) == [112_507_500])
+            #expect(try lua.call(global: "work", [25_000]) == [312_512_500])
+        }
+        let error = try #require(luaError { () throws(LuaError) in try lua.call(global: "stuck", []) })
+        #expect(error.code == .budgetExceeded)
+        #expect(error.location == "w.lua:3")
+        #expect(try lua.call(global: "work", [25_000]) == [312_512_500])
+    }
+
+    /// Long calls that stay within the budget finish, watched or counted.
+    @Test(arguments: [true, false])
+    func longCallsWithinTheBudgetFinish(watchdog: Bool) throws {
+        let lua = try makeState {
+            $0.instructionBudget = 50_000_000
+            $0.budgetWatchdog = watchdog
+        }
+        try lua.load(source: "function work(n) local s = 0 for i = 1, n do s = s + i end return s end", chunkName: "w.lua")
+        #expect(try lua.call(global: "work", [5_000_000]) == [12_500_002_500_000])
+    }
+
+    /// Threads of libdispatch's pools block every signal; a runaway call on one is still stopped.
+    @Test func aThreadThatBlocksSignalsIsStillWatched() throws {
+        let outcome = Mutex<LuaError.Code?>(nil)
+        let thread = Thread {
+            var all = sigset_t()
+            sigfillset(&all)
+            pthread_sigmask(SIG_BLOCK, &all, nil)
+            do {
+                let lua = try makeState { $0.instructionBudget = 100_000 }
+                try lua.load(source: "function loop() while true do end end", chunkName: "l.lua")
+                _ = try lua.call(global: "loop", [])
+            } catch let error as LuaError {
+                outcome.withLock { $0 = error.code }
+            } catch {}
+        }
+        thread.start()
+        for _ in 0..<500 where outcome.withLock({ $0 }) == nil { usleep(10_000) }
+        #expect(outcome.withLock { $0 } == .budgetExceeded)
     }
 
     @Test func theBudgetAppliesToLoadingToo() throws {

@@ -30,6 +30,55 @@ import Testing
         #expect(engine.authorizeJoin(user(sub: "u2"), channel: try channel("room:7")) == .deny("nope: u2"))
     }
 
+    /// What a join hook returns, and the decision it makes (nil: the hook fails, with `mention`).
+    @Test(arguments: [
+        ("return true", Decision.allow, ""),
+        ("return true, {}, 3", .allow, ""),
+        ("return false", .deny("join refused by the rules for room:1"), ""),
+        ("return", .deny("join refused by the rules for room:1"), ""),
+        ("return nil, 'why'", .deny("why"), ""),
+        ("return false, 42", .deny("42"), ""),
+        ("return false, 1.5", .deny("1.5"), ""),
+        ("return false, true", .deny("true"), ""),
+        ("return false, setmetatable({}, { __tostring = function() return 'custom' end })", .deny("custom"), ""),
+        ("return 1", nil, "channel room:{id}: the join hook must return true, or false and a reason (got number)"),
+        ("return function() end", nil, "(got function)"),
+        ("return {}", nil, "(got table)"),
+        ("return 'yes'", nil, "(got string)"),
+    ] as [(String, Decision?, String)])
+    func answersBecomeDecisions(_ body: String, _ expected: Decision?, _ mention: String) throws {
+        let failures = Mutex<[RulesError]>([])
+        let rules = try RulesFixture(["a.lua": Self.base, "b.lua": Self.channelWith(join: body)])
+        let engine = try rules.engine { options in
+            options.onHookError = { error in failures.withLock { $0.append(error) } }
+        }
+        for _ in 0..<2 {
+            let decision = engine.authorizeJoin(user(), channel: try channel("room:1"))
+            if let expected {
+                #expect(decision == expected)
+                #expect(failures.withLock { $0.isEmpty })
+            } else {
+                #expect(decision == .deny("the rules could not decide (the operator can see why in the server log)"))
+                let logged = failures.withLock { $0.last?.description ?? "" }
+                #expect(logged.contains(mention), "operator saw: \(logged)")
+            }
+        }
+    }
+
+    /// Loops stop with either way of enforcing the budget.
+    @Test(arguments: [true, false])
+    func loopingHooksStopWatchedOrCounted(watchdog: Bool) throws {
+        let failures = Mutex<[RulesError]>([])
+        let rules = try RulesFixture(["a.lua": Self.base, "b.lua": Self.channelWith(join: "if ch.id == '1' then while true do end end return true")])
+        let engine = try rules.engine { options in
+            options.budgetWatchdog = watchdog
+            options.onHookError = { error in failures.withLock { $0.append(error) } }
+        }
+        #expect(engine.authorizeJoin(user(), channel: try channel("room:1")) != .allow)
+        #expect(engine.authorizeJoin(user(), channel: try channel("room:2")) == .allow)
+        #expect(failures.withLock { $0.first?.message.contains("instruction budget of 200000 exceeded") } == true)
+    }
+
     /// Hostile hooks deny with a clear message to the operator, and the engine keeps deciding.
     @Test(arguments: [
         ("while true do end", "budget"),
@@ -249,8 +298,27 @@ import Testing
 
     @Test(arguments: [("collaboration:*", "collaboration:s1:c1", true), ("collaboration:*", "collaboration", false),
         ("form:responses:*", "form:responses:f1", true), ("form:responses:*", "form:responses:f1:x", true),
-        ("a:{x}:b", "a:1:b", true), ("a:{x}:b", "a:1:c", false), ("a:{x}", "a:1:2", false)])
+        ("a:{x}:b", "a:1:b", true), ("a:{x}:b", "a:1:c", false), ("a:{x}", "a:1:2", false),
+        ("a:*:b", "a:xyz:b", true), ("a:*:b", "a:b", false), ("ab:c", "a:c", false), ("a:c", "ab:c", false),
+        ("ab", "abc", false), ("abc", "ab", false), ("a:b", "a:b:c", false), ("*", "x", true), ("*", "x:y", true),
+        ("{x}", "x:y", false), ("supplier:dashboard:{id}", "supplier:dashboards:s1", false),
+        ("supplier:dashboard:{id}", "supplier:dashboard:s1", true)])
     func patterns(_ pattern: String, _ name: String, _ matches: Bool) throws {
-        #expect((try ChannelPattern(pattern).match(try channel(name)) != nil) == matches)
+        let compiled = try ChannelPattern(pattern)
+        let name = try channel(name)
+        #expect((compiled.match(name) != nil) == matches)
+        #expect(compiled.matches(name) == matches)
+    }
+}
+
+@Suite struct NameTableTests {
+    @Test func findsEveryNameAndNothingElse() {
+        var names: [String: Int] = [:]
+        for index in 0..<100 { names["event:\(index):" + String(repeating: "x", count: index % 20)] = index }
+        let table = NameTable(names)
+        for (name, index) in names { #expect(table[name] == index) }
+        #expect(table["event:1"] == nil)
+        #expect(table[""] == nil)
+        #expect(NameTable<Int>([:])["x"] == nil)
     }
 }
