@@ -126,19 +126,32 @@ enum RealtimeFrames {
         }
     }
 
+    static let sendTimeKey = Array(#""t""#.utf8)
+
     /// Finds the user payload's `"t":<digits>` by a byte scan (tolerating whitespace around
     /// the colon and any key order) and returns the number; nil if the frame has none.
     @inline(__always)
     static func scanSendTime(_ buffer: ByteBuffer) -> UInt64? {
+        scanInteger(after: sendTimeKey, in: buffer)
+    }
+
+    /// The non-negative integer after `"key":` in `buffer` (whitespace around the colon allowed,
+    /// first occurrence); nil when there is none.
+    @inline(__always)
+    static func scanInteger(after key: [UInt8], in buffer: ByteBuffer) -> UInt64? {
         buffer.withUnsafeReadableBytes { bytes -> UInt64? in
             let count = bytes.count
-            guard count >= 5 else { return nil }
-            let quote = UInt8(ascii: "\"")
-            let letterT = UInt8(ascii: "t")
+            let keyCount = key.count
+            guard keyCount > 0, count > keyCount else { return nil }
             var index = 0
-            while index + 4 < count {
-                if bytes[index] == quote, bytes[index + 1] == letterT, bytes[index + 2] == quote {
-                    var cursor = index + 3
+            while index + keyCount < count {
+                var matches = true
+                for offset in 0..<keyCount where bytes[index + offset] != key[offset] {
+                    matches = false
+                    break
+                }
+                if matches {
+                    var cursor = index + keyCount
                     while cursor < count, bytes[cursor] == UInt8(ascii: " ") { cursor += 1 }
                     if cursor < count, bytes[cursor] == UInt8(ascii: ":") {
                         cursor += 1

@@ -57,45 +57,4 @@ enum TypingFrames {
 
     static let typistKey = Array(#""typist""#.utf8)
     static let seqKey = Array(#""seq""#.utf8)
-
-    /// The non-negative integer after `"key":` in `buffer` (whitespace around the colon allowed,
-    /// first occurrence); nil when there is none.
-    static func scanInteger(after key: [UInt8], in buffer: ByteBuffer) -> UInt64? {
-        buffer.withUnsafeReadableBytes { bytes -> UInt64? in
-            let count = bytes.count
-            let keyCount = key.count
-            guard keyCount > 0, count > keyCount else { return nil }
-            var index = 0
-            while index + keyCount < count {
-                var matches = true
-                for offset in 0..<keyCount where bytes[index + offset] != key[offset] {
-                    matches = false
-                    break
-                }
-                if matches {
-                    var cursor = index + keyCount
-                    while cursor < count, bytes[cursor] == UInt8(ascii: " ") { cursor += 1 }
-                    if cursor < count, bytes[cursor] == UInt8(ascii: ":") {
-                        cursor += 1
-                        while cursor < count, bytes[cursor] == UInt8(ascii: " ") { cursor += 1 }
-                        var value: UInt64 = 0
-                        var digits = 0
-                        while cursor < count, digits < 20 {
-                            let digit = bytes[cursor] &- UInt8(ascii: "0")
-                            guard digit < 10 else { break }
-                            let (times10, o1) = value.multipliedReportingOverflow(by: 10)
-                            let (sum, o2) = times10.addingReportingOverflow(UInt64(digit))
-                            guard !o1, !o2 else { return nil }
-                            value = sum
-                            digits += 1
-                            cursor += 1
-                        }
-                        return digits > 0 ? value : nil
-                    }
-                }
-                index += 1
-            }
-            return nil
-        }
-    }
 }

@@ -51,8 +51,8 @@ final class TypingReceiverHandler: ChannelInboundHandler, RemovableChannelHandle
             return
         }
         let payload = frame.maskKey == nil ? frame.data : frame.unmaskedData
-        if let typist = TypingFrames.scanInteger(after: TypingFrames.typistKey, in: payload),
-            let seq = TypingFrames.scanInteger(after: TypingFrames.seqKey, in: payload)
+        if let typist = RealtimeFrames.scanInteger(after: TypingFrames.typistKey, in: payload),
+            let seq = RealtimeFrames.scanInteger(after: TypingFrames.seqKey, in: payload)
         {
             if self.role == .subscriber {
                 self.recordTyping(typist: typist, seq: seq)

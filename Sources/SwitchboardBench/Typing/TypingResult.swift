@@ -103,7 +103,6 @@ public struct TypingResult: Sendable, Codable, Equatable {
         self.lastRefusal = lastRefusal
     }
 
-
     /// One human-readable line, e.g.
     /// `typing storm=on subs=20 typists=20 rate=20/s duration=5s | typing sent=2000 refused=0 delivered=20400
     /// frames/s=4.1k per_sub=204/s max/pair=51 final=400/400 | comments sent=25 refused=0 delivered=500/500

@@ -153,19 +153,19 @@ struct RESTRoutes {
         }
     }
 
-    private func validate(topic: String, payload: Value, identity: Identity) -> Result<ChannelName, RESTError> {
+    private func validate(topic: String, payload: Value, identity: Identity) -> Result<ChannelName, InputError> {
         let channel: ChannelName
         do {
             channel = try ChannelName(validating: topic)
         } catch {
-            return .failure(RESTError(error.description))
+            return .failure(InputError(error.description))
         }
         var bytes = ByteBufferAllocator().buffer(capacity: 0)
         JSON.serialize(payload, into: &bytes)
         let limit = shared.limits(for: identity).maxPayloadBytes
         if bytes.readableBytes > limit {
             shared.metrics.rejected(.payloadTooLarge)
-            return .failure(RESTError("the payload is \(bytes.readableBytes) bytes; at most \(limit) are allowed"))
+            return .failure(InputError("the payload is \(bytes.readableBytes) bytes; at most \(limit) are allowed"))
         }
         return .success(channel)
     }
@@ -219,7 +219,8 @@ struct RESTRoutes {
     }
 }
 
-struct RESTError: Error {
+/// Why a piece of client input (a REST body, a push's meta, a join's replay config) was refused.
+struct InputError: Error {
     let message: String
     init(_ message: String) { self.message = message }
 }

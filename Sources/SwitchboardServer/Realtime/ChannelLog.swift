@@ -74,10 +74,10 @@ final class ChannelLog: Sendable {
 
     /// The publisher's own message id from a push's `meta` (`{"id": "…"}`): nil when there is
     /// none, an error when it is not a string of 1 to ``maxClientIDLength`` bytes.
-    static func clientID(in meta: Value?) -> Result<String?, RESTError> {
+    static func clientID(in meta: Value?) -> Result<String?, InputError> {
         guard let id = meta?["id"], !id.isNull else { return .success(nil) }
         guard let text = id.stringValue, (1...maxClientIDLength).contains(text.utf8.count) else {
-            return .failure(RESTError("meta.id must be a string of 1 to \(maxClientIDLength) bytes"))
+            return .failure(InputError("meta.id must be a string of 1 to \(maxClientIDLength) bytes"))
         }
         return .success(text)
     }

@@ -243,27 +243,27 @@ final class RealtimeConnection: ChannelInboundHandler {
     /// `config.broadcast.replay`: Supabase's `{since: <ms>, limit: n}` or Switchboard's exact
     /// `{since_seq: n, epoch: "…"}`; nil when absent. Supabase's `limit` defaults to
     /// everything the channel holds.
-    static func replayRequest(_ value: Value?) -> Result<History<ChannelLog.Stored>.Since?, RESTError> {
+    static func replayRequest(_ value: Value?) -> Result<History<ChannelLog.Stored>.Since?, InputError> {
         guard let value, !value.isNull else { return .success(nil) }
         guard value.objectValue != nil else {
-            return .failure(RESTError("config.broadcast.replay must be an object: {since, limit} or {since_seq, epoch}"))
+            return .failure(InputError("config.broadcast.replay must be an object: {since, limit} or {since_seq, epoch}"))
         }
         if let seq = value["since_seq"], !seq.isNull {
             guard let number = seq.int64Value, number >= 0 else {
-                return .failure(RESTError("replay.since_seq must be a whole number of at least 0"))
+                return .failure(InputError("replay.since_seq must be a whole number of at least 0"))
             }
             guard let epoch = value["epoch"]?.stringValue, !epoch.isEmpty else {
-                return .failure(RESTError("replay.since_seq needs the epoch it counts in (replay.epoch, from a message's meta or the join reply)"))
+                return .failure(InputError("replay.since_seq needs the epoch it counts in (replay.epoch, from a message's meta or the join reply)"))
             }
             return .success(.sequence(UInt64(number), epoch: epoch))
         }
         guard let since = value["since"]?.int64Value, since >= 0 else {
-            return .failure(RESTError("replay needs since (milliseconds since 1970) or since_seq with epoch"))
+            return .failure(InputError("replay needs since (milliseconds since 1970) or since_seq with epoch"))
         }
         var limit = maxReplayLimit
         if let given = value["limit"], !given.isNull {
             guard let number = given.int64Value, (1...Int64(maxReplayLimit)).contains(number) else {
-                return .failure(RESTError("replay.limit must be a whole number in 1...\(maxReplayLimit)"))
+                return .failure(InputError("replay.limit must be a whole number in 1...\(maxReplayLimit)"))
             }
             limit = Int(number)
         }
