@@ -167,7 +167,7 @@ public final class ManualClock: Clock, Sendable {
     }
 
     func cancel(_ id: UInt64) {
-        _ = state.withLock { state in
+        state.withLock { state in
             if case .callback = state.waiters[id]?.waiter { state.waiters[id] = nil }
         }
     }

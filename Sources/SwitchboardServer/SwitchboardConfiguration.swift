@@ -49,13 +49,10 @@ public struct SwitchboardConfiguration: Sendable {
     /// Log level and format.
     public var logLevel: Logger.Level = .info
 
-    /// Seconds on a monotonic clock, read for rate limits. Replaceable so that tests can move
-    /// time forward instead of waiting.
-    public var monotonicSeconds: @Sendable () -> Double = { Double(NIODeadline.now().uptimeNanoseconds) / 1e9 }
-
-    /// Milliseconds since 1970, read for history ages and Supabase's replay `since`.
-    /// Replaceable so that tests can move time forward instead of waiting.
-    public var wallClockMilliseconds: @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1000) }
+    /// The clock the server reads and schedules its timers on (idle close, token expiry, slow
+    /// consumers, batch windows, rate limits, history ages). Tests give it a `ManualClock` and
+    /// move time by hand instead of waiting.
+    public var clock: any ServerClock = SystemClock()
 
     /// A policy to use instead of the rules directory (embedders and tests); nil loads
     /// `rulesDirectory` with the Lua rules engine.

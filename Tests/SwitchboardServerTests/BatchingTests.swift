@@ -111,8 +111,8 @@ import Testing
     /// Typing has its own budget: a storm of it leaves the channel's 100 messages a minute to
     /// real messages, and past its own limit it is refused with a reason naming the event.
     @Test func typingHasItsOwnBudget() async throws {
-        let clock = ManualClock()
-        try await withServer({ $0.monotonicSeconds = { clock.now() } }) { server in
+        let clock = ManualClock.startingNow()
+        try await withServer({ $0.clock = clock }) { server in
             let ack: Value = ["broadcast": ["self": false, "ack": true], "presence": ["key": "", "enabled": false], "private": false]
             let sender = try await PhoenixSocket.connect(server, token: try await server.token(sub: "s1-user", supplierID: "s1"))
             try #require(try await sender.join("collaboration:s1:c1", ref: "1", config: ack).status == "ok")

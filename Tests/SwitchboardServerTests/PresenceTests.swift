@@ -87,10 +87,11 @@ import Testing
     }
 
     @Test func presenceUpdatesHaveTheirOwnBudget() async throws {
-        let clock = ManualClock()
+        let clock = ManualClock.startingNow()
         try await withServer({
-            $0.monotonicSeconds = { clock.now() }
+            $0.clock = clock
             $0.presenceUpdatesPerMinute = 5
+            $0.idleTimeoutSeconds = 3600  // the clock moves a silent minute
         }) { server in
             let socket = try await PhoenixSocket.connect(server, token: try await server.token(sub: "s1-user", supplierID: "s1"))
             try #require(try await socket.join("collaboration:s1:c1", ref: "1", config: Self.config(key: "a")).status == "ok")
@@ -107,7 +108,7 @@ import Testing
             try #require(try await socket.join("supplier:dashboard:s1", ref: "5", config: ack).status == "ok")
             try await socket.broadcast("supplier:dashboard:s1", event: "note", payload: [:], ref: "m", joinRef: "5")
             #expect(try await socket.reply(to: "m").status == "ok")
-            clock.advance(by: 61)
+            clock.advance(by: .seconds(61))
             #expect(try await Self.track(socket, "collaboration:s1:c1", ["n": 6], ref: "later").status == "ok")
             await socket.close()
         }

@@ -1,14 +1,6 @@
 import Foundation
-import Synchronization
 import SwitchboardCore
 import Testing
-
-/// A clock the test moves by hand.
-final class ManualClock: Sendable {
-    private let seconds = Mutex<Double>(1000)
-    func now() -> Double { seconds.withLock { $0 } }
-    func advance(by delta: Double) { seconds.withLock { $0 += delta } }
-}
 
 /// Per-channel message budgets (100 per minute on every default tier), over real WebSockets
 /// and REST, with time moved by hand instead of waited for.
@@ -16,11 +8,11 @@ final class ManualClock: Sendable {
     static let ackConfig: Value = ["broadcast": ["self": false, "ack": true], "presence": ["key": "", "enabled": false], "private": false]
 
     static func start(_ clock: ManualClock, _ body: (TestServer) async throws -> Void) async throws {
-        try await withServer({ $0.monotonicSeconds = { clock.now() } }, body)
+        try await withServer({ $0.clock = clock }, body)
     }
 
     @Test func theFirstHundredOfAHundredAndFiftyAreDeliveredAndTheRestRefused() async throws {
-        let clock = ManualClock()
+        let clock = ManualClock.startingNow()
         try await Self.start(clock) { server in
             let subscriber = try await PhoenixSocket.connect(server, token: try await server.token(sub: "s1-user", supplierID: "s1"))
             try #require(try await subscriber.join("collaboration:s1:c1", ref: "1").status == "ok")
@@ -31,7 +23,7 @@ final class ManualClock: Sendable {
             var accepted = 0
             var refusals: [String] = []
             for n in 0..<150 {
-                clock.advance(by: 0.02)  // 150 messages in 3 s
+                clock.advance(by: .milliseconds(20))  // 150 messages in 3 s
                 try await sender.broadcast("collaboration:s1:c1", event: "tick", payload: ["n": .int(n)], ref: "m\(n)", joinRef: "1")
                 let reply = try await sender.reply(to: "m\(n)")
                 if reply.status == "ok" { accepted += 1 } else { refusals.append(reply.reason ?? "") }
@@ -51,7 +43,7 @@ final class ManualClock: Sendable {
             try await sender.heartbeat()
 
             // Once the window slides past the first messages, the channel takes messages again.
-            clock.advance(by: 60 - 3 + 0.05)
+            clock.advance(by: .milliseconds(57_050))
             try await sender.broadcast("collaboration:s1:c1", event: "tick", payload: ["n": 150], ref: "late", joinRef: "1")
             #expect(try await sender.reply(to: "late").status == "ok")
             #expect(try await subscriber.next().payload["payload"]?["n"] == 150)
@@ -61,7 +53,7 @@ final class ManualClock: Sendable {
     }
 
     @Test func withoutAckTheSenderGetsASystemMessage() async throws {
-        let clock = ManualClock()
+        let clock = ManualClock.startingNow()
         try await Self.start(clock) { server in
             let sender = try await PhoenixSocket.connect(server, token: try await server.token(sub: "s1-user", supplierID: "s1"))
             try #require(try await sender.join("supplier:dashboard:s1", ref: "1").status == "ok")
@@ -78,7 +70,7 @@ final class ManualClock: Sendable {
     }
 
     @Test func restCountsAgainstTheSameBudgetAndGets429() async throws {
-        let clock = ManualClock()
+        let clock = ManualClock.startingNow()
         try await Self.start(clock) { server in
             let sender = try await PhoenixSocket.connect(server, token: try await server.token(sub: "s1-user", supplierID: "s1"))
             try #require(try await sender.join("collaboration:s1:c1", ref: "1", config: Self.ackConfig).status == "ok")

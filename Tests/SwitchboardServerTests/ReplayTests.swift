@@ -1,15 +1,7 @@
 import Foundation
-import Synchronization
 import SwitchboardCore
 import SwitchboardWire
 import Testing
-
-/// A wall clock (milliseconds since 1970) the test moves by hand.
-final class ManualWallClock: Sendable {
-    private let milliseconds = Mutex<Int64>(1_800_000_000_000)
-    func now() -> Int64 { milliseconds.withLock { $0 } }
-    func advance(milliseconds delta: Int64) { milliseconds.withLock { $0 += delta } }
-}
 
 /// Message identity, replay on join, `recovered`, and idempotent publishing, over real
 /// WebSockets and REST.
@@ -180,20 +172,20 @@ final class ManualWallClock: Sendable {
     }
 
     @Test func messagesOlderThanFiveMinutesAreNotRecovered() async throws {
-        let clock = ManualWallClock()
-        try await withServer({ configuration in configuration.wallClockMilliseconds = { clock.now() } }) { server in
+        let clock = ManualClock.startingNow()
+        try await withServer({ $0.clock = clock }) { server in
             let pair = try await Self.pair(server)
             let epoch = try #require(pair.joinReply.payload["response"]?["epoch"]?.stringValue)
             await pair.subscriber.close()
             for n in 0..<3 { try await Self.comment(n, from: pair.publisher) }
-            clock.advance(milliseconds: 4 * 60 * 1000)
+            clock.advance(by: .seconds(4 * 60))
             let inTime = try await PhoenixSocket.connect(server, token: try await Self.subscriberToken(server))
             let first = try await inTime.join(Self.channel, ref: "2", config: Self.config(replay: ["since_seq": 0, "epoch": .string(epoch)]))
             #expect(first.payload["response"]?["recovered"] == true)
             for n in 0..<3 { #expect(try await Self.nextBroadcast(inTime).payload["payload"]?["n"] == .int(n)) }
             await inTime.close()
 
-            clock.advance(milliseconds: 60 * 1000 + 1)
+            clock.advance(by: .milliseconds(60 * 1000 + 1))
             let late = try await PhoenixSocket.connect(server, token: try await Self.subscriberToken(server))
             let second = try await late.join(Self.channel, ref: "2", config: Self.config(replay: ["since_seq": 0, "epoch": .string(epoch)]))
             #expect(second.status == "ok")
@@ -205,12 +197,12 @@ final class ManualWallClock: Sendable {
     }
 
     @Test func supabasesReplaySinceATimeGivesTheNewestUpToTheLimit() async throws {
-        let clock = ManualWallClock()
-        try await withServer({ configuration in configuration.wallClockMilliseconds = { clock.now() } }) { server in
+        let clock = ManualClock.startingNow()
+        try await withServer({ $0.clock = clock }) { server in
             let pair = try await Self.pair(server)
-            let start = clock.now()
+            let start = clock.wallMilliseconds
             for n in 0..<4 {
-                clock.advance(milliseconds: 1000)
+                clock.advance(by: .seconds(1))
                 try await Self.comment(n, from: pair.publisher)
             }
             let client = try await PhoenixSocket.connect(server, token: try await Self.subscriberToken(server))

@@ -45,7 +45,7 @@ struct AdminRoutes {
             return RESTRoutes.json(.badRequest, ["message": "limit must be 1...10000"])
         }
         let subscribers = await shared.hub.subscriberCounts()
-        let rates = shared.activity.messagesPerMinute(now: shared.configuration.monotonicSeconds())
+        let rates = shared.activity.messagesPerMinute(now: shared.configuration.clock.monotonicSeconds())
         let topics = Set(subscribers.keys).union(rates.keys)
         let rows = topics.map { topic in
             (topic: topic, subscribers: subscribers[topic] ?? 0, messages: rates[topic] ?? 0, presences: shared.presence.count(topic: topic))

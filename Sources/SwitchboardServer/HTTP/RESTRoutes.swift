@@ -38,7 +38,7 @@ struct RESTRoutes {
 
     private func explainRefusedUpgrade(_ request: Request) async -> Response {
         let socket = SocketRequest(uri: request.uri.description, headerToken: request.headers[.xAPIKey])
-        switch socket.authenticate(with: shared.verifier) {
+        switch socket.authenticate(with: shared.verifier, now: shared.configuration.clock.wallClockSeconds()) {
         case .failure(let refusal):
             return Response(
                 status: refusal.status, headers: [.contentType: "application/json"], body: .init(byteBuffer: refusal.body))
@@ -55,7 +55,7 @@ struct RESTRoutes {
         }
         if token?.isEmpty ?? true { token = request.headers[.apikey] }
         guard let token, !token.isEmpty else { return nil }
-        if case .success(let identity) = await shared.verifier.verify(token, now: RealtimeContext.now()) {
+        if case .success(let identity) = await shared.verifier.verify(token, now: shared.configuration.clock.wallClockSeconds()) {
             return identity
         }
         return nil
@@ -188,11 +188,11 @@ struct RESTRoutes {
             return .denied
         }
         let topic = "realtime:\(channel)"
-        if let limited = shared.admit(
+        if let refusal = shared.admit(
             event: event, payload: payload, clientID: id, channel: channel, topic: topic, identity: identity, sender: nil,
             loop: shared.hub.loops[0])
         {
-            return limited.isRateLimit ? .rateLimited(limited.message) : .refused(limited.message)
+            return refusal.isRateLimit ? .rateLimited(refusal.reason) : .refused(refusal.reason)
         }
         return .published
     }

@@ -41,7 +41,7 @@ struct RealtimeChildChannel: ServerChildChannel, HTTPChannelHandler {
                 maxFrameSize: shared.configuration.maxFrameBytes,
                 shouldUpgrade: { channel, head in
                     let request = SocketRequest(uri: head.uri, headers: head.headers)
-                    switch request.authenticate(with: shared.verifier) {
+                    switch request.authenticate(with: shared.verifier, now: shared.configuration.clock.wallClockSeconds()) {
                     case .success(let (version, identity, token)):
                         accepted.value = (version, identity, token)
                         return channel.eventLoop.makeSucceededFuture(HTTPHeaders())
@@ -63,8 +63,6 @@ struct RealtimeChildChannel: ServerChildChannel, HTTPChannelHandler {
                             NIOWebSocketFrameAggregator(
                                 minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 1024,
                                 maxAccumulatedFrameSize: shared.configuration.maxFrameBytes))
-                        try sync.addHandler(
-                            IdleStateHandler(readTimeout: .seconds(Int64(shared.configuration.idleTimeoutSeconds))))
                         try sync.addHandler(
                             RealtimeConnection(shared: shared, version: version, identity: identity, token: token, raw: raw))
                         return UpgradeResult.websocket
@@ -167,7 +165,7 @@ struct SocketRequest {
     }
 
     /// Decides a connect request: the version, identity and token to serve it with, or why not.
-    func authenticate(with verifier: TokenVerifier) -> Result<(ProtocolVersion, Identity, String), Refusal> {
+    func authenticate(with verifier: TokenVerifier, now: Double) -> Result<(ProtocolVersion, Identity, String), Refusal> {
         guard RealtimeChildChannel.socketPaths.contains(path) else {
             return .failure(Refusal(status: .notFound, message: "no WebSocket endpoint at \(path); use /socket/websocket"))
         }
@@ -175,7 +173,7 @@ struct SocketRequest {
             return .failure(Refusal(status: .badRequest, message: "vsn \(versionText ?? "") is not supported; use 1.0.0 or 2.0.0"))
         }
         guard let token else { return .failure(Refusal(status: .unauthorized, message: "API key is missing")) }
-        switch verifier.verifySynchronously(token, now: RealtimeContext.now()) {
+        switch verifier.verifySynchronously(token, now: now) {
         case .success(let identity): return .success((version, identity, token))
         case .failure(let error): return .failure(Refusal(status: .unauthorized, message: error.httpMessage))
         }

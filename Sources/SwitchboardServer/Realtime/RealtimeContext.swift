@@ -21,7 +21,7 @@ final class RealtimeContext: Sendable {
     let log: ChannelLog
     let batches: BatchRegistry
     let activity = ChannelActivity()
-    let presence = PresenceRegistry(seed: UInt64(Date().timeIntervalSince1970 * 1000))
+    let presence: PresenceRegistry
     private let connectionIDs = NIOLockedValueBox<UInt64>(0)
 
     /// A process-unique id for a connection (the owner of its presence entries).
@@ -39,9 +39,10 @@ final class RealtimeContext: Sendable {
         self.hub = hub
         let log = ChannelLog(
             hub: hub, maxHistoryBytes: configuration.maxHistoryBytes, maxHistoryChannels: configuration.maxHistoryChannels,
-            recentIDCapacity: configuration.maxRecentMessageIDs, now: configuration.wallClockMilliseconds)
+            recentIDCapacity: configuration.maxRecentMessageIDs, now: { [clock = configuration.clock] in clock.wallClockMilliseconds() })
         self.log = log
-        self.batches = BatchRegistry(log: log)
+        self.batches = BatchRegistry(log: log, clock: configuration.clock)
+        self.presence = PresenceRegistry(seed: UInt64(max(0, configuration.clock.wallClockMilliseconds())))
         self.verifier = verifier
         self.policy = policy
         self.rules = rules
@@ -58,29 +59,11 @@ final class RealtimeContext: Sendable {
         return limits
     }
 
-    /// Why `admit` did not publish a message.
-    enum Refusal {
-        /// Over its budget (the channel's or the event's own).
-        case rateLimited(String)
-        /// The rules' `transform` refused it.
-        case rules(String)
-
-        var message: String {
-            switch self {
-            case .rateLimited(let message), .rules(let message): message
-            }
-        }
-
-        var isRateLimit: Bool {
-            if case .rateLimited = self { return true }
-            return false
-        }
-    }
-
     /// After the policy allowed a message: drops a repeat of the publisher's own id (already
     /// published: acknowledged, not delivered again), counts it on its budget (the event's own,
     /// or the channel's at the sender's tier limit), then publishes it now or holds it for its
-    /// batch window. Returns the reason when it was refused (nothing is published then).
+    /// batch window. Returns the reason when it was refused (nothing is published then; the
+    /// refusal is already counted in the metrics).
     ///
     /// `binaryBody` is the raw body of a binary kind 3 push, which `transform` never rewrites;
     /// `asBinary` says the push was kind 3 (vsn 2.0.0 peers get kind 4).
@@ -110,18 +93,16 @@ final class RealtimeContext: Sendable {
         topic: String, identity: Identity, sender: UInt64?, loop: any EventLoop, depth: Int, derived: DerivedBudget
     ) -> Refusal? {
         let travel = policy.eventPolicy(event, channel: channel)
-        let now = configuration.monotonicSeconds()
+        let now = configuration.clock.monotonicSeconds()
         if let rate = travel.rateLimit {
             let key = rate.per == .user ? "\(channel)#\(event)#\(identity.subject ?? "")" : "\(channel)#\(event)"
             if case .refused(let retryAfter) = rateLimiter.attempt(key: key, limit: rate.perMinute, now: now) {
-                metrics.rejected(.rateLimited)
-                return .rateLimited(ChannelRateLimiter.reason(event: event, channel: channel, rate: rate, retryAfter: retryAfter))
+                return counted(.eventRateLimited(event, on: channel, rate: rate, retryAfter: retryAfter))
             }
         } else {
             let limit = limits(for: identity).messagesPerMinute
             if case .refused(let retryAfter) = rateLimiter.attempt(key: channel.rawValue, limit: limit, now: now) {
-                metrics.rejected(.rateLimited)
-                return .rateLimited(ChannelRateLimiter.reason(channel: channel, limit: limit, retryAfter: retryAfter))
+                return counted(.channelRateLimited(channel, limit: limit, retryAfter: retryAfter))
             }
         }
         var payload = original
@@ -130,8 +111,7 @@ final class RealtimeContext: Sendable {
             case .unchanged: break
             case .replaced(let replaced): payload = replaced
             case .refused(let reason):
-                metrics.rejected(.unauthorized)
-                return .rules("Unauthorized: \(reason)")
+                return counted(.transformRefused(reason))
             }
         }
         activity.record(topic: topic, now: now)
@@ -190,7 +170,7 @@ final class RealtimeContext: Sendable {
                 event: derived.event, payload: derived.payload, binaryBody: nil, asBinary: false, clientID: nil, channel: target,
                 topic: topic, identity: identity, sender: nil, loop: loop, depth: depth, derived: budget)
             if let refused {
-                logger.warning("a derived event was not published", metadata: ["event": "\(derived.event)", "reason": "\(refused.message)"])
+                logger.warning("a derived event was not published", metadata: ["event": "\(derived.event)", "reason": "\(refused.reason)"])
             }
         }
     }
@@ -213,6 +193,13 @@ final class RealtimeContext: Sendable {
     /// A presence key for a join that gave none (Supabase generates one too).
     static func generatedPresenceKey() -> String { UUID().uuidString.lowercased() }
 
-    /// Seconds since 1970, the clock tokens are checked against.
-    static func now() -> Double { Date().timeIntervalSince1970 }
+    /// The server's clock, read once for the connection state machine.
+    func now() -> ConnectionStateMachine.Now {
+        ConnectionStateMachine.Now(monotonic: configuration.clock.monotonicNanoseconds(), wall: configuration.clock.wallClockSeconds())
+    }
+
+    private func counted(_ refusal: Refusal) -> Refusal {
+        metrics.rejected(refusal.metric)
+        return refusal
+    }
 }

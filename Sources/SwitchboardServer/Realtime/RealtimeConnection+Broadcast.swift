@@ -1,0 +1,61 @@
+import NIOCore
+import SwitchboardCore
+import SwitchboardWire
+
+/// Broadcast pushes: size, permission, the publisher's id, then the shared admit path.
+extension RealtimeConnection {
+    func broadcast(_ inbound: InboundFrame, join: Join, frameBytes: Int) {
+        guard let event = inbound.payload["event"]?.stringValue else {
+            refuse(inbound, .malformed("a broadcast payload needs a string \"event\""))
+            return
+        }
+        let limits = shared.limits(for: join.identity)
+        if frameBytes > limits.maxPayloadBytes {
+            let size = Self.payloadSize(inbound)
+            if size > limits.maxPayloadBytes {
+                refuse(inbound, .payloadTooLarge(size, limit: limits.maxPayloadBytes, tier: join.identity.tier))
+                return
+            }
+        }
+        let userPayload = inbound.payload["payload"]
+        if case .deny(let why) = shared.policy.authorizeSend(join.identity, channel: join.channel, event: event, payload: userPayload) {
+            refuse(inbound, .sendDenied(join.channel, why))
+            return
+        }
+        let clientID: String?
+        switch ChannelLog.clientID(in: inbound.payload["meta"] ?? inbound.userBroadcast?.meta) {
+        case .failure(let problem):
+            refuse(inbound, .malformed(problem.message))
+            return
+        case .success(let id):
+            clientID = id
+        }
+        let binaryBody = inbound.userBroadcast.flatMap { $0.isJSON ? nil : $0.body }
+        if let refusal = shared.admit(
+            event: event, payload: userPayload, binaryBody: binaryBody, asBinary: inbound.userBroadcast != nil, clientID: clientID,
+            channel: join.channel, topic: inbound.topic, identity: join.identity, sender: id,
+            loop: context?.eventLoop ?? shared.hub.loops[0])
+        {
+            // Counted by `admit`. Like Supabase, a rate-limited push without ack gets a
+            // `system` message rather than a reply.
+            if join.ack || !refusal.isRateLimit {
+                replyError(to: inbound, reason: refusal.reason)
+            } else {
+                pushSystem(topic: inbound.topic, join, status: "error", message: refusal.reason)
+            }
+            return
+        }
+        if join.ack {
+            replyOK(to: inbound, response: .object(.init()))
+        }
+    }
+
+    /// The exact size of the user payload: raw bytes for binary pushes, serialized JSON otherwise.
+    private static func payloadSize(_ inbound: InboundFrame) -> Int {
+        if let body = inbound.userBroadcast?.body { return body.readableBytes }
+        guard let payload = inbound.payload["payload"] else { return 0 }
+        var buffer = ByteBufferAllocator().buffer(capacity: 0)
+        JSON.serialize(payload, into: &buffer)
+        return buffer.readableBytes
+    }
+}
