@@ -158,6 +158,9 @@ typedef struct sb_host {
 
 static inline sb_host *sb_host_of(lua_State *L) { return *(sb_host **)lua_getextraspace(L); }
 
+/* Whether the watchdog has armed the count hook for the running operation (tests wait for it). */
+static inline int sb_host_armed(sb_host *h) { return __atomic_load_n(&h->armed, __ATOMIC_ACQUIRE); }
+
 /* ---- Allocator, hook, panic -------------------------------------------------------------- */
 
 static inline void *sb_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {

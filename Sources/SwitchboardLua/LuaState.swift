@@ -98,6 +98,10 @@ public final class LuaState {
     /// rather than every instruction being counted.
     public var isWatched: Bool { host.pointee.watched != 0 }
 
+    /// Whether the watchdog has armed the instruction count for the call running now (read
+    /// from inside that call, e.g. by a host function; tests wait for it).
+    var isArmed: Bool { sb_host_armed(host) != 0 }
+
     /// Bytes the state holds right now (exact: every allocation goes through the host).
     public var memoryInUseBytes: Int { host.pointee.used }
 

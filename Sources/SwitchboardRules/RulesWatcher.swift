@@ -7,7 +7,8 @@ import Glibc
 
 /// Watches a rules directory and calls `onChange` once the rule files (`*.lua`) or data files
 /// (`data/*.json`) have changed and then stayed quiet for the debounce interval, so that an
-/// editor's save (often several writes and a rename) triggers one reload.
+/// editor's save (often several writes and a rename) triggers one reload. The callback gets
+/// the names that changed (`a.lua`, `data/team.json`); the timing decision is `Debouncer`'s.
 ///
 /// Uses inotify on Linux; where inotify is unavailable (or runs out of watches) it polls the
 /// files' sizes and modification times instead. Runs on a thread of its own: the callback
@@ -22,7 +23,7 @@ public final class RulesWatcher: Sendable {
     public let debounce: Duration
     public let pollInterval: Duration
     private let preferred: Mechanism
-    private let onChange: @Sendable () -> Void
+    private let onChange: @Sendable (_ changed: Set<String>) -> Void
     private let stopped = Atomic<Bool>(false)
     private let started = Atomic<Bool>(false)
     private let mechanismInUse = Mutex<Mechanism?>(nil)
@@ -32,7 +33,7 @@ public final class RulesWatcher: Sendable {
     ///   some network and container mounts).
     public init(
         directory: URL, debounce: Duration = .milliseconds(200), pollInterval: Duration = .milliseconds(500),
-        mechanism: Mechanism = .inotify, onChange: @escaping @Sendable () -> Void
+        mechanism: Mechanism = .inotify, onChange: @escaping @Sendable (_ changed: Set<String>) -> Void
     ) {
         self.directory = directory
         self.preferred = mechanism
@@ -81,18 +82,15 @@ public final class RulesWatcher: Sendable {
     #if canImport(Glibc)
     private func watch(_ inotify: Inotify) {
         defer { inotify.close() }
-        var pendingSince: ContinuousClock.Instant?
+        var debouncer = Debouncer(interval: debounce)
         let tick = min(Self.milliseconds(debounce), 250)
         while !isStopped {
-            let timeout = pendingSince == nil ? 250 : tick
+            let timeout = debouncer.isPending ? tick : 250
             switch inotify.wait(milliseconds: timeout) {
-            case .changed:
-                pendingSince = .now
+            case .changed(let names):
+                debouncer.changed(names, at: .now)
             case .quiet:
-                if let since = pendingSince, ContinuousClock.now - since >= debounce {
-                    pendingSince = nil
-                    onChange()
-                }
+                if let changed = debouncer.due(at: .now) { onChange(changed) }
             case .failed:
                 // The descriptor broke (for example the directory went away): fall back to polling.
                 mechanismInUse.withLock { $0 = .polling }
@@ -107,16 +105,16 @@ public final class RulesWatcher: Sendable {
 
     private func poll(from baseline: [String: String]) {
         var last = baseline
-        var pendingSince: ContinuousClock.Instant?
+        var debouncer = Debouncer(interval: debounce)
         while !isStopped {
             Thread.sleep(forTimeInterval: Double(Self.milliseconds(min(pollInterval, debounce))) / 1000)
             let now = Self.fingerprint(directory)
             if now != last {
+                let names = Set(now.keys.filter { now[$0] != last[$0] }).union(last.keys.filter { now[$0] == nil })
                 last = now
-                pendingSince = .now
-            } else if let since = pendingSince, ContinuousClock.now - since >= debounce {
-                pendingSince = nil
-                onChange()
+                debouncer.changed(names, at: .now)
+            } else if let changed = debouncer.due(at: .now) {
+                onChange(changed)
             }
         }
     }
@@ -133,7 +131,7 @@ public final class RulesWatcher: Sendable {
                 let attributes = try? manager.attributesOfItem(atPath: path)
                 let size = (attributes?[.size] as? NSNumber)?.int64Value ?? -1
                 let modified = (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-                result[sub + "/" + name] = "\(size)@\(modified)"
+                result[sub.isEmpty ? name : "\(sub)/\(name)"] = "\(size)@\(modified)"
             }
         }
         return result
@@ -146,10 +144,37 @@ public final class RulesWatcher: Sendable {
     }
 }
 
+/// The watcher's timing, with the time passed in: changes start (or extend) a quiet period;
+/// once it has lasted `interval` the changed names are due, once.
+struct Debouncer {
+    let interval: Duration
+    private var pending: Set<String> = []
+    private var lastChange: ContinuousClock.Instant?
+
+    init(interval: Duration) { self.interval = interval }
+
+    var isPending: Bool { lastChange != nil }
+
+    /// Files changed at `now`.
+    mutating func changed(_ names: Set<String>, at now: ContinuousClock.Instant) {
+        pending.formUnion(names)
+        lastChange = now
+    }
+
+    /// The names changed since the last call that returned some, once `interval` has passed
+    /// without a change; nil before that.
+    mutating func due(at now: ContinuousClock.Instant) -> Set<String>? {
+        guard let last = lastChange, now - last >= interval else { return nil }
+        lastChange = nil
+        defer { pending = [] }
+        return pending
+    }
+}
+
 #if canImport(Glibc)
 /// An inotify descriptor watching the rules directory and its `data/` folder.
 private struct Inotify {
-    enum Event { case changed, quiet, failed }
+    enum Event { case changed(Set<String>), quiet, failed }
 
     private let fd: Int32
     private let directory: URL
@@ -185,11 +210,11 @@ private struct Inotify {
         let ready = Glibc.poll(&descriptor, 1, milliseconds)
         if ready < 0 { return errno == EINTR ? .quiet : .failed }
         if ready == 0 { return .quiet }
-        var relevant = false
+        var relevant: Set<String> = []
         var buffer = [UInt8](repeating: 0, count: 16 * 1024)
         while true {
             let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if count < 0 { return errno == EAGAIN || errno == EINTR ? (relevant ? .changed : .quiet) : .failed }
+            if count < 0 { return errno == EAGAIN || errno == EINTR ? (relevant.isEmpty ? .quiet : .changed(relevant)) : .failed }
             if count == 0 { return .failed }
             var offset = 0
             let header = MemoryLayout<inotify_event>.size
@@ -207,7 +232,7 @@ private struct Inotify {
                 if mask & (UInt32(IN_DELETE_SELF) | UInt32(IN_MOVE_SELF)) != 0, wd == rootWatch { return .failed }
                 let inData = wd != rootWatch
                 if name == "data", !inData { watchData() }
-                if RulesWatcher.isRelevant(name, inData: inData) { relevant = true }
+                if RulesWatcher.isRelevant(name, inData: inData) { relevant.insert(inData ? "data/\(name)" : name) }
             }
         }
     }

@@ -37,8 +37,13 @@ import Testing
     /// and the next calls each get their whole budget again.
     @Test func anArmedCallDoesNotShortenTheNextOne() throws {
         let lua = try makeState { $0.instructionBudget = 100_000 }
-        lua.register("pause") { _ throws(LuaError) in
-            usleep(5_000)
+        let armed = Mutex(0)
+        // Waits (with a generous deadline, in case the machine is busy) until the watchdog has
+        // armed this call: a pause that merely slept might end before any tick saw it.
+        lua.register("pause") { [unowned lua] _ throws(LuaError) in
+            let deadline = ContinuousClock.now + .seconds(30)
+            while !lua.isArmed, ContinuousClock.now < deadline { usleep(200) }
+            if lua.isArmed { armed.withLock { $0 += 1 } }
             return []
         }
         try lua.load(
@@ -56,6 +61,7 @@ import Testing
         #expect(error.code == .budgetExceeded)
         #expect(error.location == "w.lua:3")
         #expect(try lua.call(global: "work", [25_000]) == [312_512_500])
+        #expect(armed.withLock { $0 } == 8, "every pause saw its call armed")
     }
 
     /// Long calls that stay within the budget finish, watched or counted.
@@ -72,7 +78,9 @@ import Testing
     /// Threads of libdispatch's pools block every signal; a runaway call on one is still stopped.
     @Test func aThreadThatBlocksSignalsIsStillWatched() throws {
         let outcome = Mutex<LuaError.Code?>(nil)
+        let finished = DispatchSemaphore(value: 0)
         let thread = Thread {
+            defer { finished.signal() }
             var all = sigset_t()
             sigfillset(&all)
             pthread_sigmask(SIG_BLOCK, &all, nil)
@@ -85,7 +93,8 @@ import Testing
             } catch {}
         }
         thread.start()
-        for _ in 0..<500 where outcome.withLock({ $0 }) == nil { usleep(10_000) }
+        // A generous deadline: a stopped loop ends within milliseconds; a busy machine is slower.
+        #expect(finished.wait(timeout: .now() + 60) == .success, "the runaway call was not stopped")
         #expect(outcome.withLock { $0 } == .budgetExceeded)
     }
 

@@ -16,7 +16,9 @@ struct RulesReloadService: Service {
 
     func run() async throws {
         let (requests, continuation) = AsyncStream<String>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        let watcher = watchFiles ? RulesWatcher(directory: rules.directory, debounce: debounce) { continuation.yield("files changed") } : nil
+        let watcher = watchFiles ? RulesWatcher(directory: rules.directory, debounce: debounce) { changed in
+                continuation.yield("changed: \(changed.sorted().joined(separator: ", "))")
+            } : nil
         watcher?.start()
         if let mechanism = watcher?.mechanism {
             logger.info("watching the rules", metadata: ["directory": "\(rules.directory.path)", "mechanism": "\(mechanism)"])
