@@ -110,7 +110,9 @@ public final class RulesWatcher: Sendable {
             Thread.sleep(forTimeInterval: Double(Self.milliseconds(min(pollInterval, debounce))) / 1000)
             let now = Self.fingerprint(directory)
             if now != last {
-                let names = Set(now.keys.filter { now[$0] != last[$0] }).union(last.keys.filter { now[$0] == nil })
+                var names = Set(now.keys.filter { now[$0] != last[$0] }).union(last.keys.filter { now[$0] == nil })
+                // The folder's own time changes with what is written in it: name the files.
+                if names.contains(where: { $0.hasPrefix("data/") }) { names.remove("data") }
                 last = now
                 debouncer.changed(names, at: .now)
             } else if let changed = debouncer.due(at: .now) {
