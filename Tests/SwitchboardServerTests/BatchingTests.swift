@@ -19,16 +19,7 @@ import Testing
         let ticks = 100  // 20 Hz for 5 s
         let clock = ManualClock.startingNow()
         try await withServer({ $0.clock = clock }) { server in
-            let observer = try await PhoenixSocket.connect(server, token: try await server.token(role: "couple", sub: "c1-user", coupleID: "c1"))
-            try #require(try await observer.join("collaboration:s1:c1", ref: "1", config: Self.plain).status == "ok")
-            var sockets: [PhoenixSocket] = []
-            for index in 0..<typists {
-                let socket = try await PhoenixSocket.connect(server, token: try await server.token(sub: "typist-\(index)", supplierID: "s1"))
-                try #require(try await socket.join("collaboration:s1:c1", ref: "1", config: Self.ack).status == "ok")
-                sockets.append(socket)
-            }
-            let commenter = try await PhoenixSocket.connect(server, token: try await server.token(sub: "commenter", supplierID: "s1"))
-            try #require(try await commenter.join("collaboration:s1:c1", ref: "1", config: Self.ack).status == "ok")
+            let (observer, sockets, commenter) = try await Self.storm(server, typists: typists, config: Self.ack)
 
             for tick in 0..<ticks {
                 for (index, socket) in sockets.enumerated() {
@@ -65,16 +56,7 @@ import Testing
         let typists = 20
         let perTypist = 100
         try await withServer { server in
-            let observer = try await PhoenixSocket.connect(server, token: try await server.token(role: "couple", sub: "c1-user", coupleID: "c1"))
-            try #require(try await observer.join("collaboration:s1:c1", ref: "1", config: Self.plain).status == "ok")
-            var sockets: [PhoenixSocket] = []
-            for index in 0..<typists {
-                let socket = try await PhoenixSocket.connect(server, token: try await server.token(sub: "typist-\(index)", supplierID: "s1"))
-                try #require(try await socket.join("collaboration:s1:c1", ref: "1", config: Self.plain).status == "ok")
-                sockets.append(socket)
-            }
-            let commenter = try await PhoenixSocket.connect(server, token: try await server.token(sub: "commenter", supplierID: "s1"))
-            try #require(try await commenter.join("collaboration:s1:c1", ref: "1", config: Self.plain).status == "ok")
+            let (observer, sockets, commenter) = try await Self.storm(server, typists: typists, config: Self.plain)
 
             let started = ContinuousClock.now
             try await withThrowingTaskGroup(of: Void.self) { group in
@@ -102,6 +84,24 @@ import Testing
             await commenter.close()
             await observer.close()
         }
+    }
+
+    /// An observer (not acknowledging), `typists` typists and a commenter joined to
+    /// collaboration:s1:c1, the typists and the commenter with `config`.
+    static func storm(_ server: TestServer, typists: Int, config: Value) async throws
+        -> (observer: PhoenixSocket, typists: [PhoenixSocket], commenter: PhoenixSocket)
+    {
+        let observer = try await PhoenixSocket.connect(server, token: try await server.token(role: "couple", sub: "c1-user", coupleID: "c1"))
+        try #require(try await observer.join("collaboration:s1:c1", ref: "1", config: plain).status == "ok")
+        var sockets: [PhoenixSocket] = []
+        for index in 0..<typists {
+            let socket = try await PhoenixSocket.connect(server, token: try await server.token(sub: "typist-\(index)", supplierID: "s1"))
+            try #require(try await socket.join("collaboration:s1:c1", ref: "1", config: config).status == "ok")
+            sockets.append(socket)
+        }
+        let commenter = try await PhoenixSocket.connect(server, token: try await server.token(sub: "commenter", supplierID: "s1"))
+        try #require(try await commenter.join("collaboration:s1:c1", ref: "1", config: config).status == "ok")
+        return (observer, sockets, commenter)
     }
 
     /// Reads typing updates until every typist's `last` seq and the comment have arrived,

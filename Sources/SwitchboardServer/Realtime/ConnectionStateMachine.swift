@@ -30,18 +30,24 @@ struct ConnectionStateMachine {
         case expire([Expired])
     }
 
+    /// A join whose token has expired, and how long ago (for the message that closes it).
     struct Expired: Equatable {
         let topic: String
         let secondsAgo: Int
     }
 
+    /// Nanoseconds without a frame after which the socket is closed.
     let idleTimeout: UInt64
+    /// Nanoseconds a consumer may stay unwritable.
     let slowConsumerGrace: UInt64
     /// Bytes queued while unwritable past which a consumer is closed without waiting.
     let slowConsumerHardCap: Int
 
+    /// When the last frame arrived (monotonic nanoseconds).
     private var lastRead: UInt64
+    /// Each join's token expiry, in wall seconds.
     private var expiries: [String: Double] = [:]
+    /// The expiry timer's deadline, when one is scheduled.
     private var expiryDeadline: UInt64?
     private var unwritable = false
     private(set) var bytesWhileUnwritable = 0
