@@ -25,17 +25,17 @@ import Testing
     }
 
     static func tracker() -> ChannelTracker {
-        ChannelTracker(idLifetimeMilliseconds: 300_000, idCapacity: 100) { 0 }
+        ChannelTracker(idLifetime: .seconds(300), idCapacity: 100)
     }
 
     @Test func eachIdIsDeliveredOnce() {
         var tracker = Self.tracker()
         let answers = [
-            tracker.accept(Self.message("a", seq: 1)),
-            tracker.accept(Self.message("a", seq: 1, replayed: true)),  // the replayed copy of a delivered message
-            tracker.accept(Self.message("b", seq: nil)),
-            tracker.accept(Self.message("b", seq: nil)),
-            tracker.accept(Self.message(nil, seq: nil)),  // a message without an id cannot be deduplicated
+            tracker.accept(Self.message("a", seq: 1), at: .zero),
+            tracker.accept(Self.message("a", seq: 1, replayed: true), at: .zero),  // the replayed copy of a delivered message
+            tracker.accept(Self.message("b", seq: nil), at: .zero),
+            tracker.accept(Self.message("b", seq: nil), at: .zero),
+            tracker.accept(Self.message(nil, seq: nil), at: .zero),  // a message without an id cannot be deduplicated
         ]
         #expect(answers == [true, false, true, false, true])
     }
@@ -45,14 +45,30 @@ import Testing
         #expect(tracker.resumeFrom == nil, "nothing to resume before the first join")
         tracker.joined(epoch: "e1", seq: 7, recovered: nil)
         #expect(tracker.resumeFrom?.seq == 7 && tracker.resumeFrom?.epoch == "e1")
-        _ = tracker.accept(Self.message("x", seq: 8))
-        _ = tracker.accept(Self.message("y", seq: nil))
+        _ = tracker.accept(Self.message("x", seq: 8), at: .zero)
+        _ = tracker.accept(Self.message("y", seq: nil), at: .zero)
         #expect(tracker.resumeFrom?.seq == 8, "messages without a position do not move it")
         tracker.joined(epoch: "e1", seq: 12, recovered: true)
         #expect(tracker.resumeFrom?.seq == 8, "a recovered rejoin's replay moves the position, message by message")
         tracker.joined(epoch: "e2", seq: 3, recovered: false)
         #expect(tracker.resumeFrom?.seq == 3 && tracker.resumeFrom?.epoch == "e2", "not recovered: start again from the server's position")
-        _ = tracker.accept(Self.message("z", seq: 1, epoch: "e3"))
+        _ = tracker.accept(Self.message("z", seq: 1, epoch: "e3"), at: .zero)
         #expect(tracker.resumeFrom?.epoch == "e3" && tracker.resumeFrom?.seq == 1, "a message of a new epoch resets the position")
+    }
+
+    @Test func aDeliveredIdIsForgottenAfterItsLifetimeOnTheClientsClock() {
+        var tracker = ChannelTracker(idLifetime: .seconds(300), idCapacity: 100)
+        var delivered = tracker.accept(Self.message("a", seq: nil), at: .seconds(10))
+        #expect(delivered)
+        delivered = tracker.accept(Self.message("a", seq: nil), at: .milliseconds(309_999))
+        #expect(!delivered, "a repeat within the lifetime is dropped")
+        delivered = tracker.accept(Self.message("a", seq: nil), at: .seconds(310))
+        #expect(delivered, "the lifetime is measured on the time passed in")
+    }
+
+    @Test func durationsBecomeWholeMilliseconds() {
+        #expect(ChannelTracker.milliseconds(.milliseconds(1_500)) == 1_500)
+        #expect(ChannelTracker.milliseconds(.microseconds(2_999)) == 2)
+        #expect(ChannelTracker.milliseconds(.seconds(Int64.max)) == .max, "saturates instead of trapping")
     }
 }
