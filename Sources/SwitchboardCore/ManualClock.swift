@@ -40,11 +40,20 @@ public final class ManualClock: Clock, Sendable {
         case cancelledWhileRegistering
         case sleeper(CheckedContinuation<Void, any Error>)
         case callback(@Sendable () -> Void)
+
+        /// A sleep or timer the clock will wake (not one still registering or cancelled).
+        var isWaiting: Bool {
+            switch self {
+            case .sleeper, .callback: true
+            case .registering, .cancelledWhileRegistering: false
+            }
+        }
     }
 
     private struct State {
         var now = Instant(offset: .zero)
-        var wallSeconds: Double
+        /// The wall time when the clock was made; the wall time now adds `now.offset` to it.
+        let wallStart: Double
         var nextID: UInt64 = 0
         var waiters: [UInt64: (deadline: Instant, waiter: Waiter)] = [:]
     }
@@ -53,41 +62,36 @@ public final class ManualClock: Clock, Sendable {
 
     /// A clock whose wall time starts at `wallSeconds` (seconds since 1970).
     public init(wallSeconds: Double) {
-        state = Mutex(State(wallSeconds: wallSeconds))
+        state = Mutex(State(wallStart: wallSeconds))
     }
 
     public var now: Instant { state.withLock { $0.now } }
     public var minimumResolution: Duration { .nanoseconds(1) }
 
     /// The wall time now, in seconds since 1970.
-    public var wallSeconds: Double { state.withLock { $0.wallSeconds } }
+    public var wallSeconds: Double { state.withLock { $0.wallStart + Self.seconds($0.now.offset) } }
 
     /// The wall time now, in whole milliseconds since 1970.
     public var wallMilliseconds: Int64 { Int64((wallSeconds * 1000).rounded(.down)) }
 
     /// How many sleeps and timers are waiting for the clock to move.
     public var waitingCount: Int {
-        state.withLock { state in state.waiters.values.count { if case .registering = $0.waiter { false } else { true } } }
+        state.withLock { state in state.waiters.values.count { $0.waiter.isWaiting } }
     }
 
     /// The earliest deadline anything waits for, if anything does.
     public var nextDeadline: Instant? {
-        state.withLock { $0.waiters.values.map(\.deadline).min() }
+        state.withLock { state in state.waiters.values.filter { $0.waiter.isWaiting }.map(\.deadline).min() }
     }
 
-    /// Moves the clock forward by `duration` (a negative one is ignored) and wakes what is due.
+    /// Moves the clock forward by `duration` (a negative one is ignored) and wakes what is due,
+    /// each once: a repeating timer that re-arms itself when woken fires once per `advance`,
+    /// however many of its periods the advance spans.
     public func advance(by duration: Duration) {
         let due: [Waiter] = state.withLock { state in
             guard duration > .zero else { return [] }
             state.now = state.now.advanced(by: duration)
-            state.wallSeconds += Self.seconds(duration)
-            let ready = state.waiters.filter { entry in
-                guard entry.value.deadline <= state.now else { return false }
-                switch entry.value.waiter {
-                case .sleeper, .callback: return true
-                case .registering, .cancelledWhileRegistering: return false
-                }
-            }
+            let ready = state.waiters.filter { $0.value.deadline <= state.now && $0.value.waiter.isWaiting }
             .sorted { ($0.value.deadline, $0.key) < ($1.value.deadline, $1.key) }
             for entry in ready { state.waiters[entry.key] = nil }
             return ready.map(\.value.waiter)

@@ -41,10 +41,6 @@ import Testing
         return false
     }
 
-    static func manualClock() -> SwitchboardCore.ManualClock {
-        SwitchboardCore.ManualClock(wallSeconds: Date().timeIntervalSince1970)
-    }
-
     /// Waits, for at most `timeout` of real time, until `condition` holds.
     static func eventually(_ what: String, timeout: Duration = .seconds(20), _ condition: () async -> Bool) async throws {
         let deadline = ContinuousClock.now + timeout
@@ -58,7 +54,7 @@ import Testing
     /// reconnect backoff, plus one per other timer the test expects (a buffered message's
     /// expiry, a join timeout). The clock does not move, so the client stays away until the
     /// test advances it.
-    static func waitUntilAway(_ client: SwitchboardClient, on clock: SwitchboardCore.ManualClock, sleepers: Int = 1) async throws {
+    static func waitUntilAway(_ client: SwitchboardClient, on clock: ManualClock, sleepers: Int = 1) async throws {
         try await eventually("the client sleeping on its backoff with \(sleepers) timer(s) waiting") {
             isDisconnected(await client.state) && clock.waitingCount >= sleepers
         }
@@ -66,7 +62,7 @@ import Testing
 
     @Test(.timeLimit(.minutes(2))) func theClientReconnectsByItselfAndGetsExactlyTheMissedFiftyThenLiveMessages() async throws {
         try await withServer { server in
-            let clock = Self.manualClock()
+            let clock = ManualClock.startingNow()
             let client = try await Self.client(server) {
                 $0.clock = clock
                 $0.backoff = Backoff(initial: .seconds(2), jitter: 0)
@@ -107,7 +103,7 @@ import Testing
         try await withServer { server in
             let subscriber = try await PhoenixSocket.connect(server, token: try await server.token(role: "couple", sub: "c1-user", coupleID: "c1"))
             try #require(try await subscriber.join(Self.channel, ref: "1").status == "ok")
-            let clock = Self.manualClock()
+            let clock = ManualClock.startingNow()
             let client = try await Self.client(server) {
                 $0.clock = clock
                 $0.backoff = Backoff(initial: .milliseconds(300), jitter: 0)
@@ -136,7 +132,7 @@ import Testing
 
     @Test(.timeLimit(.minutes(2))) func aBufferedMessageExpiresWithAnErrorWhenTheServerStaysAway() async throws {
         let server = try await TestServer.start()
-        let clock = Self.manualClock()
+        let clock = ManualClock.startingNow()
         let client = try await Self.client(server) {
             $0.clock = clock
             $0.bufferedLifetime = .seconds(30)
@@ -163,7 +159,7 @@ import Testing
     }
 
     @Test(.timeLimit(.minutes(2))) func aJoinWithoutAReplyFailsAfterTheJoinTimeout() async throws {
-        let clock = SwitchboardCore.ManualClock(wallSeconds: 0)
+        let clock = ManualClock(wallSeconds: 0)
         var configuration = ClientConfiguration(url: "ws://127.0.0.1:1/socket/websocket", token: "unused")  // nothing listens on port 1
         configuration.clock = clock
         configuration.joinTimeout = .seconds(10)
@@ -172,7 +168,7 @@ import Testing
         async let joined = client.channel(Self.channel)
         // The join timer and the backoff after the refused connection.
         try await Self.waitUntilAway(client, on: clock, sleepers: 2)
-        #expect(clock.nextDeadline == SwitchboardCore.ManualClock.Instant(offset: .seconds(10)))
+        #expect(clock.nextDeadline == ManualClock.Instant(offset: .seconds(10)))
         clock.advance(by: .seconds(10))
         do {
             _ = try await joined
@@ -187,7 +183,7 @@ import Testing
         try await withServer { server in
             let watcher = try await PhoenixSocket.connect(server, token: try await server.token(role: "couple", sub: "c1-user", coupleID: "c1"))
             try #require(try await watcher.join(Self.channel, ref: "1").status == "ok")
-            let clock = Self.manualClock()
+            let clock = ManualClock.startingNow()
             let client = try await Self.client(server) {
                 $0.clock = clock
                 $0.backoff = Backoff(initial: .milliseconds(100), jitter: 0)
@@ -213,22 +209,20 @@ import Testing
         }
     }
 
+    /// One manual clock for the server (60 s idle timeout) and the client (30 s heartbeat): five
+    /// heartbeats, each answered before the clock moves on, carry an otherwise silent connection
+    /// through 150 s, and it is still the first connection. (With heartbeats off the server
+    /// closes it at 60 s; `ClientRealClockTests` has the same on the real clock.)
     @Test func heartbeatsKeepAnOtherwiseSilentConnectionPastTheIdleTimeout() async throws {
-        try await withServer({ $0.idleTimeoutSeconds = 1 }) { server in
-            // Not much faster: a reply slower than one interval counts as a dead connection.
-            let client = try await Self.client(server) { $0.heartbeatInterval = .milliseconds(400) }
+        let clock = ManualClock.startingNow()
+        try await withServer({ $0.clock = clock }) { server in
+            let client = try await Self.client(server) { $0.clock = clock }
             let states = Inbox(client.states)
             _ = try await client.channel(Self.channel)
-            // 5 heartbeats take 2 s, longer than the server lets a silent socket live.
-            let deadline = ContinuousClock.now + .seconds(20)
-            var inbound = 0
-            while inbound < 6, ContinuousClock.now < deadline {
-                let metrics = try await HTTPTests.request(server, "GET", "/metrics", contentType: nil)
-                let line = metrics.body.split(separator: "\n").first { $0.hasPrefix("switchboard_messages_in_total ") }
-                inbound = line.flatMap { Int($0.split(separator: " ").last ?? "") } ?? 0
-                try await Task.sleep(for: .milliseconds(100))
+            for beat in 1...5 {
+                clock.advance(by: .seconds(30))
+                try await Self.eventually("heartbeat \(beat) answered") { await client.heartbeatsAnswered >= beat }
             }
-            #expect(inbound >= 6, "the join and 5 heartbeats reached the server")
             #expect(try await states.next() == .connecting)
             #expect(try await states.next() == .connected)
             #expect(await client.state == .connected, "still the first connection")

@@ -69,18 +69,6 @@ extension ManualClock {
     static func startingNow() -> ManualClock { ManualClock(wallSeconds: Date().timeIntervalSince1970) }
 }
 
-/// Waits until `condition` holds, checking every few milliseconds; fails after `timeout`. For
-/// conditions that no event announces (a timer registered, a metric counted).
-func waitUntil(
-    _ what: @autoclosure () -> String, timeout: Duration = .seconds(20), _ condition: () async throws -> Bool
-) async throws {
-    let deadline = ContinuousClock.now + timeout
-    while try await !condition() {
-        guard ContinuousClock.now < deadline else { throw TestFailure("\(what()) did not happen within \(timeout)") }
-        try await Task.sleep(for: .milliseconds(5))
-    }
-}
-
 /// Runs `body` against a fresh server and always stops it.
 func withServer(
     _ configure: (inout SwitchboardConfiguration) -> Void = { _ in },
