@@ -110,9 +110,7 @@ public final class RulesWatcher: Sendable {
             Thread.sleep(forTimeInterval: Double(Self.milliseconds(min(pollInterval, debounce))) / 1000)
             let now = Self.fingerprint(directory)
             if now != last {
-                var names = Set(now.keys.filter { now[$0] != last[$0] }).union(last.keys.filter { now[$0] == nil })
-                // The folder's own time changes with what is written in it: name the files.
-                if names.contains(where: { $0.hasPrefix("data/") }) { names.remove("data") }
+                let names = Set(now.keys.filter { now[$0] != last[$0] }).union(last.keys.filter { now[$0] == nil })
                 last = now
                 debouncer.changed(names, at: .now)
             } else if let changed = debouncer.due(at: .now) {
@@ -129,6 +127,12 @@ public final class RulesWatcher: Sendable {
             let folder = sub.isEmpty ? directory : directory.appendingPathComponent(sub)
             guard let names = try? manager.contentsOfDirectory(atPath: folder.path) else { continue }
             for name in names where isRelevant(name, inData: !sub.isEmpty) {
+                if sub.isEmpty, name == "data" {
+                    // The folder counts by its presence only: its time changes with every
+                    // write inside it, and the files in it are fingerprinted themselves.
+                    result[name] = "folder"
+                    continue
+                }
                 let path = folder.appendingPathComponent(name).path
                 let attributes = try? manager.attributesOfItem(atPath: path)
                 let size = (attributes?[.size] as? NSNumber)?.int64Value ?? -1
