@@ -31,6 +31,8 @@ let package = Package(
         .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.8.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         .package(url: "https://github.com/hummingbird-project/swift-websocket.git", from: "1.6.2"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         .systemLibrary(
@@ -70,12 +72,27 @@ let package = Package(
             swiftSettings: strict
         ),
         .target(
+            name: "SwitchboardPostgres",
+            dependencies: [
+                "SwitchboardCore",
+                "SwitchboardWire",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            resources: [.embedInCode("Migrations")],
+            swiftSettings: strict
+        ),
+        .target(
             name: "SwitchboardServer",
             dependencies: [
                 "SwitchboardCore",
                 "SwitchboardWire",
                 "SwitchboardAuth",
                 "SwitchboardRules",
+                "SwitchboardPostgres",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -122,6 +139,7 @@ let package = Package(
                 "SwitchboardBench",
                 "SwitchboardClient",
                 "SwitchboardRules",
+                "SwitchboardPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

@@ -50,9 +50,15 @@ public protocol Policy: Sendable {
     /// How much of `channel`'s history is kept for replay; nil when the channel keeps none
     /// (joins asking for a replay are refused there; only `critical` events are kept).
     func history(for channel: ChannelName) -> HistoryRetention?
+    /// May a message that no user sent (a row a database transaction committed) be published
+    /// as `event` on `channel`? The catalog's checks only (channel rule, event `on`, fields):
+    /// the database is trusted like the platform's backend, so no send hook runs.
+    func checkMessage(channel: ChannelName, event: String, payload: Value?) -> Decision
 }
 
 extension Policy {
     /// Every channel keeps the spec's history: the last 100 messages, for 5 minutes.
     public func history(for channel: ChannelName) -> HistoryRetention? { .standard }
+    /// Every message is well-formed.
+    public func checkMessage(channel: ChannelName, event: String, payload: Value?) -> Decision { .allow }
 }

@@ -101,20 +101,33 @@ public final class RulesEngine: Policy, Sendable {
         guard let rule = generation.rules.rule(for: channel) else {
             return .deny("no rule matches channel \(channel)")
         }
-        if let declared = generation.rules.eventTable[event] {
-            guard declared.on.contains(where: { $0.matches(channel) }) else {
-                return .deny("event \(event) is not allowed on \(channel)")
-            }
-            if let problem = Self.checkFields(of: declared, payload: payload) { return .deny(problem) }
-        } else if !generation.rules.allowUndeclaredEvents {
-            return .deny("event \(event) is not declared in the rules")
-        }
+        if case .deny(let why) = Self.checkCatalog(generation.rules, channel: channel, event: event, payload: payload) { return .deny(why) }
         if rule.hasSend {
             return generation.hook(
                 .channel, rule.index, .send, identity, channel: channel, rule: rule, event: (event, payload), options: options)
         }
         if rule.kind == .broadcast { return .deny("\(channel) is read-only") }
         return generation.hook(.channel, rule.index, .join, identity, channel: channel, rule: rule, event: nil, options: options)
+    }
+
+    /// A message that no user sends (a database row): a rule must match the channel, and the
+    /// event catalog's `on` and fields must hold (or undeclared events be allowed); no hook runs.
+    public func checkMessage(channel: ChannelName, event: String, payload: Value?) -> Decision {
+        let generation = current
+        guard generation.rules.rule(for: channel) != nil else { return .deny("no rule matches channel \(channel)") }
+        return Self.checkCatalog(generation.rules, channel: channel, event: event, payload: payload)
+    }
+
+    private static func checkCatalog(_ rules: RuleSet, channel: ChannelName, event: String, payload: Value?) -> Decision {
+        if let declared = rules.eventTable[event] {
+            guard declared.on.contains(where: { $0.matches(channel) }) else {
+                return .deny("event \(event) is not allowed on \(channel)")
+            }
+            if let problem = checkFields(of: declared, payload: payload) { return .deny(problem) }
+        } else if !rules.allowUndeclaredEvents {
+            return .deny("event \(event) is not declared in the rules")
+        }
+        return .allow
     }
 
     /// The declared event's batch policy and rate limit; undeclared events are immediate.

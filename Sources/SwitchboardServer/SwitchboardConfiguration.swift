@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import SwitchboardAuth
 import SwitchboardCore
+import SwitchboardPostgres
 
 /// Everything the server needs to start, with the spec's defaults.
 public struct SwitchboardConfiguration: Sendable {
@@ -53,6 +54,14 @@ public struct SwitchboardConfiguration: Sendable {
     /// consumers, batch windows, rate limits, history ages). Tests give it a `ManualClock` and
     /// move time by hand instead of waiting.
     public var clock: any ServerClock = SystemClock()
+
+    /// PostgreSQL, when the server has one (`--database-url`): triggers publish through
+    /// Supabase's `realtime.send`. nil: embedded, in memory.
+    public var database: DatabaseSettings?
+    /// Apply pending migrations at start (else refuse to start while any is pending).
+    public var migrateDatabase: Bool = true
+    /// How long to keep trying to reach the database at start before giving up.
+    public var databaseStartTimeout: Duration = .seconds(30)
 
     /// A policy to use instead of the rules directory (embedders and tests); nil loads
     /// `rulesDirectory` with the Lua rules engine.

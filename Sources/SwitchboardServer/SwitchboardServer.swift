@@ -6,6 +6,7 @@ import NIOPosix
 import ServiceLifecycle
 import SwitchboardAuth
 import SwitchboardCore
+import SwitchboardPostgres
 import SwitchboardRules
 
 /// The Switchboard server: one port serving the realtime WebSocket protocol, the REST
@@ -17,6 +18,8 @@ public struct SwitchboardServer: Sendable {
     let realtime: RealtimeService
     /// Reloads the rules directory on change or SIGHUP; nil when a policy was injected.
     let reloader: RulesReloadService?
+    /// The database's pool, message reader and upkeep; nil when the server runs embedded.
+    let database: (any Service)?
 
     /// Builds a server; fails with a clear message when the auth configuration is unusable or
     /// the rules directory does not load (`ServerStartError.rules`, every error with file:line).
@@ -39,8 +42,25 @@ public struct SwitchboardServer: Sendable {
             rules = engine
             policy = engine
         }
+        let health = DatabaseHealth { state in metrics.databaseUp.set(state == .up ? 1 : 0) }
         let shared = RealtimeContext(
-            hub: hub, verifier: verifier, policy: policy, rules: rules, configuration: configuration, logger: logger)
+            hub: hub, verifier: verifier, policy: policy, rules: rules, configuration: configuration,
+            database: configuration.database == nil ? nil : health, logger: logger)
+        if let settings = configuration.database {
+            metrics.databaseUp.set(0)
+            let opened: Database
+            do {
+                opened = try await Database.open(
+                    settings, migrate: configuration.migrateDatabase, timeout: configuration.databaseStartTimeout, health: health,
+                    logger: logger)
+            } catch {
+                throw ServerStartError.database(error)
+            }
+            let inbox = DatabaseInbox(shared: shared)
+            database = opened.service { messages in inbox.publish(messages) }
+        } else {
+            database = nil
+        }
         let router = Router()
         RESTRoutes(shared: shared).register(on: router)
         application = Application(
@@ -83,7 +103,9 @@ public struct SwitchboardServer: Sendable {
     }
 
     /// The services to run, in start order (shut down in reverse: WebSockets drain first).
-    public var services: [any Service] { (reloader.map { [$0] } ?? []) + [application, realtime] }
+    public var services: [any Service] {
+        (reloader.map { [$0] } ?? []) + (database.map { [$0] } ?? []) + [application, realtime]
+    }
 
     /// Runs until SIGTERM or SIGINT, then drains: every client gets a `system` "Server requested
     /// disconnect" message and a close with code 1012.
@@ -98,11 +120,15 @@ public struct SwitchboardServer: Sendable {
 public enum ServerStartError: Error, CustomStringConvertible {
     /// The rules directory did not load; every problem is listed.
     case rules(directory: String, RulesLoadError)
+    /// The database could not be reached, checked or migrated.
+    case database(DatabaseError)
 
     public var description: String {
         switch self {
         case .rules(let directory, let failure):
             "the rules in \(directory) did not load:\n" + failure.errors.map { "  \($0)" }.joined(separator: "\n")
+        case .database(let error):
+            "the database is not usable: \(error.message)"
         }
     }
 }

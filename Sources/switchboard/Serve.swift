@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import SwitchboardAuth
 import SwitchboardCore
+import SwitchboardPostgres
 import SwitchboardServer
 
 /// `switchboard serve`: runs the server.
@@ -32,6 +33,12 @@ struct Serve: AsyncParsableCommand {
     var slowConsumerBytes: Int?
     @Option(help: "Cap on replay history over all channels, in bytes (SWITCHBOARD_MAX_HISTORY_BYTES, default 268435456).")
     var maxHistoryBytes: Int?
+    @Option(help: "PostgreSQL as the system of record: postgres://user:password@host:5432/database (SWITCHBOARD_DATABASE_URL; none: in memory).")
+    var databaseURL: String?
+    @Flag(inversion: .prefixedNo, help: "Apply pending database migrations at start (SWITCHBOARD_DATABASE_MIGRATE=0 turns it off; then pending ones stop the start).")
+    var migrate: Bool = true
+    @Option(help: "Seconds to keep trying to reach the database at start before giving up (SWITCHBOARD_DATABASE_START_TIMEOUT, default 30).")
+    var databaseStartTimeout: Int?
     @Option(help: "trace, debug, info, notice, warning, error or critical (SWITCHBOARD_LOG_LEVEL, default info).")
     var logLevel: Logger.Level?
     @Option(help: "text or json (SWITCHBOARD_LOG_FORMAT, default text).") var logFormat: LogFormat?
@@ -66,6 +73,17 @@ struct Serve: AsyncParsableCommand {
         configuration.maxHistoryBytes =
             try maxHistoryBytes ?? Environment.int("SWITCHBOARD_MAX_HISTORY_BYTES") ?? configuration.maxHistoryBytes
         configuration.logLevel = level
+        if let url = databaseURL ?? Environment.string("SWITCHBOARD_DATABASE_URL") {
+            do {
+                configuration.database = try DatabaseSettings(url: url)
+            } catch {
+                throw ValidationError(error.message)
+            }
+            configuration.migrateDatabase = try migrate && (Environment.bool("SWITCHBOARD_DATABASE_MIGRATE") ?? true)
+            let timeout = try databaseStartTimeout ?? Environment.int("SWITCHBOARD_DATABASE_START_TIMEOUT") ?? 30
+            guard timeout >= 0 else { throw ValidationError("--database-start-timeout must be 0 or more seconds") }
+            configuration.databaseStartTimeout = .seconds(timeout)
+        }
         try Self.validate(configuration)
         if benchmarkAllowEverything {
             // Only for measuring what the rules cost (docs/BENCHMARKS.md): loopback only.

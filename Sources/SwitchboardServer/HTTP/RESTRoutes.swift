@@ -15,7 +15,17 @@ struct RESTRoutes {
     func register(on router: Router<BasicRequestContext>) {
         router.get("/health") { _, _ in
             let connections = await shared.hub.connectionCount()
-            return Self.json(.ok, ["status": "ok", "connections": .int(connections)])
+            var body: Value.Object = ["status": "ok", "connections": .int(connections)]
+            // Still 200 while the database is down: local delivery goes on.
+            switch shared.database?.current {
+            case nil: break
+            case .up: body["database"] = "up"
+            case .down(let reason):
+                body["status"] = "degraded"
+                body["database"] = "down"
+                body["database_error"] = .string(reason)
+            }
+            return Self.json(.ok, .object(body))
         }
         router.get("/metrics") { _, _ in
             Response(

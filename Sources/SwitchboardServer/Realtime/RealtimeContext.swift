@@ -4,6 +4,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import SwitchboardAuth
 import SwitchboardCore
+import SwitchboardPostgres
 import SwitchboardRules
 import SwitchboardWire
 
@@ -22,6 +23,8 @@ final class RealtimeContext: Sendable {
     let batches: BatchRegistry
     let activity = ChannelActivity()
     let presence: PresenceRegistry
+    /// Whether the database is reachable; nil when the server runs without one.
+    let database: DatabaseHealth?
     private let connectionIDs = NIOLockedValueBox<UInt64>(0)
 
     /// A process-unique id for a connection (the owner of its presence entries).
@@ -34,9 +37,10 @@ final class RealtimeContext: Sendable {
 
     init(
         hub: Hub, verifier: TokenVerifier, policy: any Policy, rules: RulesEngine?, configuration: SwitchboardConfiguration,
-        logger: Logger
+        database: DatabaseHealth? = nil, logger: Logger
     ) {
         self.hub = hub
+        self.database = database
         let log = ChannelLog(
             hub: hub, maxHistoryBytes: configuration.maxHistoryBytes, maxHistoryChannels: configuration.maxHistoryChannels,
             recentIDCapacity: configuration.maxRecentMessageIDs, now: { [clock = configuration.clock] in clock.wallClockMilliseconds() })
@@ -66,10 +70,11 @@ final class RealtimeContext: Sendable {
     /// refusal is already counted in the metrics).
     ///
     /// `binaryBody` is the raw body of a binary kind 3 push, which `transform` never rewrites;
-    /// `asBinary` says the push was kind 3 (vsn 2.0.0 peers get kind 4).
+    /// `asBinary` says the push was kind 3 (vsn 2.0.0 peers get kind 4). `limited: false`
+    /// skips the rate limits (a database's committed rows: refusing them would lose them).
     func admit(
         event: String, payload: Value?, binaryBody: ByteBuffer? = nil, asBinary: Bool = false, clientID: String? = nil,
-        channel: ChannelName, topic: String, identity: Identity, sender: UInt64?, loop: any EventLoop
+        channel: ChannelName, topic: String, identity: Identity, sender: UInt64?, loop: any EventLoop, limited: Bool = true
     ) -> Refusal? {
         if let clientID, log.isRepeat(clientID, topic: topic) {
             metrics.duplicatesDropped.increment()
@@ -77,15 +82,19 @@ final class RealtimeContext: Sendable {
         }
         return admit(
             event: event, payload: payload, binaryBody: binaryBody, asBinary: asBinary, clientID: clientID, channel: channel, topic: topic,
-            identity: identity, sender: sender, loop: loop, depth: 0, derived: DerivedBudget())
+            identity: identity, sender: sender, loop: loop, depth: 0, derived: DerivedBudget(limited: limited))
     }
 
     /// What one original message may still derive, across every level of `on_publish`, and
     /// which limits it hit (each is reported once per message).
     private final class DerivedBudget {
+        /// Whether the original message (and so what it derives) counts on rate limits.
+        let limited: Bool
         var remaining = RealtimeContext.maxDerivedPerMessage
         var hitDepth = false
         var hitLimit = false
+
+        init(limited: Bool) { self.limited = limited }
     }
 
     private func admit(
@@ -94,7 +103,9 @@ final class RealtimeContext: Sendable {
     ) -> Refusal? {
         let travel = policy.eventPolicy(event, channel: channel)
         let now = configuration.clock.monotonicSeconds()
-        if let rate = travel.rateLimit {
+        if !derived.limited {
+            // Not counted: a database's committed rows.
+        } else if let rate = travel.rateLimit {
             let key = rate.per == .user ? "\(channel)#\(event)#\(identity.subject ?? "")" : "\(channel)#\(event)"
             if case .refused(let retryAfter) = rateLimiter.attempt(key: key, limit: rate.perMinute, now: now) {
                 return counted(.eventRateLimited(event, on: channel, rate: rate, retryAfter: retryAfter))

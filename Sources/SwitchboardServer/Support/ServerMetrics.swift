@@ -32,6 +32,12 @@ final class ServerMetrics: Sendable {
     let messagesReplayed: CoreMetrics.Counter
     /// Publishes dropped as repeats of a client-chosen id.
     let duplicatesDropped: CoreMetrics.Counter
+    /// 1 while the database is reachable, 0 while it is not (absent without a database).
+    let databaseUp: CoreMetrics.Meter
+    /// Rows of `realtime.messages` by what became of them.
+    let databasePublished: CoreMetrics.Counter
+    let databaseRefused: CoreMetrics.Counter
+    let databaseIgnored: CoreMetrics.Counter
     private let subscriptionsByScope: [String: CoreMetrics.Meter]
     private let presencesByScope: [String: CoreMetrics.Meter]
     private let rejectionsByReason: [String: CoreMetrics.Counter]
@@ -62,6 +68,13 @@ final class ServerMetrics: Sendable {
         replaysNotRecovered = CoreMetrics.Counter(label: "switchboard_replays_total", dimensions: [("recovered", "false")], factory: factory)
         messagesReplayed = CoreMetrics.Counter(label: "switchboard_messages_replayed_total", factory: factory)
         duplicatesDropped = CoreMetrics.Counter(label: "switchboard_duplicates_dropped_total", factory: factory)
+        databaseUp = CoreMetrics.Meter(label: "switchboard_database_up", factory: factory)
+        databasePublished = CoreMetrics.Counter(
+            label: "switchboard_database_messages_total", dimensions: [("result", "published")], factory: factory)
+        databaseRefused = CoreMetrics.Counter(
+            label: "switchboard_database_messages_total", dimensions: [("result", "refused")], factory: factory)
+        databaseIgnored = CoreMetrics.Counter(
+            label: "switchboard_database_messages_total", dimensions: [("result", "ignored")], factory: factory)
         var scopes: [String: CoreMetrics.Meter] = [:]
         for scope in Self.knownScopes.union(["other"]) {
             scopes[scope] = CoreMetrics.Meter(label: "switchboard_subscriptions", dimensions: [("scope", scope)], factory: factory)

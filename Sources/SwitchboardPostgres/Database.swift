@@ -1,0 +1,145 @@
+import Logging
+import NIOCore
+import NIOPosix
+import PostgresNIO
+import ServiceLifecycle
+
+/// The server's database: checked and migrated at start (`open`), then run as a service: the
+/// connection pool, the message reader and the hourly partition upkeep.
+public final class Database: Sendable {
+    public let settings: DatabaseSettings
+    /// The logical replication slot `realtime.messages` is read from.
+    public let slotName: String
+    public let health: DatabaseHealth
+    let pool: PostgresClient
+    let logger: Logger
+
+    /// How long partitions of `realtime.messages` are kept (Supabase: 72 hours).
+    public static let messageRetention = "72 hours"
+
+    private init(settings: DatabaseSettings, slotName: String, health: DatabaseHealth, logger: Logger) {
+        self.settings = settings
+        self.slotName = slotName
+        self.health = health
+        self.logger = logger
+        var configuration = settings.clientConfiguration()
+        configuration.options.maximumConnections = 8
+        self.pool = PostgresClient(configuration: configuration, backgroundLogger: logger)
+    }
+
+    /// Connects (retrying until `timeout` passes: the database may still be starting), checks
+    /// that it can serve (logical WAL, wal2json), applies pending migrations when `migrate`
+    /// (else refuses to start with the list of them), creates the message slot and today's
+    /// partitions.
+    public static func open(
+        _ settings: DatabaseSettings, migrate: Bool, timeout: Duration, health: DatabaseHealth, logger: Logger
+    ) async throws(DatabaseError) -> Database {
+        let slot: String
+        do {
+            slot = try await withConnection(settings, retryingFor: timeout, logger: logger) { connection in
+                let migrator = Migrator(connection: connection, logger: logger)
+                if migrate {
+                    try await migrator.migrate()
+                } else {
+                    let status = try await migrator.status(slotName: "")
+                    if !status.pending.isEmpty {
+                        throw DatabaseError(
+                            "the database lacks migrations \(status.pending.map { "\($0.version) (\($0.name))" }.joined(separator: ", ")); "
+                                + "run switchboard db migrate")
+                    }
+                }
+                return try await prepareSlot(on: connection, logger: logger)
+            }
+        } catch let error as DatabaseError {
+            throw error
+        } catch {
+            throw DatabaseError(DatabaseError.describe(error))
+        }
+        return Database(settings: settings, slotName: slot, health: health, logger: logger)
+    }
+
+    /// The name of this database's message slot.
+    public static func slotName(on connection: PostgresConnection, logger: Logger) async throws -> String {
+        try await MessageReader.slotName(on: connection, logger: logger)
+    }
+
+    /// Creates this database's message slot when missing, and the coming days' partitions;
+    /// returns the slot's name.
+    public static func prepareSlot(on connection: PostgresConnection, logger: Logger) async throws -> String {
+        let slot = try await MessageReader.slotName(on: connection, logger: logger)
+        try await MessageReader.ensureSlot(slot, on: connection, logger: logger)
+        try await connection.query("select switchboard.ensure_message_partitions(3)", logger: logger)
+        return slot
+    }
+
+    /// Runs `body` on one connection, retrying the connection (not the body) until `timeout`.
+    public static func withConnection<Result: Sendable>(
+        _ settings: DatabaseSettings, retryingFor timeout: Duration = .zero, logger: Logger,
+        _ body: (PostgresConnection) async throws -> Result
+    ) async throws -> Result {
+        let configuration = try settings.connectionConfiguration()
+        let deadline = ContinuousClock.now + timeout
+        var attempt = 0
+        var connection: PostgresConnection?
+        while connection == nil {
+            attempt += 1
+            do {
+                connection = try await PostgresConnection.connect(
+                    on: MultiThreadedEventLoopGroup.singleton.any(), configuration: configuration, id: attempt, logger: logger)
+            } catch {
+                let reason = DatabaseError.describe(error)
+                guard ContinuousClock.now < deadline else {
+                    throw DatabaseError("cannot reach the database at \(settings) after \(attempt) attempt(s): \(reason)")
+                }
+                logger.warning("the database is not reachable yet; retrying", metadata: ["database": "\(settings)", "error": "\(reason)"])
+                try await Task.sleep(for: .milliseconds(min(2000, 250 * attempt)))
+            }
+        }
+        guard let connection else { throw DatabaseError("unreachable") }
+        do {
+            let result = try await body(connection)
+            try? await connection.close()
+            return result
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+    }
+
+    /// The pool, the reader (handing committed messages to `deliver`) and the partition upkeep,
+    /// until the task is cancelled or a graceful shutdown.
+    public func service(deliver: @escaping MessageReader.Deliver) -> some Service {
+        DatabaseService(database: self, reader: MessageReader(settings: settings, slotName: slotName, health: health, logger: logger, deliver: deliver))
+    }
+
+    /// Creates the coming days' partitions and drops those past the retention.
+    func upkeep() async {
+        do {
+            try await pool.query("select switchboard.ensure_message_partitions(3)", logger: logger)
+            try await pool.query(
+                "select switchboard.drop_message_partitions(\(Self.messageRetention)::interval)", logger: logger)
+        } catch {
+            logger.warning("partition upkeep of realtime.messages failed", metadata: ["error": "\(DatabaseError.describe(error))"])
+        }
+    }
+}
+
+struct DatabaseService: Service {
+    let database: Database
+    let reader: MessageReader
+
+    func run() async throws {
+        await withDiscardingTaskGroup { group in
+            group.addTask { await database.pool.run() }
+            group.addTask { await reader.run() }
+            group.addTask {
+                while !Task.isCancelled {
+                    await database.upkeep()
+                    try? await Task.sleep(for: .seconds(3600))
+                }
+            }
+            try? await gracefulShutdown()
+            group.cancelAll()
+        }
+    }
+}

@@ -1,0 +1,74 @@
+import Logging
+import NIOCore
+import SwitchboardCore
+import SwitchboardPostgres
+import SwitchboardWire
+
+/// Publishes the rows that database transactions committed to `realtime.messages`, in commit
+/// order, through the same path as WebSocket and REST messages (`RealtimeContext.admit`: event
+/// catalog, transform, batching, history, `on_publish`, metrics). Each keeps its row id as
+/// `meta.id`. Who receives one is the channel's join rule, as for any message; Supabase's
+/// `private` flag is not consulted (Switchboard has one channel per name, and its rules decide).
+///
+/// A row that cannot be published (a bad channel name, an event the rules refuse, fields that
+/// fail, a payload over the limit) is logged with its id and reason and counted in
+/// `switchboard_database_messages_total{result="refused"}`; the rows after it go on.
+struct DatabaseInbox: Sendable {
+    let shared: RealtimeContext
+
+    /// Who a database message is from, for hooks (`transform`, `on_publish`) that read `user`.
+    static let identity = Identity(subject: "database", role: "service_role", expiresAt: .infinity)
+
+    func publish(_ messages: [DatabaseMessage]) {
+        for message in messages {
+            switch publish(message) {
+            case .published: shared.metrics.databasePublished.increment()
+            case .ignored: shared.metrics.databaseIgnored.increment()
+            case .refused(let reason):
+                shared.metrics.databaseRefused.increment()
+                shared.logger.warning(
+                    "a realtime.messages row was not published",
+                    metadata: ["id": "\(message.id)", "topic": "\(message.topic)", "event": "\(message.event ?? "")", "reason": "\(reason)"])
+            }
+        }
+    }
+
+    enum Outcome: Equatable {
+        case published
+        /// Not a broadcast (Supabase's other `extension`s, e.g. presence).
+        case ignored
+        case refused(String)
+    }
+
+    func publish(_ message: DatabaseMessage) -> Outcome {
+        guard message.extension == "broadcast" else { return .ignored }
+        shared.metrics.messagesIn.increment()
+        if let problem = message.problem { return .refused(problem) }
+        guard let event = message.event, !event.isEmpty else { return .refused("the row has no event") }
+        let channel: ChannelName
+        do {
+            channel = try ChannelName(validating: message.topic)
+        } catch {
+            return .refused("bad topic: \(error.description)")
+        }
+        guard let payload = message.payload, payload.objectValue != nil else {
+            return .refused("the payload must be a JSON object")
+        }
+        var bytes = ByteBufferAllocator().buffer(capacity: 256)
+        JSON.serialize(payload, into: &bytes)
+        let limit = shared.configuration.maxPayloadBytes
+        guard bytes.readableBytes <= limit else {
+            return .refused("the payload is \(bytes.readableBytes) bytes; at most \(limit) are allowed")
+        }
+        if case .deny(let why) = shared.policy.checkMessage(channel: channel, event: event, payload: payload) {
+            return .refused(why)
+        }
+        if let refusal = shared.admit(
+            event: event, payload: payload, clientID: message.id, channel: channel, topic: "realtime:\(channel)",
+            identity: Self.identity, sender: nil, loop: shared.hub.loops[0], limited: false)
+        {
+            return .refused(refusal.reason)
+        }
+        return .published
+    }
+}
