@@ -152,6 +152,7 @@ let package = Package(
             dependencies: ["switchboard"],
             path: "Plugins/CheckRules"
         ),
+        .testTarget(name: "SwitchboardPostgresTests", dependencies: ["SwitchboardPostgres", "SwitchboardCore"], swiftSettings: strict),
         .testTarget(name: "SwitchboardCoreTests", dependencies: ["SwitchboardCore"], swiftSettings: strict),
         .testTarget(name: "SwitchboardClientTests", dependencies: ["SwitchboardClient", "SwitchboardCore"], swiftSettings: strict),
         .testTarget(name: "SwitchboardLuaTests", dependencies: ["SwitchboardLua"], swiftSettings: strict),
@@ -181,7 +182,9 @@ let package = Package(
                 .product(name: "NIOWebSocket", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 "SwitchboardRules",
+                "SwitchboardPostgres",
             ],
             swiftSettings: strict
         ),

@@ -10,6 +10,9 @@ pkg-config --exists lua5.4 2>/dev/null || missing+=(liblua5.4-dev pkg-config)
 if [ "${SWITCHBOARD_SETUP_TESTS:-0}" = 1 ]; then
   command -v python3 >/dev/null 2>&1 || missing+=(python3)
   python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)
+  # PostgreSQL 15 with wal2json: the database tests start their own cluster with it.
+  [ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql-15)
+  [ -f /usr/lib/postgresql/15/lib/wal2json.so ] || missing+=(postgresql-15-wal2json)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}" >&2

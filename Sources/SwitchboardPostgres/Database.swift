@@ -68,11 +68,12 @@ public final class Database: Sendable {
     public static func prepareSlot(on connection: PostgresConnection, logger: Logger) async throws -> String {
         let slot = try await MessageReader.slotName(on: connection, logger: logger)
         try await MessageReader.ensureSlot(slot, on: connection, logger: logger)
-        try await connection.query("select switchboard.ensure_message_partitions(3)", logger: logger)
+        try await connection.run("select switchboard.ensure_message_partitions(3)", logger: logger)
         return slot
     }
 
     /// Runs `body` on one connection, retrying the connection (not the body) until `timeout`.
+    @discardableResult
     public static func withConnection<Result: Sendable>(
         _ settings: DatabaseSettings, retryingFor timeout: Duration = .zero, logger: Logger,
         _ body: (PostgresConnection) async throws -> Result
@@ -115,8 +116,8 @@ public final class Database: Sendable {
     /// Creates the coming days' partitions and drops those past the retention.
     func upkeep() async {
         do {
-            try await pool.query("select switchboard.ensure_message_partitions(3)", logger: logger)
-            try await pool.query(
+            try await pool.run("select switchboard.ensure_message_partitions(3)", logger: logger)
+            try await pool.run(
                 "select switchboard.drop_message_partitions(\(Self.messageRetention)::interval)", logger: logger)
         } catch {
             logger.warning("partition upkeep of realtime.messages failed", metadata: ["error": "\(DatabaseError.describe(error))"])

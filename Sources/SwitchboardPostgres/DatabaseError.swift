@@ -1,3 +1,4 @@
+import Logging
 import PostgresNIO
 
 /// Why something Switchboard asked of PostgreSQL failed, in a sentence an operator can act on.
@@ -22,5 +23,22 @@ public struct DatabaseError: Error, CustomStringConvertible, Sendable {
         }
         if let underlying = error.underlying { return "\(error.code): \(underlying)" }
         return "\(error.code)"
+    }
+}
+
+extension PostgresConnection {
+    /// Runs a statement and reads its rows to the end: postgres-nio reports an error raised while
+    /// a statement executes (after its row description) through the row sequence, so a statement
+    /// whose rows are not read could fail unnoticed.
+    public func run(_ query: PostgresQuery, logger: Logger) async throws {
+        for try await _ in try await self.query(query, logger: logger) {}
+    }
+}
+
+extension PostgresClient {
+    /// Runs a statement on a pooled connection and reads its rows to the end (see
+    /// `PostgresConnection.run`).
+    public func run(_ query: PostgresQuery, logger: Logger) async throws {
+        for try await _ in try await self.query(query, logger: logger) {}
     }
 }

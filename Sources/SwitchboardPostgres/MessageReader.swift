@@ -6,7 +6,7 @@ import PostgresNIO
 /// Reads the rows committed to `realtime.messages` from a logical replication slot (wal2json),
 /// in commit order, and hands them to the server; then moves the slot past them.
 ///
-/// One round: take the WAL position `upto` (the current one, at most `maxRoundBytes` past the
+/// One round: take the WAL position `upto` (the flushed one, at most `maxRoundBytes` past the
 /// slot's), read every inserted message of the transactions that committed before it
 /// (`pg_logical_slot_peek_changes(slot, upto, …)`), deliver them, then advance the slot to
 /// `upto`. A transaction that commits later is read in a later round whatever order the
@@ -78,7 +78,14 @@ public final class MessageReader: Sendable {
                 // Ends (and so ends the connection) when a round fails.
                 for await _ in wakeups {
                     do {
-                        try await self.round(on: connection)
+                        if try await self.round(on: connection) == .unflushed {
+                            // A commit's WAL may not be flushed yet (synchronous_commit = off):
+                            // decoding sees only flushed WAL, so look again shortly.
+                            Task {
+                                try await Task.sleep(for: Self.unflushedRetry)
+                                wake.yield()
+                            }
+                        }
                     } catch {
                         try? await connection.close()
                         throw error
@@ -101,18 +108,32 @@ public final class MessageReader: Sendable {
         }
     }
 
-    /// One round: read what committed before the current position (bounded), deliver, advance.
-    func round(on connection: PostgresConnection) async throws {
-        var target: (upto: String, behind: Bool)?
+    enum RoundResult: Equatable {
+        case done
+        /// WAL was written but not yet flushed when the round ended: what it holds is not
+        /// decodable yet.
+        case unflushed
+    }
+
+    /// How soon to look again while WAL waits to be flushed (the WAL writer flushes every 200 ms
+    /// by default).
+    static let unflushedRetry = Duration.milliseconds(20)
+
+    /// One round: read what committed before the flushed WAL position (at most `maxRoundBytes`
+    /// past the slot's), deliver, advance. Decoding only ever sees flushed WAL, so the round
+    /// stops there, and the slot never moves past what was decoded.
+    func round(on connection: PostgresConnection) async throws -> RoundResult {
+        var target: (upto: String, behind: Bool, unflushed: Bool)?
         let positions = try await connection.query(
             """
-            select least(pg_current_wal_lsn(), confirmed_flush_lsn + \(Self.maxRoundBytes)::numeric)::text,
-                   pg_current_wal_lsn() > confirmed_flush_lsn
+            select least(pg_current_wal_flush_lsn(), confirmed_flush_lsn + \(Self.maxRoundBytes)::numeric)::text,
+                   pg_current_wal_flush_lsn() > confirmed_flush_lsn,
+                   pg_current_wal_insert_lsn() > pg_current_wal_flush_lsn()
             from pg_replication_slots where slot_name = \(slotName)
             """, logger: logger)
-        for try await (upto, behind) in positions.decode((String, Bool).self) { target = (upto, behind) }
+        for try await (upto, behind, unflushed) in positions.decode((String, Bool, Bool).self) { target = (upto, behind, unflushed) }
         guard let target else { throw DatabaseError("the replication slot \(slotName) is gone (dropped while the server ran?)") }
-        guard target.behind else { return }
+        guard target.behind else { return target.unflushed ? .unflushed : .done }
         var messages: [DatabaseMessage] = []
         let changes = try await connection.query(
             """
@@ -124,7 +145,8 @@ public final class MessageReader: Sendable {
             if let message = Wal2JSON.message(fromChange: data) { messages.append(message) }
         }
         if !messages.isEmpty { await deliver(messages) }
-        try await connection.query("select pg_replication_slot_advance(\(slotName), \(target.upto)::pg_lsn)", logger: logger)
+        try await connection.run("select pg_replication_slot_advance(\(slotName), \(target.upto)::pg_lsn)", logger: logger)
+        return target.unflushed ? .unflushed : .done
     }
 
     /// Creates the logical replication slot when it does not exist, with a message that says
@@ -137,7 +159,7 @@ public final class MessageReader: Sendable {
                     "the database has wal_level = \(value); Switchboard reads realtime.messages by logical decoding, "
                         + "so set wal_level = logical in postgresql.conf and restart PostgreSQL")
             }
-            try await connection.query(
+            try await connection.run(
                 """
                 select pg_create_logical_replication_slot(\(name), 'wal2json')
                 where not exists (select 1 from pg_replication_slots where slot_name = \(name))

@@ -59,8 +59,8 @@ public struct Migrator: Sendable {
     @discardableResult
     public func migrate(_ migrations: [Migration] = Migration.all) async throws(DatabaseError) -> [Migration] {
         do {
-            try await connection.query("create schema if not exists switchboard", logger: logger)
-            try await connection.query(
+            try await connection.run("create schema if not exists switchboard", logger: logger)
+            try await connection.run(
                 """
                 create table if not exists switchboard.schema_migrations (
                     version integer primary key,
@@ -70,14 +70,14 @@ public struct Migrator: Sendable {
             var done: [Migration] = []
             for migration in migrations {
                 let applied = try await connection.withTransaction(logger: logger) { connection in
-                    try await connection.query("select pg_advisory_xact_lock(\(Self.advisoryLock))", logger: logger)
+                    try await connection.run("select pg_advisory_xact_lock(\(Self.advisoryLock))", logger: logger)
                     let rows = try await connection.query(
                         "select 1 from switchboard.schema_migrations where version = \(migration.version)", logger: logger)
                     for try await _ in rows { return false }
                     for statement in SQLScript.statements(migration.sql) {
-                        try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                        try await connection.run(PostgresQuery(unsafeSQL: statement), logger: logger)
                     }
-                    try await connection.query(
+                    try await connection.run(
                         "insert into switchboard.schema_migrations (version, name) values (\(migration.version), \(migration.name))",
                         logger: logger)
                     return true

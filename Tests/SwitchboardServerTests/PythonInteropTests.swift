@@ -28,7 +28,7 @@ import Testing
             let fresh = try await server.token(role: "supplier", sub: "a", supplierID: "s1", ttl: 7200)
             let outsider = try await server.token(role: "couple", sub: "z", coupleID: "c9")
             let script = Self.repositoryRoot.appendingPathComponent("Tests/Interop/python_realtime_check.py").path
-            let (status, output) = try await run(Self.python, [script, String(server.port), supplier, couple, fresh, outsider])
+            let (status, output) = try await runProcess(Self.python, [script, String(server.port), supplier, couple, fresh, outsider])
             #expect(status == 0, "the Python client failed:\n\(output)")
             for check in [
                 "ok subscribe reaches SUBSCRIBED", "ok ack", "ok broadcast reaches a second client", "ok self: true",
@@ -47,33 +47,33 @@ import Testing
             let a = try await server.token(role: "supplier", sub: "a", supplierID: "s1")
             let b = try await server.token(role: "couple", sub: "b", coupleID: "c1")
             let script = Self.repositoryRoot.appendingPathComponent("Tests/Interop/python_presence_check.py").path
-            let (status, output) = try await run(Self.python, [script, String(server.port), a, b])
+            let (status, output) = try await runProcess(Self.python, [script, String(server.port), a, b])
             #expect(status == 0, "the Python client failed:\n\(output)")
             for check in ["ok B gets sync and join", "ok a re-track updates", "ok B sees A leave", "ALL PASSED"] {
                 #expect(output.contains(check), "missing '\(check)' in:\n\(output)")
             }
         }
     }
+}
 
-    /// Runs a process to completion without blocking the cooperative pool, returning its exit
-    /// status and combined output.
-    func run(_ executable: String, _ arguments: [String]) async throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        let output = OutputCollector()
-        pipe.fileHandleForReading.readabilityHandler = { handle in output.append(handle.availableData) }
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-            process.terminationHandler = { _ in continuation.resume() }
-            do { try process.run() } catch { continuation.resume(throwing: error) }
-        }
-        pipe.fileHandleForReading.readabilityHandler = nil
-        output.append(pipe.fileHandleForReading.readDataToEndOfFile())
-        return (process.terminationStatus, output.text)
+/// Runs a process to completion without blocking the cooperative pool, returning its exit
+/// status and combined output.
+func runProcess(_ executable: String, _ arguments: [String]) async throws -> (Int32, String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    let output = OutputCollector()
+    pipe.fileHandleForReading.readabilityHandler = { handle in output.append(handle.availableData) }
+    try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+        process.terminationHandler = { _ in continuation.resume() }
+        do { try process.run() } catch { continuation.resume(throwing: error) }
     }
+    pipe.fileHandleForReading.readabilityHandler = nil
+    output.append(pipe.fileHandleForReading.readDataToEndOfFile())
+    return (process.terminationStatus, output.text)
 }
 
 /// Collects a child process's output from the pipe's handler thread.
