@@ -73,6 +73,9 @@ public struct History<Item: Sendable>: Sendable {
         var epoch: String
         var tag: UInt64
         var seq: UInt64 = 0
+        /// The last sequence number that positions and replays show: messages appended
+        /// `visible: false` (waiting for their database commit) stay hidden until `reveal`.
+        var visible: UInt64 = 0
         var entries: [Entry] = []
         /// Index of the oldest live entry in `entries` (dropped ones are compacted lazily).
         var head = 0
@@ -133,13 +136,59 @@ public struct History<Item: Sendable>: Sendable {
     public mutating func position(of channel: String) -> Position {
         touch(channel)
         guard let record = channels[channel] else { return Position(epoch: "", seq: 0, tag: 0) }
-        return Position(epoch: record.epoch, seq: record.seq, tag: record.tag)
+        return Position(epoch: record.epoch, seq: record.visible, tag: record.tag)
+    }
+
+    /// Shows the hidden messages of `channel` up to `seq` (their commit succeeded or failed;
+    /// either way they are delivered now), unless the record has changed epoch meanwhile.
+    public mutating func reveal(_ channel: String, through seq: UInt64, epoch: String) {
+        guard var record = channels[channel], record.epoch == epoch, seq > record.visible else { return }
+        record.visible = min(seq, record.seq)
+        channels[channel] = record
+    }
+
+    /// Recreates a channel's record as a database kept it (at start): its epoch, last sequence
+    /// number and retained messages (oldest first, each `(seq, id, at, bytes, item)`). Messages
+    /// missing below the newest contiguous run count as dropped, so a position before them is
+    /// not recovered.
+    public mutating func restore(
+        _ channel: String, epoch: String, seq: UInt64, entries: [(seq: UInt64, id: String, at: Int64, bytes: Int, item: Item)],
+        retention: Retention, at now: Int64
+    ) {
+        forget(channel)
+        touch(channel)
+        guard var record = channels.removeValue(forKey: channel) else { return }
+        record.epoch = epoch
+        record.seq = seq
+        record.visible = seq
+        var run = entries.filter { $0.seq <= seq }
+        // Keep the newest contiguous run that ends at `seq`.
+        var expected = seq
+        var start = run.count
+        while start > 0, run[start - 1].seq == expected {
+            start -= 1
+            expected -= 1
+        }
+        run = Array(run[start...])
+        record.droppedSeq = expected
+        if expected > 0 { record.droppedAt = run.first.map { $0.at - 1 } ?? now }
+        record.entries.reserveCapacity(min(retention.maxMessages, 1024) + Self.slack)
+        for entry in run {
+            record.entries.append(Entry(seq: entry.seq, id: entry.id, at: entry.at, bytes: entry.bytes, item: entry.item))
+            record.bytes += entry.bytes
+            totalBytes += entry.bytes
+        }
+        totalBytes -= Self.trim(&record, retention: retention, now: now)
+        channels[channel] = record
     }
 
     /// Appends a message and returns its sequence number and the channel's epoch. Drops what
     /// the retention and the caps no longer allow (possibly older channels' histories).
+    ///
+    /// `visible: false` keeps it (and the channel's position) hidden from positions and replays
+    /// until `reveal`: a message whose database commit is still on its way.
     public mutating func append(
-        _ item: Item, id: String, bytes: Int, to channel: String, retention: Retention, at now: Int64
+        _ item: Item, id: String, bytes: Int, to channel: String, retention: Retention, at now: Int64, visible: Bool = true
     ) -> Position {
         touch(channel)
         // Taken out of the dictionary while it changes, so that its entries are not copied.
@@ -152,6 +201,7 @@ public struct History<Item: Sendable>: Sendable {
             record.entries.removeFirst(record.head)
             record.head = 0
         }
+        if visible { record.visible = record.seq }
         record.entries.append(Entry(seq: record.seq, id: id, at: now, bytes: bytes, item: item))
         record.bytes += bytes
         totalBytes += bytes
@@ -181,20 +231,21 @@ public struct History<Item: Sendable>: Sendable {
         }
         totalBytes -= Self.trim(&record, retention: retention, now: now)
         channels[channel] = record
-        let position = Position(epoch: record.epoch, seq: record.seq, tag: record.tag)
+        let position = Position(epoch: record.epoch, seq: record.visible, tag: record.tag)
+        let shown = record.live.filter { $0.seq <= record.visible }
         switch since {
         case .sequence(let seq, let epoch):
-            guard epoch == record.epoch, seq <= record.seq else {
+            guard epoch == record.epoch, seq <= record.visible else {
                 return Replay(entries: [], recovered: false, position: position)
             }
             // Recovered when every message after `seq` is still held.
             guard record.droppedSeq <= seq else {
                 return Replay(entries: [], recovered: false, position: position)
             }
-            let missed = record.live.filter { $0.seq > seq }
+            let missed = shown.filter { $0.seq > seq }
             return Replay(entries: missed, recovered: true, position: position)
         case .time(let milliseconds, let limit):
-            let matching = record.live.filter { $0.at >= milliseconds }
+            let matching = shown.filter { $0.at >= milliseconds }
             let entries = Array(matching.suffix(max(0, limit)))
             let recovered = record.droppedAt < milliseconds && entries.count == matching.count
             return Replay(entries: entries, recovered: recovered, position: position)

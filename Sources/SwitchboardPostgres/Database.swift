@@ -11,6 +11,8 @@ public final class Database: Sendable {
     /// The logical replication slot `realtime.messages` is read from.
     public let slotName: String
     public let health: DatabaseHealth
+    /// The replay history kept in the database.
+    public let history: HistoryStore
     let pool: PostgresClient
     let logger: Logger
 
@@ -24,7 +26,9 @@ public final class Database: Sendable {
         self.logger = logger
         var configuration = settings.clientConfiguration()
         configuration.options.maximumConnections = 8
-        self.pool = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        let pool = PostgresClient(configuration: configuration, backgroundLogger: logger)
+        self.pool = pool
+        self.history = HistoryStore(pool: pool, health: health, logger: logger)
     }
 
     /// Connects (retrying until `timeout` passes: the database may still be starting), checks
@@ -107,10 +111,13 @@ public final class Database: Sendable {
         }
     }
 
-    /// The pool, the reader (handing committed messages to `deliver`) and the partition upkeep,
-    /// until the task is cancelled or a graceful shutdown.
-    public func service(deliver: @escaping MessageReader.Deliver) -> some Service {
-        DatabaseService(database: self, reader: MessageReader(settings: settings, slotName: slotName, health: health, logger: logger, deliver: deliver))
+    /// The pool, the reader (handing committed messages to `deliver`), the history writer, the
+    /// partition upkeep and the history pruning (every 10 minutes, of messages published before
+    /// `pruneBefore()`, in ms since 1970), until the task is cancelled or a graceful shutdown.
+    public func service(deliver: @escaping MessageReader.Deliver, pruneBefore: @escaping @Sendable () -> Int64) -> some Service {
+        DatabaseService(
+            database: self, reader: MessageReader(settings: settings, slotName: slotName, health: health, logger: logger, deliver: deliver),
+            pruneBefore: pruneBefore)
     }
 
     /// Creates the coming days' partitions and drops those past the retention.
@@ -128,11 +135,19 @@ public final class Database: Sendable {
 struct DatabaseService: Service {
     let database: Database
     let reader: MessageReader
+    let pruneBefore: @Sendable () -> Int64
 
     func run() async throws {
         await withDiscardingTaskGroup { group in
             group.addTask { await database.pool.run() }
             group.addTask { await reader.run() }
+            group.addTask { await database.history.run() }
+            group.addTask {
+                while !Task.isCancelled {
+                    await database.history.prune(before: pruneBefore())
+                    try? await Task.sleep(for: .seconds(600))
+                }
+            }
             group.addTask {
                 while !Task.isCancelled {
                     await database.upkeep()

@@ -11,7 +11,8 @@ public struct Migration: Sendable, Equatable {
 
     /// Every migration, oldest first. A new one is a new file plus a line here.
     public static let all: [Migration] = [
-        Migration(version: 1, name: "realtime", sql: String(decoding: PackageResources.m0001_realtime_sql, as: UTF8.self))
+        Migration(version: 1, name: "realtime", sql: String(decoding: PackageResources.m0001_realtime_sql, as: UTF8.self)),
+        Migration(version: 2, name: "history", sql: String(decoding: PackageResources.m0002_history_sql, as: UTF8.self)),
     ]
 }
 

@@ -43,12 +43,9 @@ public struct SwitchboardServer: Sendable {
             policy = engine
         }
         let health = DatabaseHealth { state in metrics.databaseUp.set(state == .up ? 1 : 0) }
-        let shared = RealtimeContext(
-            hub: hub, verifier: verifier, policy: policy, rules: rules, configuration: configuration,
-            database: configuration.database == nil ? nil : health, logger: logger)
+        var opened: Database?
         if let settings = configuration.database {
             metrics.databaseUp.set(0)
-            let opened: Database
             do {
                 opened = try await Database.open(
                     settings, migrate: configuration.migrateDatabase, timeout: configuration.databaseStartTimeout, health: health,
@@ -56,8 +53,17 @@ public struct SwitchboardServer: Sendable {
             } catch {
                 throw ServerStartError.database(error)
             }
+        }
+        let shared = RealtimeContext(
+            hub: hub, verifier: verifier, policy: policy, rules: rules, configuration: configuration,
+            database: opened == nil ? nil : health, history: opened?.history, logger: logger)
+        if let opened {
+            try await Self.restoreHistory(from: opened, into: shared, rules: rules)
             let inbox = DatabaseInbox(shared: shared)
-            database = opened.service { messages in inbox.publish(messages) }
+            let clock = configuration.clock
+            database = opened.service(
+                deliver: { messages in inbox.publish(messages) },
+                pruneBefore: { clock.wallClockMilliseconds() - Self.longestRetention(rules) })
         } else {
             database = nil
         }
@@ -78,6 +84,34 @@ public struct SwitchboardServer: Sendable {
                 reloadOnHangup: configuration.reloadOnHangup,
                 logger: logger)
         }
+    }
+
+    /// The longest time any channel keeps its history (the rules' longest `history.seconds`,
+    /// at least the standard 5 minutes): what the database must keep.
+    static func longestRetention(_ rules: RulesEngine?) -> Int64 {
+        let declared = rules?.rules.channels.compactMap { $0.history?.maxAgeMilliseconds }.max() ?? 0
+        return max(declared, HistoryRetention.standard.maxAgeMilliseconds)
+    }
+
+    /// Puts the replay history the database kept back into memory, before any client comes.
+    private static func restoreHistory(from database: Database, into shared: RealtimeContext, rules: RulesEngine?) async throws {
+        let since = shared.configuration.clock.wallClockMilliseconds() - longestRetention(rules)
+        let saved: [SavedChannel]
+        do {
+            saved = try await Database.withConnection(database.settings, logger: shared.logger) { connection in
+                try await database.history.load(sinceMilliseconds: since, on: connection)
+            }
+        } catch {
+            throw ServerStartError.database(DatabaseError("reading the replay history failed: \(DatabaseError.describe(error))"))
+        }
+        shared.log.restore(saved) { topic in
+            let name = topic.hasPrefix("realtime:") ? String(topic.dropFirst("realtime:".count)) : topic
+            guard let channel = try? ChannelName(validating: name) else { return .standard }
+            return shared.policy.history(for: channel) ?? .standard
+        }
+        shared.logger.info(
+            "replay history restored from the database",
+            metadata: ["channels": "\(saved.count)", "messages": "\(saved.reduce(0) { $0 + $1.records.count })"])
     }
 
     private static func loadRules(

@@ -1,6 +1,8 @@
 import Foundation
 import Logging
 import PostgresNIO
+import SwitchboardAuth
+import SwitchboardBench
 import SwitchboardCore
 import SwitchboardPostgres
 import SwitchboardServer
@@ -171,6 +173,7 @@ import Testing
             default_tier "free"
             channel "room:{x}" { kind = "shared", join = function() return true end }
             event "note" { on = { "room:*" }, fields = { text = "string" } }
+            event "alert" { on = { "room:*" }, critical = true, fields = { text = "string" } }
             """.write(to: url.appendingPathComponent("rules.lua"), atomically: true, encoding: .utf8)
         return url
     }
@@ -209,25 +212,83 @@ import Testing
         }
     }
 
-    @Test func rowsCommittedWhileTheServerIsStoppedArriveAfterItStarts() async throws {
+    @Test func aRestartKeepsTheHistoryAndRowsCommittedMeanwhileAreReplayed() async throws {
         let postgres = try await TestPostgres.shared()
         let database = try await postgres.makeDatabase()
         let first = try await TestServer.start { $0.database = database }
+        let publisher = try await PhoenixSocket.connect(first, token: try await first.token(role: "supplier", sub: "a", supplierID: "s1"))
+        let joined = try await publisher.join(Self.channel, ref: "1", config: ["broadcast": ["self": true, "ack": true], "private": true])
+        let epoch = try #require(joined.payload["response"]?["epoch"]?.stringValue)
+        for n in 1...3 {
+            try await publisher.broadcast(Self.channel, event: "ws", payload: ["n": .int(Int64(n))], ref: "p\(n)", joinRef: "1")
+            #expect(try await publisher.reply(to: "p\(n)").status == "ok")
+        }
+        await publisher.close()
         await first.stop()
+        // Committed while no server runs.
         try await postgres.execute(
-            database, "select realtime.send('{\"n\": 1}', 'missed', '\(Self.channel)')",
-            "select realtime.send('{\"n\": 2}', 'missed', '\(Self.channel)')")
+            database, "select realtime.send('{\"n\": 4}', 'db', '\(Self.channel)')",
+            "select realtime.send('{\"n\": 5}', 'db', '\(Self.channel)')")
         try await withServer({ $0.database = database }) { server in
             try await SlowConsumerTests.waitForMetric(server, #"switchboard_database_messages_total{result="published"} 2"#)
-            // Supabase's replay by time finds both in the channel's history.
             let socket = try await PhoenixSocket.connect(server, token: try await server.token(role: "supplier", sub: "a", supplierID: "s1"))
-            let config: Value = ["broadcast": ["replay": ["since": 0, "limit": 25]], "private": true]
-            let reply = try await socket.join(Self.channel, ref: "1", config: config)
+            let reply = try await socket.join(
+                Self.channel, ref: "1", config: ReplayTests.config(replay: ["since_seq": 1, "epoch": .string(epoch)]))
             #expect(reply.status == "ok", "\(reply)")
-            let one = try await Self.nextBroadcast(socket)
-            let two = try await Self.nextBroadcast(socket)
-            #expect([one, two].map { $0.payload["payload"]?["n"]?.int64Value } == [1, 2])
+            #expect(reply.payload["response"]?["recovered"] == true, "\(reply)")
+            #expect(reply.payload["response"]?["epoch"]?.stringValue == epoch, "the epoch survives the restart")
+            var replayed: [Int64] = []
+            for _ in 0..<4 {
+                let frame = try await Self.nextBroadcast(socket)
+                #expect(frame.payload["meta"]?["replayed"] == true)
+                #expect(frame.payload["meta"]?["epoch"]?.stringValue == epoch)
+                replayed.append(frame.payload["payload"]?["n"]?.int64Value ?? 0)
+            }
+            #expect(replayed == [2, 3, 4, 5])
             await socket.close()
+        }
+    }
+
+    @Test func anAcknowledgedCriticalMessageSurvivesKill9() async throws {
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("switchboard").path
+        try #require(FileManager.default.isExecutableFile(atPath: binary), "no switchboard binary next to the tests at \(binary)")
+        let postgres = try await TestPostgres.shared()
+        let database = try await postgres.makeDatabase()
+        let rules = try Self.strictRules()
+        defer { try? FileManager.default.removeItem(at: rules) }
+        let port = try freeLoopbackPort()
+        let url = "postgres://postgres@127.0.0.1:\(postgres.port)/\(database.database)?sslmode=disable"
+        let server = try ChildProcess(
+            binary,
+            [
+                "serve", "--host", "127.0.0.1", "--port", String(port), "--jwt-secret", TestServer.secret, "--rules-dir", rules.path,
+                "--database-url", url, "--no-watch-rules",
+            ])
+        try await server.waitForOutput(containing: "database connected")
+        try await server.waitForOutput(containing: "listening")
+        let token = try await TokenMinter(hmacSecret: TestServer.secret).mint(
+            TokenClaims(role: "supplier", subject: "a", expiresAt: Date().timeIntervalSince1970 + 3600))
+        let socket = PhoenixSocket(
+            client: try await WebSocketClient.connect(host: "127.0.0.1", port: port, path: "/socket/websocket?vsn=1.0.0&apikey=\(token)"),
+            version: .v1)
+        let joined = try await socket.join("room:1", ref: "1", config: ["broadcast": ["self": false, "ack": true], "private": true])
+        let epoch = try #require(joined.payload["response"]?["epoch"]?.stringValue, "\(joined)")
+        try await socket.broadcast("room:1", event: "alert", payload: ["text": "must not be lost"], ref: "c1", joinRef: "1")
+        #expect(try await socket.reply(to: "c1").status == "ok")
+        server.killHard()
+        _ = try await server.exit(within: .seconds(60))
+        await socket.close()
+        try await withServer({
+            $0.database = database
+            $0.rulesDirectory = rules.path
+        }) { restarted in
+            let back = try await PhoenixSocket.connect(restarted, token: token)
+            let reply = try await back.join("room:1", ref: "1", config: ReplayTests.config(replay: ["since_seq": 0, "epoch": .string(epoch)]))
+            #expect(reply.payload["response"]?["recovered"] == true, "\(reply)")
+            let alert = try await Self.nextBroadcast(back)
+            #expect(alert.payload["event"]?.stringValue == "alert")
+            #expect(alert.payload["payload"]?["text"]?.stringValue == "must not be lost")
+            await back.close()
         }
     }
 

@@ -191,6 +191,9 @@ final class ChildProcess {
     /// Everything it printed so far.
     var output: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
 
+    /// Ends it at once, as a crash would (SIGKILL).
+    func killHard() { kill(pid, SIGKILL) }
+
     /// Waits until its output contains `text`.
     func waitForOutput(containing text: String, within timeout: Duration = .seconds(60)) async throws {
         let deadline = ContinuousClock.now + timeout

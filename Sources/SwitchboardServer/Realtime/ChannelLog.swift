@@ -2,6 +2,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import Synchronization
 import SwitchboardCore
+import SwitchboardPostgres
 import SwitchboardWire
 
 /// The last step of every publish: gives each broadcast its identity (`meta.id`), its place in
@@ -36,6 +37,9 @@ final class ChannelLog: Sendable {
         let clientID: String?
         /// How long it stays replayable; nil: it does not enter the history.
         let retention: HistoryRetention?
+        /// Called once it is published (with a database, a replayable message once committed:
+        /// true, or false when the database could not take it and it was delivered anyway).
+        var acknowledge: (@Sendable (Bool) -> Void)? = nil
     }
 
     /// Longest client-chosen message id (it travels in the 255-byte kind 4 meta).
@@ -46,17 +50,25 @@ final class ChannelLog: Sendable {
     private struct State {
         var history: History<Stored>
         var recent: RecentIDs
+        /// Topics with messages waiting for their database commit, and how many publishes.
+        var pending: [String: Int] = [:]
     }
 
     private let hub: Hub
+    /// The database's copy of the history; nil without a database.
+    private let durable: HistoryStore?
     private let state: NIOLockedValueBox<State>
     private let counter: Counter
     private let prefix: String
     private let now: @Sendable () -> Int64
 
     /// `now` is the wall clock in milliseconds since 1970 (history ages and Supabase's `since`).
-    init(hub: Hub, maxHistoryBytes: Int, maxHistoryChannels: Int, recentIDCapacity: Int, now: @escaping @Sendable () -> Int64) {
+    init(
+        hub: Hub, maxHistoryBytes: Int, maxHistoryChannels: Int, recentIDCapacity: Int, durable: HistoryStore? = nil,
+        now: @escaping @Sendable () -> Int64
+    ) {
         self.hub = hub
+        self.durable = durable
         self.now = now
         let counter = Counter()
         // A random prefix per process, so that ids and epochs do not repeat across restarts
@@ -113,14 +125,25 @@ final class ChannelLog: Sendable {
                 (self.frame(message, topic: topic, id: self.nextID(), json: json, position: nil, allocator: allocator), message.sender)
             }
             hub.publish(topic: topic, batch: framed)
+            for message in messages { message.acknowledge?(true) }
             return Array(repeating: true, count: messages.count)
         }
         let now = now()
         return state.withLockedValue { state in
             var framed: [(message: EncodedBroadcast, sender: UInt64?)] = []
             var published: [Bool] = []
+            // With a database, replayable messages are delivered once committed, unless the
+            // database is failing and nothing of this topic still waits (then at once, and
+            // written later).
+            let waits = durable.map { $0.isAvailable || state.pending[topic] != nil } ?? false
+            var held: [(message: EncodedBroadcast, sender: UInt64?)] = []
+            var lastHeld: History<Stored>.Position?
+            var records: [HistoryRecord] = []
+            var acknowledgeNow: [@Sendable (Bool) -> Void] = []
+            var acknowledgeLater: [@Sendable (Bool) -> Void] = []
             for (message, json) in zip(messages, payloads) {
                 if let clientID = message.clientID, !state.recent.insert(clientID, on: topic, at: now) {
+                    message.acknowledge.map { acknowledgeNow.append($0) }
                     published.append(false)
                     continue
                 }
@@ -131,17 +154,112 @@ final class ChannelLog: Sendable {
                     // An exact-size copy: the serializing buffer's capacity can be twice its content.
                     let kept = json.map { Array($0.readableBytesView) }
                     let stored = Stored(event: message.event, payloadJSON: kept, binaryBody: message.binaryBody, asBinary: message.asBinary)
-                    position = state.history.append(
+                    let appended = state.history.append(
                         stored, id: id, bytes: body + message.event.utf8.count + id.utf8.count + Self.entryOverheadBytes, to: topic,
-                        retention: retention, at: now)
+                        retention: retention, at: now, visible: !waits)
+                    position = appended
+                    if durable != nil {
+                        records.append(Self.record(stored, topic: topic, id: id, position: appended, at: now))
+                    }
+                    if waits {
+                        held.append((frame(message, topic: topic, id: id, json: json, position: appended, allocator: allocator), message.sender))
+                        lastHeld = appended
+                        message.acknowledge.map { acknowledgeLater.append($0) }
+                        published.append(true)
+                        continue
+                    }
                 }
                 framed.append((frame(message, topic: topic, id: id, json: json, position: position, allocator: allocator), message.sender))
+                message.acknowledge.map { acknowledgeNow.append($0) }
                 published.append(true)
             }
+            for acknowledge in acknowledgeNow { acknowledge(true) }
             // Inside the lock: the next numbered message of this channel is queued after these.
             hub.publish(topic: topic, batch: framed)
+            if let durable, !records.isEmpty {
+                if let lastHeld {
+                    let held = held
+                    let acknowledgeLater = acknowledgeLater
+                    let queued = durable.persist(records) { [self] committed in
+                        self.state.withLockedValue { state in self.release(topic, held, through: lastHeld, in: &state) }
+                        for acknowledge in acknowledgeLater { acknowledge(committed) }
+                    }
+                    state.pending[topic, default: 0] += 1
+                    if !queued {
+                        // Writes are failing: deliver now (the records wait in the store).
+                        release(topic, held, through: lastHeld, in: &state)
+                        for acknowledge in acknowledgeLater { acknowledge(false) }
+                    }
+                } else {
+                    durable.persist(records, then: nil)
+                }
+            }
             return published
         }
+    }
+
+    /// Delivers held messages (their commit is done, or failed) and shows them to replays; runs
+    /// under the lock, so that they keep their place among the topic's messages.
+    private func release(
+        _ topic: String, _ held: [(message: EncodedBroadcast, sender: UInt64?)], through position: History<Stored>.Position,
+        in state: inout State
+    ) {
+        state.history.reveal(topic, through: position.seq, epoch: position.epoch)
+        if let count = state.pending[topic], count > 1 { state.pending[topic] = count - 1 } else { state.pending[topic] = nil }
+        hub.publish(topic: topic, batch: held)
+    }
+
+    private static func record(_ stored: Stored, topic: String, id: String, position: History<Stored>.Position, at now: Int64) -> HistoryRecord {
+        HistoryRecord(
+            topic: topic, epoch: position.epoch, seq: Int64(position.seq), id: id, event: stored.event,
+            payloadJSON: stored.payloadJSON.map { String(decoding: $0, as: UTF8.self) } ?? "",
+            binaryHex: stored.binaryBody.map { Self.hex($0.readableBytesView) } ?? "", asBinary: stored.asBinary, publishedAt: now)
+    }
+
+    /// Puts back what the database kept (at start, before any client).
+    func restore(_ channels: [SavedChannel], retention: (String) -> HistoryRetention) {
+        let now = now()
+        state.withLockedValue { state in
+            for channel in channels {
+                let entries = channel.records.map { record in
+                    let stored = Stored(
+                        event: record.event, payloadJSON: record.binaryHex.isEmpty ? Array(record.payloadJSON.utf8) : nil,
+                        binaryBody: record.binaryHex.isEmpty ? nil : ByteBuffer(bytes: Self.bytes(hex: record.binaryHex)),
+                        asBinary: record.asBinary)
+                    let body = stored.payloadJSON?.count ?? stored.binaryBody?.readableBytes ?? 0
+                    return (
+                        seq: UInt64(max(0, record.seq)), id: record.id, at: record.publishedAt,
+                        bytes: body + record.event.utf8.count + record.id.utf8.count + Self.entryOverheadBytes, item: stored
+                    )
+                }
+                state.history.restore(
+                    channel.topic, epoch: channel.epoch, seq: UInt64(max(0, channel.seq)), entries: entries,
+                    retention: retention(channel.topic), at: now)
+            }
+        }
+    }
+
+    private static func hex(_ bytes: some Sequence<UInt8>) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var text: [UInt8] = []
+        for byte in bytes {
+            text.append(digits[Int(byte >> 4)])
+            text.append(digits[Int(byte & 0x0f)])
+        }
+        return String(decoding: text, as: UTF8.self)
+    }
+
+    private static func bytes(hex: String) -> [UInt8] {
+        func nibble(_ c: UInt8) -> UInt8 {
+            switch c {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
+            default: 0
+            }
+        }
+        let digits = Array(hex.utf8)
+        return stride(from: 0, to: digits.count - 1, by: 2).map { nibble(digits[$0]) << 4 | nibble(digits[$0 + 1]) }
     }
 
     /// What a joining client is owed.

@@ -31,10 +31,25 @@ extension RealtimeConnection {
             clientID = id
         }
         let binaryBody = inbound.userBroadcast.flatMap { $0.isJSON ? nil : $0.body }
+        let loop = context?.eventLoop ?? shared.hub.loops[0]
+        // The ack: sent once the message is published — with a database, once a replayable
+        // message is committed (an error reply when the database could not take it).
+        var acknowledge: (@Sendable (Bool) -> Void)?
+        if join.ack {
+            let connection = NIOLoopBound(self, eventLoop: loop)
+            acknowledge = { durable in
+                loop.execute {
+                    if durable {
+                        connection.value.replyOK(to: inbound, response: .object(.init()))
+                    } else {
+                        connection.value.replyError(to: inbound, reason: Refusal.notDurable.reason)
+                    }
+                }
+            }
+        }
         if let refusal = shared.admit(
             event: event, payload: userPayload, binaryBody: binaryBody, asBinary: inbound.userBroadcast != nil, clientID: clientID,
-            channel: join.channel, topic: inbound.topic, identity: join.identity, sender: id,
-            loop: context?.eventLoop ?? shared.hub.loops[0])
+            channel: join.channel, topic: inbound.topic, identity: join.identity, sender: id, loop: loop, acknowledge: acknowledge)
         {
             // Counted by `admit`. Like Supabase, a rate-limited push without ack gets a
             // `system` message rather than a reply.
@@ -44,9 +59,6 @@ extension RealtimeConnection {
                 pushSystem(topic: inbound.topic, join, status: "error", message: refusal.reason)
             }
             return
-        }
-        if join.ack {
-            replyOK(to: inbound, response: .object(.init()))
         }
     }
 

@@ -37,13 +37,13 @@ final class RealtimeContext: Sendable {
 
     init(
         hub: Hub, verifier: TokenVerifier, policy: any Policy, rules: RulesEngine?, configuration: SwitchboardConfiguration,
-        database: DatabaseHealth? = nil, logger: Logger
+        database: DatabaseHealth? = nil, history: HistoryStore? = nil, logger: Logger
     ) {
         self.hub = hub
         self.database = database
         let log = ChannelLog(
             hub: hub, maxHistoryBytes: configuration.maxHistoryBytes, maxHistoryChannels: configuration.maxHistoryChannels,
-            recentIDCapacity: configuration.maxRecentMessageIDs, now: { [clock = configuration.clock] in clock.wallClockMilliseconds() })
+            recentIDCapacity: configuration.maxRecentMessageIDs, durable: history, now: { [clock = configuration.clock] in clock.wallClockMilliseconds() })
         self.log = log
         self.batches = BatchRegistry(log: log, clock: configuration.clock)
         self.presence = PresenceRegistry(seed: UInt64(max(0, configuration.clock.wallClockMilliseconds())))
@@ -74,15 +74,17 @@ final class RealtimeContext: Sendable {
     /// skips the rate limits (a database's committed rows: refusing them would lose them).
     func admit(
         event: String, payload: Value?, binaryBody: ByteBuffer? = nil, asBinary: Bool = false, clientID: String? = nil,
-        channel: ChannelName, topic: String, identity: Identity, sender: UInt64?, loop: any EventLoop, limited: Bool = true
+        channel: ChannelName, topic: String, identity: Identity, sender: UInt64?, loop: any EventLoop, limited: Bool = true,
+        acknowledge: (@Sendable (Bool) -> Void)? = nil
     ) -> Refusal? {
         if let clientID, log.isRepeat(clientID, topic: topic) {
             metrics.duplicatesDropped.increment()
+            acknowledge?(true)
             return nil
         }
         return admit(
             event: event, payload: payload, binaryBody: binaryBody, asBinary: asBinary, clientID: clientID, channel: channel, topic: topic,
-            identity: identity, sender: sender, loop: loop, depth: 0, derived: DerivedBudget(limited: limited))
+            identity: identity, sender: sender, loop: loop, depth: 0, derived: DerivedBudget(limited: limited), acknowledge: acknowledge)
     }
 
     /// What one original message may still derive, across every level of `on_publish`, and
@@ -99,7 +101,8 @@ final class RealtimeContext: Sendable {
 
     private func admit(
         event: String, payload original: Value?, binaryBody: ByteBuffer?, asBinary: Bool, clientID: String?, channel: ChannelName,
-        topic: String, identity: Identity, sender: UInt64?, loop: any EventLoop, depth: Int, derived: DerivedBudget
+        topic: String, identity: Identity, sender: UInt64?, loop: any EventLoop, depth: Int, derived: DerivedBudget,
+        acknowledge: (@Sendable (Bool) -> Void)? = nil
     ) -> Refusal? {
         let travel = policy.eventPolicy(event, channel: channel)
         let now = configuration.clock.monotonicSeconds()
@@ -126,13 +129,16 @@ final class RealtimeContext: Sendable {
             }
         }
         activity.record(topic: topic, now: now)
-        let outgoing = ChannelLog.Outgoing(
+        var outgoing = ChannelLog.Outgoing(
             event: event, payload: payload, binaryBody: binaryBody, asBinary: asBinary, sender: sender, clientID: clientID,
             retention: travel.retention(on: policy.history(for: channel)))
         if let batch = travel.batch {
+            // Batched messages are acknowledged when accepted, not when their window flushes.
+            acknowledge?(true)
             let by = batch.by.flatMap { field in payload?[field].flatMap(Self.batchKey) }
             batches.add(outgoing, topic: topic, policy: batch, by: by, loop: loop)
         } else {
+            outgoing.acknowledge = acknowledge
             log.publish(topic: topic, outgoing)
         }
         if travel.derives {

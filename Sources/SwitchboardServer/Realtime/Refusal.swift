@@ -36,6 +36,12 @@ struct Refusal: Error, Equatable, Sendable {
 
     static func invalidTopic(_ problem: String) -> Refusal { Refusal(.invalidTopic, "InvalidTopicName: \(problem)") }
 
+    /// An acknowledged message the database could not commit (it is down): it was delivered to
+    /// this server's subscribers, and its history is written when the database is back.
+    static let notDurable = Refusal(
+        .notDurable,
+        "NotDurable: the database is unavailable, so the message was delivered here but not yet stored; it is stored when the database is back")
+
     // MARK: Joins
 
     static func invalidJoinConfig(_ problem: String) -> Refusal { Refusal(.malformed, "InvalidJoinConfig: \(problem)") }

@@ -47,7 +47,7 @@ final class ServerMetrics: Sendable {
         case malformed, unauthorized, payloadTooLarge = "payload_too_large", tooManyChannels = "too_many_channels"
         case unmatchedTopic = "unmatched_topic", invalidTopic = "invalid_topic", unknownEvent = "unknown_event"
         case badToken = "bad_token", slowConsumer = "slow_consumer", rateLimited = "rate_limited"
-        case emitDepth = "emit_depth", emitLimit = "emit_limit"
+        case emitDepth = "emit_depth", emitLimit = "emit_limit", notDurable = "not_durable"
     }
 
     init() {

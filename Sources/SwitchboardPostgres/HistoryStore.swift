@@ -1,0 +1,233 @@
+import Logging
+import PostgresNIO
+import Synchronization
+
+/// One replayable message as the database keeps it (`switchboard.history`).
+public struct HistoryRecord: Sendable, Equatable {
+    public let topic: String
+    public let epoch: String
+    public let seq: Int64
+    public let id: String
+    public let event: String
+    /// The JSON payload's text as the server serialized it; "" for a binary message.
+    public let payloadJSON: String
+    /// A binary (kind 3) message's body as hex; "" for JSON.
+    public let binaryHex: String
+    public let asBinary: Bool
+    /// Milliseconds since 1970 on the server's clock.
+    public let publishedAt: Int64
+
+    public init(
+        topic: String, epoch: String, seq: Int64, id: String, event: String, payloadJSON: String, binaryHex: String, asBinary: Bool,
+        publishedAt: Int64
+    ) {
+        self.topic = topic
+        self.epoch = epoch
+        self.seq = seq
+        self.id = id
+        self.event = event
+        self.payloadJSON = payloadJSON
+        self.binaryHex = binaryHex
+        self.asBinary = asBinary
+        self.publishedAt = publishedAt
+    }
+}
+
+/// A channel's history as the database kept it, read at start.
+public struct SavedChannel: Sendable {
+    public let topic: String
+    public let epoch: String
+    public let seq: Int64
+    /// Oldest first.
+    public let records: [HistoryRecord]
+}
+
+/// Writes replayable messages to `switchboard.history` before they are delivered, so that a
+/// restart keeps each channel's epoch and history. Writes are grouped: everything queued while
+/// one transaction runs goes into the next, in queue order, so a publisher waits for about one
+/// commit whatever the rate.
+///
+/// When a write fails (the database is down), the callers are told at once (their messages are
+/// delivered anyway: local delivery goes on), the records are kept (at most `maxRetained`, the
+/// oldest dropped first) and written with the next batch once the database is back; until a
+/// write succeeds again `isAvailable` is false, so publishers do not wait.
+public final class HistoryStore: Sendable {
+    public typealias Done = @Sendable (Bool) -> Void
+
+    /// Records kept for a later write while the database is down.
+    public static let maxRetained = 100_000
+
+    private struct Queue {
+        var waiting: [(records: [HistoryRecord], done: Done?)] = []
+        var retained: [HistoryRecord] = []
+        var failing = false
+        /// The epoch last written for each topic, to delete a topic's rows of an older epoch
+        /// only when it changes.
+        var epochs: [String: String] = [:]
+
+        /// Drops the oldest retained records past `maxRetained`.
+        mutating func trimRetained(logger: Logger) {
+            let over = retained.count - HistoryStore.maxRetained
+            guard over > 0 else { return }
+            retained.removeFirst(over)
+            logger.error(
+                "the database is down and the replay history waiting for it is full; the oldest records were dropped",
+                metadata: ["dropped": "\(over)"])
+        }
+    }
+
+    private let pool: PostgresClient
+    private let health: DatabaseHealth
+    private let logger: Logger
+    private let queue = Mutex(Queue())
+    private let wakeups: AsyncStream<Void>
+    private let wake: AsyncStream<Void>.Continuation
+
+    init(pool: PostgresClient, health: DatabaseHealth, logger: Logger) {
+        self.pool = pool
+        self.health = health
+        self.logger = logger
+        (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Whether a publisher should wait for its commit: the database is up and writes succeed.
+    public var isAvailable: Bool { health.isUp && !queue.withLock { $0.failing } }
+
+    /// Queues records (in order). Returns true when `done` will be called, from the writer, once
+    /// they are committed (true) or their write failed (false); false when writes are failing
+    /// now: the records are kept for a later write and `done` is never called (the caller
+    /// delivers at once). `done` is never called from inside this method, so a caller may hold
+    /// its own lock around it.
+    @discardableResult
+    public func persist(_ records: [HistoryRecord], then done: Done?) -> Bool {
+        guard !records.isEmpty else { return false }
+        let queued = queue.withLock { queue -> Bool in
+            if queue.failing {
+                queue.retained.append(contentsOf: records)
+                queue.trimRetained(logger: logger)
+                return false
+            }
+            queue.waiting.append((records, done))
+            return true
+        }
+        wake.yield()
+        return queued
+    }
+
+    /// Writes until cancelled.
+    func run() async {
+        for await _ in wakeups {
+            while !Task.isCancelled {
+                let (retained, batch) = queue.withLock { queue -> ([HistoryRecord], [(records: [HistoryRecord], done: Done?)]) in
+                    defer {
+                        queue.retained = []
+                        queue.waiting = []
+                    }
+                    return (queue.retained, queue.waiting)
+                }
+                let records = retained + batch.flatMap(\.records)
+                if records.isEmpty { break }
+                do {
+                    try await write(records)
+                    queue.withLock { $0.failing = false }
+                    for item in batch { item.done?(true) }
+                } catch {
+                    let wasFailing = queue.withLock { queue -> Bool in
+                        let was = queue.failing
+                        queue.failing = true
+                        queue.retained = records + queue.retained
+                        queue.trimRetained(logger: logger)
+                        return was
+                    }
+                    if !wasFailing {
+                        logger.error(
+                            "writing the replay history failed; messages are delivered and kept for a later write",
+                            metadata: ["error": "\(DatabaseError.describe(error))", "records": "\(records.count)"])
+                    }
+                    for item in batch { item.done?(false) }
+                    try? await Task.sleep(for: .milliseconds(500))
+                }
+            }
+        }
+    }
+
+    private func write(_ records: [HistoryRecord]) async throws {
+        var last: [String: HistoryRecord] = [:]
+        for record in records { last[record.topic] = record }
+        let changed = queue.withLock { queue in last.values.filter { queue.epochs[$0.topic] != $0.epoch } }
+        try await pool.withTransaction(logger: logger) { connection in
+            if !changed.isEmpty {
+                try await connection.run(
+                    """
+                    delete from switchboard.history h using unnest(\(changed.map(\.topic))::text[], \(changed.map(\.epoch))::text[]) as c(topic, epoch)
+                    where h.topic = c.topic and h.epoch <> c.epoch
+                    """, logger: logger)
+            }
+            try await connection.run(
+                """
+                insert into switchboard.history (topic, epoch, seq, id, event, payload, binary_hex, as_binary, published_at)
+                select * from unnest(\(records.map(\.topic))::text[], \(records.map(\.epoch))::text[], \(records.map(\.seq))::int8[],
+                    \(records.map(\.id))::text[], \(records.map(\.event))::text[], \(records.map(\.payloadJSON))::text[],
+                    \(records.map(\.binaryHex))::text[], \(records.map(\.asBinary))::bool[], \(records.map(\.publishedAt))::int8[])
+                on conflict do nothing
+                """, logger: logger)
+            let tops = Array(last.values)
+            try await connection.run(
+                """
+                insert into switchboard.channels (topic, epoch, seq)
+                select * from unnest(\(tops.map(\.topic))::text[], \(tops.map(\.epoch))::text[], \(tops.map(\.seq))::int8[])
+                on conflict (topic) do update set epoch = excluded.epoch, seq = excluded.seq, updated_at = now()
+                where switchboard.channels.epoch <> excluded.epoch or switchboard.channels.seq < excluded.seq
+                """, logger: logger)
+        }
+        queue.withLock { queue in
+            if queue.epochs.count > 200_000 { queue.epochs.removeAll() }
+            for record in last.values { queue.epochs[record.topic] = record.epoch }
+        }
+    }
+
+    /// Every channel touched in the last day, with its messages published at or after
+    /// `sinceMilliseconds`.
+    /// (At start, before the pool runs: on a connection of its own.)
+    public func load(sinceMilliseconds: Int64, on connection: PostgresConnection) async throws -> [SavedChannel] {
+        var channels: [SavedChannel] = []
+        var current: (topic: String, epoch: String, seq: Int64, records: [HistoryRecord])?
+        let rows = try await connection.query(
+            """
+            select c.topic, c.epoch, c.seq, h.seq, h.id, h.event, h.payload, h.binary_hex, h.as_binary, h.published_at
+            from switchboard.channels c
+            left join switchboard.history h on h.topic = c.topic and h.epoch = c.epoch and h.published_at >= \(sinceMilliseconds)
+            where c.updated_at > now() - interval '1 day'
+            order by c.topic, h.seq
+            """, logger: logger)
+        for try await (topic, epoch, seq, entrySeq, id, event, payload, hex, binary, at) in rows.decode(
+            (String, String, Int64, Int64?, String?, String?, String?, String?, Bool?, Int64?).self)
+        {
+            if current?.topic != topic {
+                if let done = current { channels.append(SavedChannel(topic: done.topic, epoch: done.epoch, seq: done.seq, records: done.records)) }
+                current = (topic, epoch, seq, [])
+            }
+            if let entrySeq, let id, let event {
+                current?.records.append(
+                    HistoryRecord(
+                        topic: topic, epoch: epoch, seq: entrySeq, id: id, event: event, payloadJSON: payload ?? "", binaryHex: hex ?? "",
+                        asBinary: binary ?? false, publishedAt: at ?? 0))
+            }
+        }
+        if let done = current { channels.append(SavedChannel(topic: done.topic, epoch: done.epoch, seq: done.seq, records: done.records)) }
+        queue.withLock { queue in
+            for channel in channels { queue.epochs[channel.topic] = channel.epoch }
+        }
+        return channels
+    }
+
+    /// Deletes messages published before `cutoffMilliseconds` and channels untouched for a day.
+    func prune(before cutoffMilliseconds: Int64) async {
+        do {
+            try await pool.run("delete from switchboard.history where published_at < \(cutoffMilliseconds)", logger: logger)
+            try await pool.run("delete from switchboard.channels where updated_at < now() - interval '1 day'", logger: logger)
+        } catch {
+            logger.warning("pruning the replay history failed", metadata: ["error": "\(DatabaseError.describe(error))"])
+        }
+    }
+}
