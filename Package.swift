@@ -140,6 +140,8 @@ let package = Package(
                 "SwitchboardClient",
                 "SwitchboardRules",
                 "SwitchboardPostgres",
+                "SwitchboardWire",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

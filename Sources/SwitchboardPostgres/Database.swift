@@ -76,6 +76,12 @@ public final class Database: Sendable {
         return slot
     }
 
+    /// One new connection (the caller closes it).
+    public static func connect(_ settings: DatabaseSettings, logger: Logger) async throws -> PostgresConnection {
+        try await PostgresConnection.connect(
+            on: MultiThreadedEventLoopGroup.singleton.any(), configuration: try settings.connectionConfiguration(), id: 0, logger: logger)
+    }
+
     /// Runs `body` on one connection, retrying the connection (not the body) until `timeout`.
     @discardableResult
     public static func withConnection<Result: Sendable>(

@@ -62,7 +62,7 @@ public struct SwitchboardServer: Sendable {
             let inbox = DatabaseInbox(shared: shared)
             let clock = configuration.clock
             database = opened.service(
-                deliver: { messages in inbox.publish(messages) },
+                deliver: { messages in await inbox.publish(messages) },
                 pruneBefore: { clock.wallClockMilliseconds() - Self.longestRetention(rules) })
         } else {
             database = nil

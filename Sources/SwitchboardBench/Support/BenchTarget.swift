@@ -1,7 +1,7 @@
 import Foundation
 
 /// Where bench connections go: a loopback host, a port and the request target with the query.
-struct BenchTarget: Sendable {
+public struct BenchTarget: Sendable {
     let host: String
     let port: Int
     let uri: String
@@ -22,6 +22,9 @@ struct BenchTarget: Sendable {
         self.port = port
         self.uri = pathPrefix.hasSuffix("/") ? pathPrefix + channel : "\(pathPrefix)/\(channel)"
     }
+
+    /// Throws unless `host` is `localhost`, `::1` or an address in 127.0.0.0/8.
+    public static func requireLoopback(_ host: String) throws { try validateLoopback(host) }
 
     /// Throws unless `host` is `localhost`, `::1` or an address in 127.0.0.0/8.
     static func validateLoopback(_ host: String) throws {

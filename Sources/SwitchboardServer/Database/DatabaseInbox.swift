@@ -1,4 +1,5 @@
 import Logging
+import Synchronization
 import NIOCore
 import SwitchboardCore
 import SwitchboardPostgres
@@ -19,9 +20,17 @@ struct DatabaseInbox: Sendable {
     /// Who a database message is from, for hooks (`transform`, `on_publish`) that read `user`.
     static let identity = Identity(subject: "database", role: "service_role", expiresAt: .infinity)
 
-    func publish(_ messages: [DatabaseMessage]) {
+    /// Publishes the messages in order and returns once every replayable one among them is in
+    /// the database's history (or its write failed): the reader advances its slot only then, so
+    /// a crash in between reads them again rather than losing them (their ids make the repeat
+    /// harmless: the restored history remembers them).
+    func publish(_ messages: [DatabaseMessage]) async {
+        let waiting = Outstanding()
         for message in messages {
-            switch publish(message) {
+            waiting.add()
+            let outcome = publish(message) { _ in waiting.done() }
+            if outcome != .published { waiting.done() }
+            switch outcome {
             case .published: shared.metrics.databasePublished.increment()
             case .ignored: shared.metrics.databaseIgnored.increment()
             case .refused(let reason):
@@ -31,6 +40,7 @@ struct DatabaseInbox: Sendable {
                     metadata: ["id": "\(message.id)", "topic": "\(message.topic)", "event": "\(message.event ?? "")", "reason": "\(reason)"])
             }
         }
+        await waiting.wait()
     }
 
     enum Outcome: Equatable {
@@ -40,7 +50,7 @@ struct DatabaseInbox: Sendable {
         case refused(String)
     }
 
-    func publish(_ message: DatabaseMessage) -> Outcome {
+    func publish(_ message: DatabaseMessage, stored: @escaping @Sendable (Bool) -> Void = { _ in }) -> Outcome {
         guard message.extension == "broadcast" else { return .ignored }
         shared.metrics.messagesIn.increment()
         if let problem = message.problem { return .refused(problem) }
@@ -65,10 +75,43 @@ struct DatabaseInbox: Sendable {
         }
         if let refusal = shared.admit(
             event: event, payload: payload, clientID: message.id, channel: channel, topic: "realtime:\(channel)",
-            identity: Self.identity, sender: nil, loop: shared.hub.loops[0], limited: false)
+            identity: Self.identity, sender: nil, loop: shared.hub.loops[0], limited: false, acknowledge: stored)
         {
             return .refused(refusal.reason)
         }
         return .published
+    }
+}
+
+/// Counts messages whose storing is still on its way, and wakes one waiter when none is.
+private final class Outstanding: Sendable {
+    private struct State {
+        var count = 0
+        var waiter: CheckedContinuation<Void, Never>?
+    }
+
+    private let state = Mutex(State())
+
+    func add() { state.withLock { $0.count += 1 } }
+
+    func done() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            state.count -= 1
+            guard state.count == 0, let waiter = state.waiter else { return nil }
+            state.waiter = nil
+            return waiter
+        }
+        waiter?.resume()
+    }
+
+    func wait() async {
+        await withCheckedContinuation { continuation in
+            let now = state.withLock { state -> Bool in
+                if state.count == 0 { return true }
+                state.waiter = continuation
+                return false
+            }
+            if now { continuation.resume() }
+        }
     }
 }

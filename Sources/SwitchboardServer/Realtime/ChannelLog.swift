@@ -235,6 +235,8 @@ final class ChannelLog: Sendable {
                 state.history.restore(
                     channel.topic, epoch: channel.epoch, seq: UInt64(max(0, channel.seq)), entries: entries,
                     retention: retention(channel.topic), at: now)
+                // A message read again (a database row after a crash, a client's retry) is a repeat.
+                for record in channel.records { _ = state.recent.insert(record.id, on: channel.topic, at: record.publishedAt) }
             }
         }
     }
