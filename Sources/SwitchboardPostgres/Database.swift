@@ -161,6 +161,8 @@ struct DatabaseService: Service {
                 }
             }
             try? await gracefulShutdown()
+            // The sockets are closed by now (services stop in reverse order): write what waits.
+            await database.history.flush(within: .seconds(5))
             group.cancelAll()
         }
     }

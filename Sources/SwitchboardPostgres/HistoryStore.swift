@@ -61,6 +61,8 @@ public final class HistoryStore: Sendable {
         var waiting: [(records: [HistoryRecord], done: Done?)] = []
         var retained: [HistoryRecord] = []
         var failing = false
+        /// A write is in flight.
+        var writing = false
         /// The epoch last written for each topic, to delete a topic's rows of an older epoch
         /// only when it changes.
         var epochs: [String: String] = [:]
@@ -114,19 +116,36 @@ public final class HistoryStore: Sendable {
         return queued
     }
 
+    /// Waits (at most `timeout`) until nothing waits to be written: at shutdown, after the
+    /// sockets closed, so that what was published reaches the database if it can.
+    func flush(within timeout: Duration) async {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let idle = queue.withLock { $0.waiting.isEmpty && $0.retained.isEmpty && !$0.writing }
+            if idle { return }
+            wake.yield()
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        let left = queue.withLock { $0.waiting.reduce(0) { $0 + $1.records.count } + $0.retained.count }
+        if left > 0 {
+            logger.error("shutting down with replay history not written to the database", metadata: ["records": "\(left)"])
+        }
+    }
+
     /// Writes until cancelled.
     func run() async {
         for await _ in wakeups {
             while !Task.isCancelled {
                 let (retained, batch) = queue.withLock { queue -> ([HistoryRecord], [(records: [HistoryRecord], done: Done?)]) in
-                    defer {
-                        queue.retained = []
-                        queue.waiting = []
-                    }
-                    return (queue.retained, queue.waiting)
+                    let taken = (queue.retained, queue.waiting)
+                    queue.retained = []
+                    queue.waiting = []
+                    queue.writing = !(taken.0.isEmpty && taken.1.isEmpty)
+                    return taken
                 }
                 let records = retained + batch.flatMap(\.records)
                 if records.isEmpty { break }
+                defer { queue.withLock { $0.writing = false } }
                 do {
                     try await write(records)
                     queue.withLock { $0.failing = false }
