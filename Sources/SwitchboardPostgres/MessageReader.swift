@@ -56,13 +56,15 @@ public final class MessageReader: Sendable {
             } catch {
                 if Task.isCancelled { return }
                 let reason = DatabaseError.describe(error)
-                if health.isUp { logger.error("database connection lost; local delivery goes on", metadata: ["error": "\(reason)"]) }
+                if health.isUp {
+                    logger.error("database connection lost; local delivery goes on", metadata: ["error": "\(reason)"])
+                    backoff = .milliseconds(100)  // it was serving: start over from the shortest wait
+                }
                 health.set(.down(reason: reason))
             }
             if Task.isCancelled { return }
             try? await Task.sleep(for: backoff)
             backoff = min(backoff * 2, .seconds(2))
-            if health.isUp { backoff = .milliseconds(100) }
         }
     }
 
@@ -70,7 +72,15 @@ public final class MessageReader: Sendable {
         let connection = try await PostgresConnection.connect(
             on: MultiThreadedEventLoopGroup.singleton.any(), configuration: try settings.connectionConfiguration(), id: 1,
             logger: logger)
-        defer { Task { try? await connection.close() } }
+        do {
+            try await serve(on: connection)
+        } catch {
+            try? await connection.close()
+            throw error
+        }
+    }
+
+    private func serve(on connection: PostgresConnection) async throws {
         try await Self.ensureSlot(slotName, on: connection, logger: logger)
         let (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -79,8 +89,9 @@ public final class MessageReader: Sendable {
                 for await _ in wakeups {
                     do {
                         if try await self.round(on: connection) == .unflushed {
-                            // A commit's WAL may not be flushed yet (synchronous_commit = off):
-                            // decoding sees only flushed WAL, so look again shortly.
+                            // Nothing new, but WAL waits to be flushed: a commit notified
+                            // before its flush (synchronous_commit = off) is not decodable yet,
+                            // so look again shortly rather than at the next poll.
                             Task {
                                 try await Task.sleep(for: Self.unflushedRetry)
                                 wake.yield()
@@ -110,8 +121,8 @@ public final class MessageReader: Sendable {
 
     enum RoundResult: Equatable {
         case done
-        /// WAL was written but not yet flushed when the round ended: what it holds is not
-        /// decodable yet.
+        /// The round found nothing new while WAL was written but not yet flushed: what it
+        /// holds is not decodable yet.
         case unflushed
     }
 
@@ -134,6 +145,7 @@ public final class MessageReader: Sendable {
         for try await (upto, behind, unflushed) in positions.decode((String, Bool, Bool).self) { target = (upto, behind, unflushed) }
         guard let target else { throw DatabaseError("the replication slot \(slotName) is gone (dropped while the server ran?)") }
         guard target.behind else { return target.unflushed ? .unflushed : .done }
+        var found = false
         var messages: [DatabaseMessage] = []
         let changes = try await connection.query(
             """
@@ -143,10 +155,11 @@ public final class MessageReader: Sendable {
             """, logger: logger)
         for try await data in changes.decode(String.self) {
             if let message = Wal2JSON.message(fromChange: data) { messages.append(message) }
+            found = true
         }
         if !messages.isEmpty { await deliver(messages) }
         try await connection.run("select pg_replication_slot_advance(\(slotName), \(target.upto)::pg_lsn)", logger: logger)
-        return target.unflushed ? .unflushed : .done
+        return target.unflushed && !found ? .unflushed : .done
     }
 
     /// Creates the logical replication slot when it does not exist, with a message that says
