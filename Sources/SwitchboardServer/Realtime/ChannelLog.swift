@@ -129,7 +129,8 @@ final class ChannelLog: Sendable {
             return Array(repeating: true, count: messages.count)
         }
         let now = now()
-        return state.withLockedValue { state in
+        // Acks go out after the lock is released: (ack, whether the message is stored).
+        let (published, acknowledgements) = state.withLockedValue { state -> ([Bool], [(@Sendable (Bool) -> Void, Bool)]) in
             var framed: [(message: EncodedBroadcast, sender: UInt64?)] = []
             var published: [Bool] = []
             // With a database, replayable messages are delivered once committed, unless the
@@ -173,7 +174,7 @@ final class ChannelLog: Sendable {
                 message.acknowledge.map { acknowledgeNow.append($0) }
                 published.append(true)
             }
-            for acknowledge in acknowledgeNow { acknowledge(true) }
+            var acknowledgements = acknowledgeNow.map { ($0, true) }
             // Inside the lock: the next numbered message of this channel is queued after these.
             hub.publish(topic: topic, batch: framed)
             if let durable, !records.isEmpty {
@@ -188,14 +189,16 @@ final class ChannelLog: Sendable {
                     if !queued {
                         // Writes are failing: deliver now (the records wait in the store).
                         release(topic, held, through: lastHeld, in: &state)
-                        for acknowledge in acknowledgeLater { acknowledge(false) }
+                        acknowledgements += acknowledgeLater.map { ($0, false) }
                     }
                 } else {
                     durable.persist(records, then: nil)
                 }
             }
-            return published
+            return (published, acknowledgements)
         }
+        for (acknowledge, stored) in acknowledgements { acknowledge(stored) }
+        return published
     }
 
     /// Delivers held messages (their commit is done, or failed) and shows them to replays; runs

@@ -38,13 +38,16 @@ extension RealtimeConnection {
         if join.ack {
             let connection = NIOLoopBound(self, eventLoop: loop)
             acknowledge = { durable in
-                loop.execute {
+                let reply: @Sendable () -> Void = {
                     if durable {
                         connection.value.replyOK(to: inbound, response: .object(.init()))
                     } else {
                         connection.value.replyError(to: inbound, reason: Refusal.notDurable.reason)
                     }
                 }
+                // At once when published right here (no database, or nothing to store);
+                // from the history writer, through the connection's loop.
+                if loop.inEventLoop { reply() } else { loop.execute(reply) }
             }
         }
         if let refusal = shared.admit(
