@@ -143,27 +143,32 @@ struct DatabaseService: Service {
     let reader: MessageReader
     let pruneBefore: @Sendable () -> Int64
 
+    /// Stops in order: the reader first (a round waiting for its rows' history gives up without
+    /// moving the slot), then what waits is written (at most 5 s), then the writer and the pool.
     func run() async throws {
-        await withDiscardingTaskGroup { group in
-            group.addTask { await database.pool.run() }
-            group.addTask { await reader.run() }
-            group.addTask { await database.history.run() }
-            group.addTask {
-                while !Task.isCancelled {
-                    await database.history.prune(before: pruneBefore())
-                    try? await Task.sleep(for: .seconds(600))
+        await withDiscardingTaskGroup { outer in
+            outer.addTask { await database.pool.run() }
+            outer.addTask { await database.history.run() }
+            await withDiscardingTaskGroup { group in
+                group.addTask { await reader.run() }
+                group.addTask {
+                    while !Task.isCancelled {
+                        await database.history.prune(before: pruneBefore())
+                        try? await Task.sleep(for: .seconds(600))
+                    }
                 }
-            }
-            group.addTask {
-                while !Task.isCancelled {
-                    await database.upkeep()
-                    try? await Task.sleep(for: .seconds(3600))
+                group.addTask {
+                    while !Task.isCancelled {
+                        await database.upkeep()
+                        try? await Task.sleep(for: .seconds(3600))
+                    }
                 }
+                try? await gracefulShutdown()
+                group.cancelAll()
             }
-            try? await gracefulShutdown()
             // The sockets are closed by now (services stop in reverse order): write what waits.
             await database.history.flush(within: .seconds(5))
-            group.cancelAll()
+            outer.cancelAll()
         }
     }
 }

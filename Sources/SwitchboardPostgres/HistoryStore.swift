@@ -61,6 +61,8 @@ public final class HistoryStore: Sendable {
         var waiting: [(records: [HistoryRecord], done: Done?)] = []
         var retained: [HistoryRecord] = []
         var failing = false
+        /// The writer has stopped (shutdown): nothing queued would ever be written.
+        var stopped = false
         /// A write is in flight.
         var writing = false
         /// The epoch last written for each topic, to delete a topic's rows of an older epoch
@@ -104,7 +106,7 @@ public final class HistoryStore: Sendable {
     public func persist(_ records: [HistoryRecord], then done: Done?) -> Bool {
         guard !records.isEmpty else { return false }
         let queued = queue.withLock { queue -> Bool in
-            if queue.failing {
+            if queue.failing || queue.stopped {
                 queue.retained.append(contentsOf: records)
                 queue.trimRetained(logger: logger)
                 return false
@@ -132,8 +134,17 @@ public final class HistoryStore: Sendable {
         }
     }
 
-    /// Writes until cancelled.
+    /// Writes until cancelled; then tells whoever still waits that their write failed.
     func run() async {
+        defer {
+            let abandoned = queue.withLock { queue -> [(records: [HistoryRecord], done: Done?)] in
+                queue.stopped = true
+                queue.retained += queue.waiting.flatMap(\.records)
+                defer { queue.waiting = [] }
+                return queue.waiting
+            }
+            for item in abandoned { item.done?(false) }
+        }
         for await _ in wakeups {
             while !Task.isCancelled {
                 let (retained, batch) = queue.withLock { queue -> ([HistoryRecord], [(records: [HistoryRecord], done: Done?)]) in

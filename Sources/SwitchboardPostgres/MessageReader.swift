@@ -158,6 +158,8 @@ public final class MessageReader: Sendable {
             found = true
         }
         if !messages.isEmpty { await deliver(messages) }
+        // Stopping: their history may not be committed, so the slot stays (they are read again).
+        try Task.checkCancellation()
         try await connection.run("select pg_replication_slot_advance(\(slotName), \(target.upto)::pg_lsn)", logger: logger)
         return target.unflushed && !found ? .unflushed : .done
     }

@@ -88,6 +88,7 @@ private final class Outstanding: Sendable {
     private struct State {
         var count = 0
         var waiter: CheckedContinuation<Void, Never>?
+        var cancelled = false
     }
 
     private let state = Mutex(State())
@@ -104,14 +105,24 @@ private final class Outstanding: Sendable {
         waiter?.resume()
     }
 
+    /// Returns when none is outstanding, or when the task is cancelled (shutdown).
     func wait() async {
-        await withCheckedContinuation { continuation in
-            let now = state.withLock { state -> Bool in
-                if state.count == 0 { return true }
-                state.waiter = continuation
-                return false
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let now = state.withLock { state -> Bool in
+                    if state.count == 0 || state.cancelled { return true }
+                    state.waiter = continuation
+                    return false
+                }
+                if now { continuation.resume() }
             }
-            if now { continuation.resume() }
+        } onCancel: {
+            let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+                state.cancelled = true
+                defer { state.waiter = nil }
+                return state.waiter
+            }
+            waiter?.resume()
         }
     }
 }
