@@ -59,6 +59,9 @@ public final class Database: Sendable {
         } catch {
             throw DatabaseError(DatabaseError.describe(error))
         }
+        // Reachable a moment ago: up until the reader says otherwise (so that what is published
+        // before the reader's first connection is committed before it is acknowledged).
+        health.set(.up)
         return Database(settings: settings, slotName: slot, health: health, logger: logger)
     }
 

@@ -94,8 +94,9 @@ public final class HistoryStore: Sendable {
         (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
-    /// Whether a publisher should wait for its commit: the database is up and writes succeed.
-    public var isAvailable: Bool { health.isUp && !queue.withLock { $0.failing } }
+    /// Whether a publisher should wait for its commit: the database is up (the start-up check
+    /// or the reader's connection says so), writes succeed and the writer runs.
+    public var isAvailable: Bool { health.isUp && queue.withLock { !$0.failing && !$0.stopped } }
 
     /// Queues records (in order). Returns true when `done` will be called, from the writer, once
     /// they are committed (true) or their write failed (false); false when writes are failing

@@ -73,7 +73,12 @@ public final class MessageReader: Sendable {
             on: MultiThreadedEventLoopGroup.singleton.any(), configuration: try settings.connectionConfiguration(), id: 1,
             logger: logger)
         do {
-            try await serve(on: connection)
+            // Closing the connection ends the LISTEN sequence, whatever it is waiting for.
+            try await withTaskCancellationHandler {
+                try await serve(on: connection)
+            } onCancel: {
+                _ = connection.close() as EventLoopFuture<Void>
+            }
         } catch {
             try? await connection.close()
             throw error
@@ -110,7 +115,7 @@ public final class MessageReader: Sendable {
                 }
             }
             try await connection.listen(on: Self.wakeChannel) { notifications in
-                if !health.isUp { logger.info("database connected", metadata: ["database": "\(settings)", "slot": "\(slotName)"]) }
+                logger.info("database connected", metadata: ["database": "\(settings)", "slot": "\(slotName)"])
                 health.set(.up)
                 wake.yield()  // catch up with what was committed while away
                 for try await _ in notifications { wake.yield() }
