@@ -27,18 +27,34 @@ struct TestServer {
         configuration.rulesDirectory = defaultRules
         configuration.watchRules = false
         configure(&configuration)
-        let logger = Logger(label: "switchboard-test") { _ in SwiftLogNoOpLogHandler() }
+        var logger = Logger(label: "switchboard-test") { label in
+            // SWITCHBOARD_TEST_LOG=debug (or info…) shows the servers' logs on stderr.
+            if ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_LOG"] != nil { return StreamLogHandler.standardError(label: label) }
+            return SwiftLogNoOpLogHandler()
+        }
+        if let level = ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) {
+            logger.logLevel = level
+        }
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         let server = try await SwitchboardServer(configuration: configuration, logger: logger) { port in
             continuation.yield(port)
             continuation.finish()
         }
         let group = ServiceGroup(configuration: .init(services: server.services, logger: logger))
-        let task = Task { try await group.run() }
+        let task = Task {
+            // A server that stops before it listens must not leave the wait below hanging.
+            defer { continuation.finish() }
+            try await group.run()
+        }
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next() else {
             task.cancel()
-            throw TestServerError.didNotStart
+            do {
+                try await task.value
+            } catch {
+                throw TestServerError.didNotStart(error)
+            }
+            throw TestServerError.didNotStart(nil)
         }
         return TestServer(port: port, configuration: configuration, group: group, task: task)
     }
@@ -61,7 +77,10 @@ struct TestServer {
     }
 }
 
-enum TestServerError: Error { case didNotStart }
+enum TestServerError: Error {
+    /// The server stopped before it listened, with the error it stopped on.
+    case didNotStart((any Error)?)
+}
 
 extension ManualClock {
     /// A manual clock whose wall time starts at the real time now (tokens minted for a test
