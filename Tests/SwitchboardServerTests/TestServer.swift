@@ -16,6 +16,7 @@ struct TestServer {
 
     let port: Int
     let configuration: SwitchboardConfiguration
+    private let logger: Logger
     private let group: ServiceGroup
     private let task: Task<Void, any Error>
 
@@ -35,6 +36,7 @@ struct TestServer {
         if let level = ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) {
             logger.logLevel = level
         }
+        logger.debug("test server: building")
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         let server = try await SwitchboardServer(configuration: configuration, logger: logger) { port in
             continuation.yield(port)
@@ -46,6 +48,7 @@ struct TestServer {
             defer { continuation.finish() }
             try await group.run()
         }
+        logger.debug("test server: waiting for its port")
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next() else {
             task.cancel()
@@ -56,13 +59,16 @@ struct TestServer {
             }
             throw TestServerError.didNotStart(nil)
         }
-        return TestServer(port: port, configuration: configuration, group: group, task: task)
+        logger.debug("test server: listening", metadata: ["port": "\(port)"])
+        return TestServer(port: port, configuration: configuration, logger: logger, group: group, task: task)
     }
 
     /// Graceful shutdown, as on SIGTERM; returns when the server has stopped.
     func stop() async {
+        logger.debug("test server: stopping", metadata: ["port": "\(port)"])
         await group.triggerGracefulShutdown()
         _ = try? await task.value
+        logger.debug("test server: stopped", metadata: ["port": "\(port)"])
     }
 
     /// Mints a token signed with the test secret.
