@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import UnixSignals
 import SwitchboardAuth
 import SwitchboardCore
 import SwitchboardPostgres
@@ -141,12 +142,24 @@ public struct SwitchboardServer: Sendable {
         (reloader.map { [$0] } ?? []) + (database.map { [$0] } ?? []) + [application, realtime]
     }
 
+    /// How long a graceful shutdown may take before the services are cancelled: the HTTP server
+    /// waits for its open connections to end, and a client that never closes its socket (or
+    /// never answers the close frame) would otherwise hold the shutdown for ever.
+    public static let shutdownGrace = Duration.seconds(10)
+
+    /// The services as one group that stops gracefully on `signals` (or when told to), and is
+    /// cancelled when a graceful shutdown takes longer than `shutdownGrace`.
+    public func serviceGroup(logger: Logger, signals: [UnixSignal] = []) -> ServiceGroup {
+        var configuration = ServiceGroupConfiguration(services: services, gracefulShutdownSignals: signals, logger: logger)
+        configuration.maximumGracefulShutdownDuration = Self.shutdownGrace
+        return ServiceGroup(configuration: configuration)
+    }
+
     /// Runs until SIGTERM or SIGINT, then drains: every client gets a `system` "Server requested
-    /// disconnect" message and a close with code 1012.
+    /// disconnect" message and a close with code 1012; connections still open after
+    /// `shutdownGrace` are closed.
     public func run(logger: Logger) async throws {
-        let group = ServiceGroup(
-            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await group.run()
+        try await serviceGroup(logger: logger, signals: [.sigterm, .sigint]).run()
     }
 }
 

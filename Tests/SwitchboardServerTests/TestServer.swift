@@ -42,7 +42,7 @@ struct TestServer {
             continuation.yield(port)
             continuation.finish()
         }
-        let group = ServiceGroup(configuration: .init(services: server.services, logger: logger))
+        let group = server.serviceGroup(logger: logger)
         let task = Task {
             // A server that stops before it listens must not leave the wait below hanging.
             defer { continuation.finish() }

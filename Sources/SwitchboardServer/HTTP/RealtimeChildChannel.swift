@@ -99,7 +99,16 @@ struct RealtimeChildChannel: ServerChildChannel, HTTPChannelHandler {
 
     func handle(value: Value, logger: Logger) async {
         do {
-            switch try await value.upgradeResult.get() {
+            // A client that never finishes its request leaves this future pending: when the
+            // server gives up waiting for its connections at shutdown (the task is cancelled),
+            // closing the channel fails it, so the server can stop.
+            let channel = value.channel
+            let upgrade = try await withTaskCancellationHandler {
+                try await value.upgradeResult.get()
+            } onCancel: {
+                channel.close(promise: nil)
+            }
+            switch upgrade {
             case .websocket:
                 // The connection now lives in NIO handlers; no task stays behind for it.
                 return
