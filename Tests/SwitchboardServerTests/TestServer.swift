@@ -28,14 +28,12 @@ struct TestServer {
         configuration.rulesDirectory = defaultRules
         configuration.watchRules = false
         configure(&configuration)
+        // SWITCHBOARD_TEST_LOG=debug (or any swift-log level) shows the servers' logs on stderr.
+        let level = ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_LOG"].flatMap(Logger.Level.init(rawValue:))
         var logger = Logger(label: "switchboard-test") { label in
-            // SWITCHBOARD_TEST_LOG=debug (or info…) shows the servers' logs on stderr.
-            if ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_LOG"] != nil { return StreamLogHandler.standardError(label: label) }
-            return SwiftLogNoOpLogHandler()
+            level == nil ? SwiftLogNoOpLogHandler() as any LogHandler : StreamLogHandler.standardError(label: label)
         }
-        if let level = ProcessInfo.processInfo.environment["SWITCHBOARD_TEST_LOG"].flatMap(Logger.Level.init(rawValue:)) {
-            logger.logLevel = level
-        }
+        if let level { logger.logLevel = level }
         logger.debug("test server: building")
         let (ports, continuation) = AsyncStream<Int>.makeStream()
         let server = try await SwitchboardServer(configuration: configuration, logger: logger) { port in
