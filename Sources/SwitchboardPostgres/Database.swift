@@ -5,7 +5,7 @@ import PostgresNIO
 import ServiceLifecycle
 
 /// The server's database: checked and migrated at start (`open`), then run as a service: the
-/// connection pool, the message reader and the hourly partition upkeep.
+/// message reader, the history writer and the upkeep, each on connections of its own.
 public final class Database: Sendable {
     public let settings: DatabaseSettings
     /// The logical replication slot `realtime.messages` is read from.
@@ -13,7 +13,6 @@ public final class Database: Sendable {
     public let health: DatabaseHealth
     /// The replay history kept in the database.
     public let history: HistoryStore
-    let pool: PostgresClient
     let logger: Logger
 
     /// How long partitions of `realtime.messages` are kept (Supabase: 72 hours).
@@ -24,11 +23,7 @@ public final class Database: Sendable {
         self.slotName = slotName
         self.health = health
         self.logger = logger
-        var configuration = settings.clientConfiguration()
-        configuration.options.maximumConnections = 8
-        let pool = PostgresClient(configuration: configuration, backgroundLogger: logger)
-        self.pool = pool
-        self.history = HistoryStore(pool: pool, health: health, logger: logger)
+        self.history = HistoryStore(settings: settings, health: health, logger: logger)
     }
 
     /// Connects (retrying until `timeout` passes: the database may still be starting), checks
@@ -85,11 +80,12 @@ public final class Database: Sendable {
             on: MultiThreadedEventLoopGroup.singleton.any(), configuration: try settings.connectionConfiguration(), id: 0, logger: logger)
     }
 
-    /// Runs `body` on one connection, retrying the connection (not the body) until `timeout`.
+    /// Runs `body` on one connection, retrying the connection (not the body) until `timeout`;
+    /// `body` ends when the connection closes or the task is cancelled (`guarded`).
     @discardableResult
     public static func withConnection<Result: Sendable>(
         _ settings: DatabaseSettings, retryingFor timeout: Duration = .zero, logger: Logger,
-        _ body: (PostgresConnection) async throws -> Result
+        _ body: @escaping @Sendable (PostgresConnection) async throws -> Result
     ) async throws -> Result {
         let configuration = try settings.connectionConfiguration()
         let deadline = ContinuousClock.now + timeout
@@ -111,7 +107,7 @@ public final class Database: Sendable {
         }
         guard let connection else { throw DatabaseError("unreachable") }
         do {
-            let result = try await body(connection)
+            let result = try await connection.guarded(body)
             try? await connection.close()
             return result
         } catch {
@@ -120,8 +116,8 @@ public final class Database: Sendable {
         }
     }
 
-    /// The pool, the reader (handing committed messages to `deliver`), the history writer, the
-    /// partition upkeep and the history pruning (every 10 minutes, of messages published before
+    /// The reader (handing committed messages to `deliver`), the history writer, the partition
+    /// upkeep and the history pruning (every 10 minutes, of messages published before
     /// `pruneBefore()`, in ms since 1970), until the task is cancelled or a graceful shutdown.
     public func service(deliver: @escaping MessageReader.Deliver, pruneBefore: @escaping @Sendable () -> Int64) -> some Service {
         DatabaseService(
@@ -132,9 +128,11 @@ public final class Database: Sendable {
     /// Creates the coming days' partitions and drops those past the retention.
     func upkeep() async {
         do {
-            try await pool.run("select switchboard.ensure_message_partitions(3)", logger: logger)
-            try await pool.run(
-                "select switchboard.drop_message_partitions(\(Self.messageRetention)::interval)", logger: logger)
+            try await Self.withConnection(settings, logger: logger) { [logger] connection in
+                try await connection.run("select switchboard.ensure_message_partitions(3)", logger: logger)
+                try await connection.run(
+                    "select switchboard.drop_message_partitions(\(Self.messageRetention)::interval)", logger: logger)
+            }
         } catch {
             logger.warning("partition upkeep of realtime.messages failed", metadata: ["error": "\(DatabaseError.describe(error))"])
         }
@@ -147,11 +145,12 @@ struct DatabaseService: Service {
     let pruneBefore: @Sendable () -> Int64
 
     /// Stops in order: the reader first (a round waiting for its rows' history gives up without
-    /// moving the slot), then what waits is written (at most 5 s), then the writer and the pool.
+    /// moving the slot), then what waits is written (at most 5 s), then the writer.
     func run() async throws {
         await withDiscardingTaskGroup { outer in
-            outer.addTask { await database.pool.run() }
-            outer.addTask { await database.history.run() }
+            outer.addTask {
+                await database.history.run()
+            }
             await withDiscardingTaskGroup { group in
                 group.addTask { await reader.run() }
                 group.addTask {

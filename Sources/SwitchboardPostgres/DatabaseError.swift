@@ -34,11 +34,3 @@ extension PostgresConnection {
         for try await _ in try await self.query(query, logger: logger) {}
     }
 }
-
-extension PostgresClient {
-    /// Runs a statement on a pooled connection and reads its rows to the end (see
-    /// `PostgresConnection.run`).
-    public func run(_ query: PostgresQuery, logger: Logger) async throws {
-        for try await _ in try await self.query(query, logger: logger) {}
-    }
-}

@@ -102,27 +102,7 @@ public struct DatabaseSettings: Sendable, CustomStringConvertible {
         return configuration
     }
 
-    /// The pool's configuration.
-    func clientConfiguration() -> PostgresClient.Configuration {
-        var configuration: PostgresClient.Configuration
-        switch endpoint {
-        case .tcp(let host, let port):
-            let mode: PostgresClient.Configuration.TLS =
-                switch tls {
-                case .disable: .disable
-                case .prefer: .prefer(tlsConfiguration())
-                case .require, .verifyFull: .require(tlsConfiguration())
-                }
-            configuration = .init(host: host, port: port, username: username, password: password, database: database, tls: mode)
-        case .unixSocket(let path):
-            configuration = .init(unixSocketPath: path, username: username, password: password, database: database)
-        }
-        configuration.options.connectTimeout = .seconds(5)
-        configuration.options.additionalStartupParameters = [("application_name", "switchboard")]
-        return configuration
-    }
-
-    /// One connection's configuration (the reader's LISTEN connection, the CLI).
+    /// One connection's configuration (the reader's, the history writer's, the CLI's).
     func connectionConfiguration() throws(DatabaseError) -> PostgresConnection.Configuration {
         var configuration: PostgresConnection.Configuration
         switch endpoint {

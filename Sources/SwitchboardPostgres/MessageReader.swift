@@ -73,12 +73,9 @@ public final class MessageReader: Sendable {
             on: MultiThreadedEventLoopGroup.singleton.any(), configuration: try settings.connectionConfiguration(), id: 1,
             logger: logger)
         do {
-            // Closing the connection ends the LISTEN sequence, whatever it is waiting for.
-            try await withTaskCancellationHandler {
-                try await serve(on: connection)
-            } onCancel: {
-                _ = connection.close() as EventLoopFuture<Void>
-            }
+            // Cancelling closes the connection, which ends the LISTEN sequence; a closed
+            // connection ends the session even when a statement on it never returns.
+            try await connection.guarded { connection in try await self.serve(on: connection) }
         } catch {
             try? await connection.close()
             throw error

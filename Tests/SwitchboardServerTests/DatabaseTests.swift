@@ -340,6 +340,19 @@ import Testing
         }
     }
 
+    /// postgres-nio 1.33 never answers a statement sent on a connection that is already closed
+    /// (it writes it to the closed channel without a promise): unguarded, this test waits for
+    /// ever (its time limit fails it). Guarded, the statement is abandoned and fails.
+    @Test(.timeLimit(.minutes(1))) func aStatementOnAClosedConnectionEndsWithAnError() async throws {
+        let postgres = try await TestPostgres.shared()
+        let database = try await postgres.makeDatabase()
+        let connection = try await Database.connect(database, logger: Self.logger)
+        try await connection.close()
+        await #expect(throws: (any Error).self) {
+            try await connection.guarded { connection in try await connection.run("select 1", logger: Self.logger) }
+        }
+    }
+
     @Test func anUnreachableDatabaseStopsTheStartWithAClearMessage() async throws {
         let port = try freeLoopbackPort()
         let settings = try DatabaseSettings(url: "postgres://nobody@127.0.0.1:\(port)/none?sslmode=disable")

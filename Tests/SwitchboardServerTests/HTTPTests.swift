@@ -1,9 +1,6 @@
 import Foundation
+import NIOHTTP1
 import Testing
-
-#if canImport(FoundationNetworking)
-    import FoundationNetworking
-#endif
 
 /// REST broadcast, /health and /metrics over real HTTP.
 @Suite struct HTTPTests {
@@ -16,15 +13,12 @@ import Testing
         _ server: TestServer, _ method: String, _ path: String, token: String? = nil, contentType: String? = "application/json",
         body: String? = nil
     ) async throws -> Reply {
-        let url = try #require(URL(string: "http://127.0.0.1:\(server.port)\(path)"))
-        var request = URLRequest(url: url)
-        request.httpMethod = method
-        if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }
-        if let contentType { request.setValue(contentType, forHTTPHeaderField: "Content-Type") }
-        request.httpBody = body.map { Data($0.utf8) }
-        let (data, response) = try await URLSession.shared.data(for: request)
-        let status = try #require(response as? HTTPURLResponse).statusCode
-        return Reply(status: status, body: String(decoding: data, as: UTF8.self))
+        var headers: [(String, String)] = []
+        if let token { headers.append(("Authorization", "Bearer \(token)")) }
+        if let contentType { headers.append(("Content-Type", contentType)) }
+        let response = try await LoopbackHTTP.request(
+            port: server.port, method: HTTPMethod(rawValue: method), path: path, headers: headers, body: body)
+        return Reply(status: response.status, body: response.body)
     }
 
     @Test func healthAnswers() async throws {

@@ -1,0 +1,74 @@
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// One HTTP/1.1 request to a test server over SwiftNIO, with a deadline.
+///
+/// The tests used Foundation's `URLSession`; on Linux a request of it sometimes never completed
+/// and never timed out (about one full-suite run in three on a busy two-core machine hung for
+/// ever in a `/health` poll). This one cannot: at the deadline the connection is closed, which
+/// ends the wait, and the request fails with ``LoopbackHTTPError/timedOut``.
+enum LoopbackHTTP {
+    struct Response {
+        let status: Int
+        let body: String
+    }
+
+    static func request(
+        port: Int, method: HTTPMethod, path: String, headers: [(String, String)] = [], body: String? = nil,
+        timeout: Duration = .seconds(30)
+    ) async throws -> Response {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connectTimeout(.seconds(10))
+            .connect(host: "127.0.0.1", port: port) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
+                }
+            }
+        let deadline = channel.channel.eventLoop.scheduleTask(in: TimeAmount(timeout)) {
+            channel.channel.close(promise: nil)
+        }
+        defer { deadline.cancel() }
+        var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
+        head.headers.add(name: "Host", value: "127.0.0.1:\(port)")
+        head.headers.add(name: "Connection", value: "close")
+        for (name, value) in headers { head.headers.add(name: name, value: value) }
+        let bytes = body.map { ByteBuffer(string: $0) }
+        head.headers.add(name: "Content-Length", value: String(bytes?.readableBytes ?? 0))
+        var status: Int?
+        var received = ByteBuffer()
+        var complete = false
+        do {
+            try await channel.executeThenClose { inbound, outbound in
+                try await outbound.write(.head(head))
+                if let bytes { try await outbound.write(.body(.byteBuffer(bytes))) }
+                try await outbound.write(.end(nil))
+                for try await part in inbound {
+                    switch part {
+                    case .head(let response): status = Int(response.status.code)
+                    case .body(var chunk): received.writeBuffer(&chunk)
+                    case .end:
+                        complete = true
+                        return
+                    }
+                }
+            }
+        } catch where !complete {
+            throw LoopbackHTTPError.failed("\(method) \(path): \(error)")
+        }
+        guard complete, let status else { throw LoopbackHTTPError.timedOut("\(method) \(path) had no complete answer within \(timeout)") }
+        return Response(status: status, body: String(buffer: received))
+    }
+}
+
+enum LoopbackHTTPError: Error, CustomStringConvertible {
+    case timedOut(String)
+    case failed(String)
+
+    var description: String {
+        switch self {
+        case .timedOut(let what), .failed(let what): what
+        }
+    }
+}
