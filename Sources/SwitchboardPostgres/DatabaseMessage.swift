@@ -34,6 +34,19 @@ public struct DatabaseMessage: Sendable, Equatable {
     }
 }
 
+extension DatabaseMessage {
+    /// The row as `switchboard.notify_message()` announces it: a JSON object of its columns.
+    /// Nil when the text is not such an object.
+    init?(notification text: String) {
+        guard let row = try? JSON.parse(text.utf8), row.objectValue != nil, let id = row["id"]?.stringValue else { return nil }
+        let payload = row["payload"]
+        self.init(
+            id: id, topic: row["topic"]?.stringValue ?? "", event: row["event"]?.stringValue,
+            payload: payload == .null ? nil : payload, isPrivate: row["private"]?.boolValue ?? false,
+            extension: row["extension"]?.stringValue ?? "", insertedAt: row["inserted_at"]?.stringValue ?? "")
+    }
+}
+
 /// wal2json's (format-version 2) description of one change, read into a message.
 enum Wal2JSON {
     /// The message an inserted `realtime.messages` row carries; nil for any other change (other

@@ -2,29 +2,47 @@ import Logging
 import NIOCore
 import NIOPosix
 import PostgresNIO
+import Synchronization
 
-/// Reads the rows committed to `realtime.messages` from a logical replication slot (wal2json),
-/// in commit order, and hands them to the server; then moves the slot past them.
+/// Reads the rows committed to `realtime.messages` and hands them to the server, each once, in
+/// commit order, as soon as their transaction commits; and moves the logical replication slot
+/// (wal2json) past them once they are delivered and their history is stored.
 ///
-/// One round: take the WAL position `upto` (the flushed one, at most `maxRoundBytes` past the
-/// slot's), read every inserted message of the transactions that committed before it
-/// (`pg_logical_slot_peek_changes(slot, upto, …)`), deliver them, then advance the slot to
-/// `upto`. A transaction that commits later is read in a later round whatever order the
-/// transactions inserted in; a rolled-back one is never decoded; rows committed while the
-/// server was away wait in the slot. A crash between delivering and advancing delivers that
-/// round again (same `meta.id`s).
+/// Two roads, one ledger (`DeliveryLedger`):
+/// - **Announced rows**: migration 3's trigger sends each inserted row as the payload of a
+///   NOTIFY, which PostgreSQL delivers only if the transaction commits, in commit order. The
+///   reader delivers those at once. A row too big for a notification is announced by its id
+///   only, and read from the slot (a catch-up) before anything after it is delivered.
+/// - **The slot**: every `pollInterval` a read of the slot up to the flushed WAL position runs
+///   on a second connection without holding up delivery; its rows are matched against what
+///   notifications delivered when the reader's own *fence* notification comes back (see
+///   `DeliveryLedger`), the rare row no notification announced is delivered then, and the slot
+///   advances. At connect, and whenever notifications were dropped because the server fell
+///   behind, a catch-up reads the slot to the current WAL end and delivers everything not yet
+///   delivered before the next announced row.
 ///
-/// Rounds run when `realtime.send`'s NOTIFY arrives (a wake-up only: the rows never travel in
-/// it) and every `pollInterval` in any case (plain inserts into `realtime.messages` notify
-/// nobody). Everything runs on one dedicated connection, which also LISTENs; when it fails the
-/// reader marks the database down and reconnects with a capped backoff.
+/// Decoding is not on the delivery path, which is what makes delivery cheap: a read of the slot
+/// decodes from the slot's restart position, which PostgreSQL moves only every 15–25 s, so a
+/// read costs tens of milliseconds under load however little is new.
+///
+/// A rolled-back transaction is never announced nor decoded; rows committed while the server
+/// was away wait in the slot. A crash between delivering and advancing delivers those rows
+/// again (same `meta.id`s). When either connection fails the reader marks the database down
+/// and reconnects with a capped backoff; what it delivered is remembered across connections.
 public final class MessageReader: Sendable {
     public typealias Deliver = @Sendable ([DatabaseMessage]) async -> Void
 
-    /// The channel `realtime.send` notifies.
-    static let wakeChannel = "switchboard_messages"
-    /// The most WAL one round decodes, so that a long backlog is read in bounded pieces.
+    /// The channel `switchboard.notify_message()` notifies.
+    static let channel = "switchboard_messages"
+    /// The most WAL one read decodes, so that a long backlog is read in bounded pieces.
     static let maxRoundBytes = 16 << 20
+    /// How many notifications may wait to be handled; past that they are dropped and a catch-up
+    /// reads the rows from the slot instead.
+    static let queueCapacity = 10_000
+    /// How soon to look again while a catch-up waits for WAL to be flushed (a commit can be
+    /// announced before its WAL is flushed with synchronous_commit = off; the WAL writer flushes
+    /// every 200 ms by default).
+    static let unflushedRetry = Duration.milliseconds(20)
 
     let settings: DatabaseSettings
     let slotName: String
@@ -32,6 +50,10 @@ public final class MessageReader: Sendable {
     let logger: Logger
     let pollInterval: Duration
     let deliver: Deliver
+    /// What was delivered and not yet passed by the slot, kept from one connection to the next.
+    private let ledger = Mutex(DeliveryLedger())
+    /// Tells this reader's fences from those of another server on the same database.
+    let token = String(UInt64.random(in: 0...UInt64.max), radix: 36)
 
     public init(
         settings: DatabaseSettings, slotName: String, health: DatabaseHealth, logger: Logger, pollInterval: Duration = .seconds(1),
@@ -68,103 +90,164 @@ public final class MessageReader: Sendable {
         }
     }
 
-    private func serveOneConnection() async throws {
-        let connection = try await PostgresConnection.connect(
-            on: MultiThreadedEventLoopGroup.singleton.any(), configuration: try settings.connectionConfiguration(), id: 1,
+    private func connect(id: Int) async throws -> PostgresConnection {
+        try await PostgresConnection.connect(
+            on: MultiThreadedEventLoopGroup.singleton.any(), configuration: try settings.connectionConfiguration(), id: id,
             logger: logger)
+    }
+
+    /// One connection LISTENs; the other reads and advances the slot and sends fences.
+    private func serveOneConnection() async throws {
+        let listener = try await connect(id: 1)
+        let slot: PostgresConnection
         do {
-            // Cancelling closes the connection, which ends the LISTEN sequence; a closed
-            // connection ends the session even when a statement on it never returns.
-            try await connection.guarded { connection in try await self.serve(on: connection) }
+            slot = try await connect(id: 2)
         } catch {
-            try? await connection.close()
+            try? await listener.close()
+            throw error
+        }
+        @Sendable func closeBoth() {
+            _ = listener.close() as EventLoopFuture<Void>
+            _ = slot.close() as EventLoopFuture<Void>
+        }
+        defer { ledger.withLock { $0.connectionEnded() } }
+        do {
+            // Cancelling closes the connections, which ends the LISTEN sequence; either
+            // connection closing ends the session even when a statement on it never returns.
+            try await listener.guarded { listener in
+                try await slot.guarded { slot in try await self.serve(listener: listener, slot: slot, closeBoth: closeBoth) }
+            }
+        } catch {
+            closeBoth()
+            try? await listener.closeFuture.get()
+            try? await slot.closeFuture.get()
             throw error
         }
     }
 
-    private func serve(on connection: PostgresConnection) async throws {
-        try await Self.ensureSlot(slotName, on: connection, logger: logger)
-        let (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    private func serve(listener: PostgresConnection, slot: PostgresConnection, closeBoth: @escaping @Sendable () -> Void) async throws {
+        try await Self.ensureSlot(slotName, on: slot, logger: logger)
+        let events = ReaderEvents(capacity: Self.queueCapacity)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
-                // Ends (and so ends the connection) when a round fails.
-                for await _ in wakeups {
-                    do {
-                        if try await self.round(on: connection) == .unflushed {
-                            // Nothing new, but WAL waits to be flushed: a commit notified
-                            // before its flush (synchronous_commit = off) is not decodable yet,
-                            // so look again shortly rather than at the next poll.
-                            Task {
-                                try await Task.sleep(for: Self.unflushedRetry)
-                                wake.yield()
-                            }
-                        }
-                    } catch {
-                        try? await connection.close()
-                        throw error
-                    }
+                do {
+                    try await ReaderSession(reader: self, slot: slot, events: events).run()
+                } catch {
+                    closeBoth()  // ends the LISTEN below
+                    throw error
                 }
             }
             group.addTask {
-                while !Task.isCancelled {
+                while true {
                     try await Task.sleep(for: self.pollInterval)
-                    wake.yield()
+                    events.push(.tick)
                 }
             }
-            try await connection.listen(on: Self.wakeChannel) { notifications in
+            try await listener.listen(on: Self.channel) { notifications in
                 logger.info("database connected", metadata: ["database": "\(settings)", "slot": "\(slotName)"])
                 health.set(.up)
-                wake.yield()  // catch up with what was committed while away
-                for try await _ in notifications { wake.yield() }
+                events.push(.listening)
+                for try await notification in notifications { events.push(.notification(notification.payload)) }
             }
             throw DatabaseError("the database closed the connection")
         }
     }
 
-    enum RoundResult: Equatable {
-        case done
-        /// The round found nothing new while WAL was written but not yet flushed: what it
-        /// holds is not decodable yet.
-        case unflushed
+    // MARK: - The slot
+
+    enum ReadTarget {
+        /// What is flushed now: a background read.
+        case flushed
+        /// Everything written so far, waiting for it to be flushed: a catch-up.
+        case written
     }
 
-    /// How soon to look again while WAL waits to be flushed (the WAL writer flushes every 200 ms
-    /// by default).
-    static let unflushedRetry = Duration.milliseconds(20)
+    struct SlotRead: Sendable {
+        /// Where the read stopped; nil when there was nothing new to read.
+        let upto: LSN?
+        let rows: [DatabaseMessage]
+        /// Whether it reached its target (else it stopped after `maxRoundBytes`).
+        let reached: Bool
+    }
 
-    /// One round: read what committed before the flushed WAL position (at most `maxRoundBytes`
-    /// past the slot's), deliver, advance. Decoding only ever sees flushed WAL, so the round
-    /// stops there, and the slot never moves past what was decoded.
-    func round(on connection: PostgresConnection) async throws -> RoundResult {
-        var target: (upto: String, behind: Bool, unflushed: Bool)?
-        let positions = try await connection.query(
-            """
-            select least(pg_current_wal_flush_lsn(), confirmed_flush_lsn + \(Self.maxRoundBytes)::numeric)::text,
-                   pg_current_wal_flush_lsn() > confirmed_flush_lsn,
-                   pg_current_wal_insert_lsn() > pg_current_wal_flush_lsn()
-            from pg_replication_slots where slot_name = \(slotName)
-            """, logger: logger)
-        for try await (upto, behind, unflushed) in positions.decode((String, Bool, Bool).self) { target = (upto, behind, unflushed) }
-        guard let target else { throw DatabaseError("the replication slot \(slotName) is gone (dropped while the server ran?)") }
-        guard target.behind else { return target.unflushed ? .unflushed : .done }
-        var found = false
-        var messages: [DatabaseMessage] = []
-        let changes = try await connection.query(
-            """
-            select data from pg_logical_slot_peek_changes(\(slotName), \(target.upto)::pg_lsn, null,
-                'format-version', '2', 'add-tables', 'realtime.*', 'include-types', 'false',
-                'include-transaction', 'false')
-            """, logger: logger)
-        for try await data in changes.decode(String.self) {
-            if let message = Wal2JSON.message(fromChange: data) { messages.append(message) }
-            found = true
+    /// Reads the rows of the transactions that committed before the target position (at most
+    /// `maxRoundBytes` past the slot's, or `after`, the furthest this connection read), without
+    /// moving the slot.
+    func read(on connection: PostgresConnection, to target: ReadTarget, after: LSN?) async throws -> SlotRead {
+        while true {
+            var positions: (flushed: String, written: String, confirmed: String?)?
+            let rows = try await connection.query(
+                """
+                select pg_current_wal_flush_lsn()::text, pg_current_wal_insert_lsn()::text, confirmed_flush_lsn::text
+                from pg_replication_slots where slot_name = \(slotName)
+                """, logger: logger)
+            for try await row in rows.decode((String, String, String?).self) { positions = row }
+            guard let positions, let flushed = LSN(positions.flushed), let written = LSN(positions.written) else {
+                throw DatabaseError("the replication slot \(slotName) is gone (dropped while the server ran?)")
+            }
+            let want = target == .written ? written : flushed
+            if want > flushed {
+                // Decoding only ever sees flushed WAL.
+                try await Task.sleep(for: Self.unflushedRetry)
+                continue
+            }
+            let confirmed = positions.confirmed.flatMap(LSN.init) ?? LSN(0)
+            let from = max(confirmed, after ?? confirmed)
+            let upto = min(want, from.adding(Self.maxRoundBytes))
+            guard upto > from else { return SlotRead(upto: nil, rows: [], reached: true) }
+            var messages: [DatabaseMessage] = []
+            let changes = try await connection.query(
+                """
+                select data from pg_logical_slot_peek_changes(\(slotName), \(upto.description)::pg_lsn, null,
+                    'format-version', '2', 'add-tables', 'realtime.*', 'include-types', 'false',
+                    'include-transaction', 'false')
+                """, logger: logger)
+            for try await data in changes.decode(String.self) {
+                if let message = Wal2JSON.message(fromChange: data) { messages.append(message) }
+            }
+            return SlotRead(upto: upto, rows: messages, reached: upto == want)
         }
-        if !messages.isEmpty { await deliver(messages) }
-        // Stopping: their history may not be committed, so the slot stays (they are read again).
-        try Task.checkCancellation()
-        try await connection.run("select pg_replication_slot_advance(\(slotName), \(target.upto)::pg_lsn)", logger: logger)
-        return target.unflushed && !found ? .unflushed : .done
     }
+
+    /// Moves the slot to `position`: PostgreSQL may then recycle the WAL before it.
+    func advance(on connection: PostgresConnection, to position: LSN) async throws {
+        try await connection.run("select pg_replication_slot_advance(\(slotName), \(position.description)::pg_lsn)", logger: logger)
+    }
+
+    func sendFence(_ fence: Int, on connection: PostgresConnection) async throws {
+        try await connection.run("select pg_notify(\(Self.channel), \(Self.fencePrefix + token + ":" + String(fence)))", logger: logger)
+    }
+
+    static let fencePrefix = "fence:"
+
+    /// What a notification says.
+    enum Announcement: Equatable {
+        case row(DatabaseMessage)
+        /// A row too big to travel in a notification: read it from the slot.
+        case tooBig(id: String)
+        /// One of this reader's fences.
+        case fence(Int)
+        /// Another reader's fence, or nothing this reader knows.
+        case other
+        /// Something happened that only the slot can tell (a wake-up without a row).
+        case wake
+    }
+
+    func announcement(_ payload: String) -> Announcement {
+        if payload.isEmpty { return .wake }
+        if payload.hasPrefix(Self.fencePrefix) {
+            let rest = payload.dropFirst(Self.fencePrefix.count)
+            guard rest.hasPrefix(token + ":"), let fence = Int(rest.dropFirst(token.count + 1)) else { return .other }
+            return .fence(fence)
+        }
+        if payload.hasPrefix("{") {
+            if let message = DatabaseMessage(notification: payload) { return .row(message) }
+            return .wake
+        }
+        return .tooBig(id: payload)
+    }
+
+    func withLedger<Result: Sendable>(_ body: (inout DeliveryLedger) -> Result) -> Result { ledger.withLock { body(&$0) } }
 
     /// Creates the logical replication slot when it does not exist, with a message that says
     /// what to change when the database cannot have one.

@@ -13,6 +13,7 @@ public struct Migration: Sendable, Equatable {
     public static let all: [Migration] = [
         Migration(version: 1, name: "realtime", sql: String(decoding: PackageResources.m0001_realtime_sql, as: UTF8.self)),
         Migration(version: 2, name: "history", sql: String(decoding: PackageResources.m0002_history_sql, as: UTF8.self)),
+        Migration(version: 3, name: "notify", sql: String(decoding: PackageResources.m0003_notify_sql, as: UTF8.self)),
     ]
 }
 

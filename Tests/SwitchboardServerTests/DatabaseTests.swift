@@ -165,6 +165,44 @@ import Testing
         }
     }
 
+    /// Rows are announced by a NOTIFY that carries them; these two kinds are not, and still
+    /// arrive once each: a row too big for a notification (announced by its id, read from the
+    /// slot before anything after it), and a row inserted with triggers off (no notification:
+    /// the slot's background read delivers it, possibly after rows that committed later).
+    @Test func rowsNoNotificationCarriesArriveOnceEach() async throws {
+        let postgres = try await TestPostgres.shared()
+        let database = try await postgres.makeDatabase()
+        try await withServer({ $0.database = database }) { server in
+            let socket = try await Self.subscriber(server)
+            let big = String(repeating: "x", count: 9000)
+            try await postgres.execute(
+                database,
+                "select realtime.send('{\"n\": 1}', 'order', '\(Self.channel)')",
+                "select realtime.send(jsonb_build_object('n', 2, 'text', '\(big)'), 'order', '\(Self.channel)')",
+                "select realtime.send('{\"n\": 3}', 'order', '\(Self.channel)')")
+            for n in 1...3 {
+                let frame = try await Self.nextBroadcast(socket)
+                #expect(frame.payload["payload"]?["n"]?.int64Value == Int64(n), "in commit order: \(frame)")
+                if n == 2 { #expect(frame.payload["payload"]?["text"]?.stringValue == big) }
+            }
+            // As during a restore or a logical replication apply: no trigger runs.
+            try await postgres.execute(
+                database, "set session_replication_role = replica",
+                "select realtime.send('{\"n\": 4}', 'order', '\(Self.channel)')", "set session_replication_role = origin",
+                "select realtime.send('{\"n\": 5}', 'order', '\(Self.channel)')")
+            var late: Set<Int64> = []
+            for _ in 1...2 {
+                let frame = try await Self.nextBroadcast(socket)
+                late.insert(frame.payload["payload"]?["n"]?.int64Value ?? 0)
+            }
+            #expect(late == [4, 5])
+            try await postgres.execute(database, "select realtime.send('{\"n\": 6}', 'order', '\(Self.channel)')")
+            let marker = try await Self.nextBroadcast(socket)
+            #expect(marker.payload["payload"]?["n"]?.int64Value == 6, "nothing repeated before the marker: \(marker)")
+            await socket.close()
+        }
+    }
+
     static func strictRules() throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-db-rules-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
