@@ -30,7 +30,9 @@ import Synchronization
 /// again (same `meta.id`s). When either connection fails the reader marks the database down
 /// and reconnects with a capped backoff; what it delivered is remembered across connections.
 public final class MessageReader: Sendable {
-    public typealias Deliver = @Sendable ([DatabaseMessage]) async -> Void
+    /// Publishes rows in order; returns once their history is stored, false when some of it
+    /// could not be (the session then ends without moving the slot past them).
+    public typealias Deliver = @Sendable ([DatabaseMessage]) async -> Bool
 
     /// The channel `switchboard.notify_message()` notifies.
     static let channel = "switchboard_messages"

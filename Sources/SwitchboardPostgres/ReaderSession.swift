@@ -101,7 +101,7 @@ final class ReaderSession {
             for event in events.drain() {
                 try await handle(event)
             }
-            await deliverAnnounced()
+            try await deliverAnnounced()
             try Task.checkCancellation()
             startSlotWork()
         }
@@ -132,9 +132,9 @@ final class ReaderSession {
             case .wake:
                 try await catchUp()
             case .fence(let fence):
-                await deliverAnnounced()
+                try await deliverAnnounced()
                 if let passed = reader.withLedger({ $0.passFence(fence) }) {
-                    if !passed.missed.isEmpty { await reader.deliver(passed.missed) }
+                    if !passed.missed.isEmpty { try await deliver(passed.missed) }
                     wantAdvance = max(wantAdvance ?? passed.upto, passed.upto)
                 }
             case .other:
@@ -143,17 +143,26 @@ final class ReaderSession {
         }
     }
 
-    private func deliverAnnounced() async {
+    private func deliverAnnounced() async throws {
         guard !announced.isEmpty else { return }
         let rows = announced
         announced.removeAll(keepingCapacity: true)
-        await reader.deliver(rows)
+        try await deliver(rows)
+    }
+
+    /// Delivers rows; when their history could not all be stored, ends the session before the
+    /// slot can move past them (the store writes them once the database answers; the next
+    /// session's catch-up finds them delivered already).
+    private func deliver(_ rows: [DatabaseMessage]) async throws {
+        guard await reader.deliver(rows) else {
+            throw DatabaseError("the replay history of delivered rows could not be stored; the slot stays where it is")
+        }
     }
 
     /// Reads the slot up to what is written now and delivers every row not delivered yet, in
     /// order, before any later announced row; then advances the slot.
     private func catchUp() async throws {
-        await deliverAnnounced()
+        try await deliverAnnounced()
         if let (_, task) = busy {
             busy = nil
             try await finish(task.value)
@@ -165,7 +174,7 @@ final class ReaderSession {
                 _ = reader.withLedger { $0.register(upto: upto, rows: read.rows) }
             }
             let taken = reader.withLedger { $0.catchUp() }
-            if !taken.rows.isEmpty { await reader.deliver(taken.rows) }
+            if !taken.rows.isEmpty { try await deliver(taken.rows) }
             // Stopping: their history may not be stored, so the slot stays (they are read again).
             try Task.checkCancellation()
             if let upto = [taken.upto, read.upto].compactMap({ $0 }).max() { try await advance(to: upto) }

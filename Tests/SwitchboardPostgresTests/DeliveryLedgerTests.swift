@@ -143,7 +143,7 @@ import Testing
     @Test func notificationsAreReadAsRowsFencesOrIDs() throws {
         let reader = MessageReader(
             settings: try DatabaseSettings(url: "postgres://u@localhost/db"), slotName: "s", health: DatabaseHealth(),
-            logger: .init(label: "test"), deliver: { _ in })
+            logger: .init(label: "test"), deliver: { _ in true })
         let row = reader.announcement(
             #"{"id": "0b1c", "topic": "room:a", "event": "note", "payload": {"n": 1}, "private": true, "extension": "broadcast", "inserted_at": "2026-12-05 21:00:00.5"}"#
         )

@@ -23,13 +23,15 @@ struct DatabaseInbox: Sendable {
     /// Publishes the messages in order and returns once every replayable one among them is in
     /// the database's history (or its write failed): the reader advances its slot only then, so
     /// a crash in between reads them again rather than losing them (their ids make the repeat
-    /// harmless: the restored history remembers them).
-    func publish(_ messages: [DatabaseMessage]) async {
+    /// harmless: the restored history remembers them). Returns false when some history write
+    /// failed (the store keeps those records and writes them once the database answers): the
+    /// reader then ends its session without moving the slot past them.
+    func publish(_ messages: [DatabaseMessage]) async -> Bool {
         let waiting = Outstanding()
         for message in messages {
             waiting.add()
-            let outcome = publish(message) { _ in waiting.done() }
-            if outcome != .published { waiting.done() }
+            let outcome = publish(message) { stored in waiting.done(stored: stored) }
+            if outcome != .published { waiting.done(stored: true) }
             switch outcome {
             case .published: shared.metrics.databasePublished.increment()
             case .ignored: shared.metrics.databaseIgnored.increment()
@@ -40,7 +42,7 @@ struct DatabaseInbox: Sendable {
                     metadata: ["id": "\(message.id)", "topic": "\(message.topic)", "event": "\(message.event ?? "")", "reason": "\(reason)"])
             }
         }
-        await waiting.wait()
+        return await waiting.wait()
     }
 
     enum Outcome: Equatable {
@@ -83,10 +85,12 @@ struct DatabaseInbox: Sendable {
     }
 }
 
-/// Counts messages whose storing is still on its way, and wakes one waiter when none is.
+/// Counts messages whose storing is still on its way, remembers whether one failed, and wakes
+/// one waiter when none is outstanding.
 private final class Outstanding: Sendable {
     private struct State {
         var count = 0
+        var allStored = true
         var waiter: CheckedContinuation<Void, Never>?
         var cancelled = false
     }
@@ -95,9 +99,10 @@ private final class Outstanding: Sendable {
 
     func add() { state.withLock { $0.count += 1 } }
 
-    func done() {
+    func done(stored: Bool) {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
             state.count -= 1
+            if !stored { state.allStored = false }
             guard state.count == 0, let waiter = state.waiter else { return nil }
             state.waiter = nil
             return waiter
@@ -105,8 +110,9 @@ private final class Outstanding: Sendable {
         waiter?.resume()
     }
 
-    /// Returns when none is outstanding, or when the task is cancelled (shutdown).
-    func wait() async {
+    /// Returns when none is outstanding (whether all were stored), or false at once when the
+    /// task is cancelled (shutdown).
+    func wait() async -> Bool {
         await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 let now = state.withLock { state -> Bool in
@@ -124,5 +130,6 @@ private final class Outstanding: Sendable {
             }
             waiter?.resume()
         }
+        return state.withLock { $0.allStored && $0.count == 0 }
     }
 }
