@@ -156,13 +156,13 @@ final class Generation: Sendable {
 
     let number: Int
     let rules: RuleSet
-    let relations: Relations
+    let relations: RelationStore
     let files: [String]
     let loadedAt: Date
     private let lanes: [Lane]
     private let nextLane = Atomic<Int>(0)
 
-    private init(number: Int, rules: RuleSet, relations: Relations, files: [String], lanes: [Lane]) {
+    private init(number: Int, rules: RuleSet, relations: RelationStore, files: [String], lanes: [Lane]) {
         self.number = number
         self.rules = rules
         self.relations = relations
@@ -209,9 +209,9 @@ final class Generation: Sendable {
         } catch {
             return .failure(RulesLoadError(errors: [error]))
         }
-        let relations: Relations
+        let relations: RelationStore
         switch Relations.load(from: directory) {
-        case .success(let loaded): relations = loaded
+        case .success(let loaded): relations = RelationStore(loaded)
         case .failure(let errors): return .failure(errors)
         }
 
@@ -304,7 +304,7 @@ final class Generation: Sendable {
         return base.isEmpty ? file : "\(base)/\(file)"
     }
 
-    private static func makeState(options: RulesEngine.Options, relations: Relations, emits: EmitSink) throws -> LuaState {
+    private static func makeState(options: RulesEngine.Options, relations: RelationStore, emits: EmitSink) throws -> LuaState {
         var configuration = LuaConfiguration()
         configuration.memoryLimitBytes = options.memoryLimitBytes
         configuration.instructionBudget = options.instructionBudget

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// Membership relations for `member(relation, a, b)`: read from the rules directory's
 /// `data/*.json` files in the embedded default (one file per relation, named after it).
@@ -36,6 +37,19 @@ public struct Relations: Sendable {
         if pairs[relation, default: []].insert(Pair(a: a, b: b)).inserted {
             byA[relation, default: [:]][a, default: []].append(b)
         }
+    }
+
+    /// Takes `relation`'s pairs from `other` (replacing its own).
+    mutating func adopt(_ relation: String, from other: Relations) {
+        pairs[relation] = other.pairs[relation] ?? []
+        byA[relation] = other.byA[relation] ?? [:]
+    }
+
+    /// Replaces every pair of `relation` (an empty list leaves it defined and empty).
+    public mutating func replace(_ relation: String, with newPairs: [(a: String, b: String)]) {
+        pairs[relation] = []
+        byA[relation] = [:]
+        for (a, b) in newPairs { insert(relation, a, b) }
     }
 
     /// Loads every `data/*.json` under `directory`; a missing `data` folder means no relations.
@@ -82,5 +96,36 @@ public struct Relations: Sendable {
         if let string = value as? String { return string }
         if let number = value as? NSNumber { return number.stringValue }
         throw RulesError(.unreadable, "ids must be strings or numbers, not \(value)", at: path)
+    }
+}
+
+/// The relations one rules generation reads, shared by its Lua lanes. A relation's pairs can be
+/// replaced while the generation serves (a relation kept in a database and refreshed when its
+/// table changes), without a reload: the next `member()` or `related()` call sees the new pairs.
+/// A reload builds a new store from the rules directory.
+public final class RelationStore: Sendable {
+    private let relations: Mutex<Relations>
+
+    public init(_ relations: Relations = Relations()) {
+        self.relations = Mutex(relations)
+    }
+
+    public func contains(_ relation: String, _ a: String, _ b: String) -> Bool {
+        relations.withLock { $0.contains(relation, a, b) }
+    }
+
+    public func related(_ relation: String, _ a: String) -> [String] {
+        relations.withLock { $0.related(relation, a) }
+    }
+
+    /// The relations defined, with their sizes.
+    public var sizes: [String: Int] { relations.withLock { $0.sizes } }
+
+    /// Replaces every pair of `relation`. The new pairs are indexed before the lock is taken,
+    /// so rule hooks wait only for the swap.
+    public func replace(_ relation: String, with pairs: [(a: String, b: String)]) {
+        var fresh = Relations()
+        fresh.replace(relation, with: pairs)
+        relations.withLock { $0.adopt(relation, from: fresh) }
     }
 }

@@ -70,6 +70,15 @@ public final class RulesEngine: Policy, Sendable {
         }
     }
 
+    /// Replaces every pair of `relation` in the current generation, effective for the next
+    /// decision, without a reload (a reload loads the rules directory's relations afresh).
+    public func replaceRelation(_ relation: String, with pairs: [(a: String, b: String)]) {
+        current.relations.replace(relation, with: pairs)
+    }
+
+    /// The current generation's relations and their sizes.
+    public var relationSizes: [String: Int] { current.relations.sizes }
+
     public var status: Status {
         state.withLock { Status(generation: $0.current.number, files: $0.current.files, loadedAt: $0.current.loadedAt, lastErrors: $0.lastErrors) }
     }

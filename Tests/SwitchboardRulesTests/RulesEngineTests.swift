@@ -249,6 +249,34 @@ import Testing
         #expect(engine.eventPolicy("said", channel: try channel("room:7")).derives)
     }
 
+    /// A relation's pairs replaced while the rules serve (as a database relation is refreshed)
+    /// decide the very next join on every lane, without a reload; a reload reads the files again.
+    @Test func aReplacedRelationDecidesTheNextJoinWithoutAReload() throws {
+        let rules = try RulesFixture([
+            "a.lua": """
+                channel "team:{id}" { kind = "shared",
+                  join = function(user, ch) return member("team", ch.id, user.sub), "not on team " .. ch.id end }
+                """,
+            "data/team.json": #"{"t1": ["u1"]}"#,
+        ])
+        let engine = try rules.engine()
+        let room = try channel("team:t1")
+        #expect(engine.authorizeJoin(user(sub: "u1"), channel: room) == .allow)
+        #expect(engine.authorizeJoin(user(sub: "u2"), channel: room) == .deny("not on team t1"))
+        engine.replaceRelation("team", with: [(a: "t1", b: "u2")])
+        // Two lanes: each sees the new pairs.
+        for _ in 0..<4 {
+            #expect(engine.authorizeJoin(user(sub: "u1"), channel: room) == .deny("not on team t1"))
+            #expect(engine.authorizeJoin(user(sub: "u2"), channel: room) == .allow)
+        }
+        #expect(engine.relationSizes == ["team": 1])
+        engine.replaceRelation("team", with: [])
+        #expect(engine.authorizeJoin(user(sub: "u2"), channel: room) == .deny("not on team t1"))
+        #expect(engine.relationSizes == ["team": 0])
+        _ = engine.reload()
+        #expect(engine.authorizeJoin(user(sub: "u1"), channel: room) == .allow)
+    }
+
     @Test func transformsRewriteThePayloadOrRefuse() throws {
         let failures = Mutex<[RulesError]>([])
         let rules = try RulesFixture([

@@ -99,6 +99,9 @@ struct RulesCopy {
             #expect(status["last_error"] == .null)
             #expect(status["default_tier"] == "free")
             #expect(status["loaded_at"]?.stringValue?.hasPrefix("20") == true)
+            for relation in ["form_owner", "journeys", "supplier_team"] {
+                #expect((status["relations"]?[relation]?["rows"]?.int64Value ?? 0) > 0, "\(relation) in \(status)")
+            }
         }
     }
 

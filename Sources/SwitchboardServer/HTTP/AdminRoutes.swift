@@ -99,6 +99,8 @@ struct AdminRoutes {
             "events": .int(set.events.count),
             "tiers": .array(set.tiers.keys.sorted().map(Value.string)),
             "default_tier": .string(set.defaultTier),
+            "relations": .object(
+                Value.Object(rules.relationSizes.sorted { $0.key < $1.key }.map { ($0.key, ["rows": .int($0.value)] as Value) })),
             "last_error": lastError,
         ]
     }
