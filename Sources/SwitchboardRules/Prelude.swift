@@ -10,7 +10,7 @@ enum Prelude {
     static let chunkName = "=switchboard-prelude"
 
     static let source = #"""
-    local channels, events, tiers = {}, {}, {}
+    local channels, events, tiers, relations = {}, {}, {}, {}
     local settings = { default_tier = nil, allow_undeclared = nil }
 
     -- "file:line" of the rule-file line that called the declaring global.
@@ -30,7 +30,8 @@ enum Prelude {
       return spec
     end
 
-    -- tier "name" { ... }, channel "pattern" { ... } and event "name" { ... } all record into a list.
+    -- tier "name" { ... }, channel "pattern" { ... }, event "name" { ... } and relation "name" { ... }
+    -- all record into a list.
     local function declarer(kind, list)
       return function(name)
         local location = where(2)
@@ -45,6 +46,7 @@ enum Prelude {
     tier = declarer("tier", tiers)
     channel = declarer("channel", channels)
     event = declarer("event", events)
+    relation = declarer("relation", relations)
 
     function default_tier(name)
       if type(name) ~= "string" then error('default_tier needs a tier name, e.g. default_tier "free"', 2) end
@@ -81,6 +83,7 @@ enum Prelude {
     function __sb_declarations()
       return {
         channels = describeAll(channels), events = describeAll(events), tiers = describeAll(tiers),
+        relations = describeAll(relations),
         default_tier = settings.default_tier, allow_undeclared = settings.allow_undeclared,
       }
     end

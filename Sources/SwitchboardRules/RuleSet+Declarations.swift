@@ -201,10 +201,52 @@ extension RuleSet {
                 location: location)
         }
 
+        var relations: [String: Relation] = [:]
+        for spec in declarations["relations"]?.arrayValue ?? [] {
+            let name = spec["__name"]?.stringValue ?? "?"
+            let location = spec["__where"]?.stringValue ?? ""
+            let known: Set<String> = ["__name", "__where", "sql", "watch"]
+            for member in spec.objectValue?.members ?? [] where !known.contains(member.key) {
+                fail(location, "relation \"\(name)\": unknown field \(member.key); use sql, watch")
+            }
+            if !Self.isRelationName(name) {
+                fail(location, "relation \"\(name)\": the name must be letters, digits and _ (it is what member() and related() take)")
+            }
+            let sql = spec["sql"]?.stringValue?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+            if sql.isEmpty {
+                fail(location, "relation \"\(name)\": sql must be a query returning two columns, the key and the member, e.g. sql = \"select supplier_id, user_id from app.supplier_team\"")
+            }
+            var watch: [String] = []
+            if let list = spec["watch"] {
+                let tables = list.arrayValue?.compactMap(\.stringValue) ?? []
+                if tables.count != (list.arrayValue?.count ?? -1) || tables.contains(where: { !Self.isTableName($0) }) {
+                    fail(location, "relation \"\(name)\": watch must be a list of table names such as \"app.supplier_team\"")
+                }
+                watch = tables
+            }
+            if relations[name] != nil { fail(location, "relation \"\(name)\" is declared twice") }
+            relations[name] = Relation(name: name, sql: sql, watch: watch, location: location)
+        }
+
         guard errors.isEmpty else { return .failure(RulesLoadError(errors: errors)) }
         return .success(
             RuleSet(
                 channels: channels, events: events, eventTable: NameTable(events), tiers: tiers, defaultTier: defaultTier,
-                allowUndeclaredEvents: declarations["allow_undeclared"]?.boolValue ?? false, limits: limits))
+                allowUndeclaredEvents: declarations["allow_undeclared"]?.boolValue ?? false, limits: limits, relations: relations))
+    }
+
+    /// `supplier_team`: ASCII letters, digits and `_`, not starting with a digit.
+    static func isRelationName(_ name: String) -> Bool {
+        guard let first = name.utf8.first, !(UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first) else { return false }
+        return name.utf8.allSatisfy { byte in
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "_")
+        }
+    }
+
+    /// `app.supplier_team` or `supplier_team`: one or two relation-style names joined by a dot.
+    static func isTableName(_ name: String) -> Bool {
+        let parts = name.split(separator: ".", omittingEmptySubsequences: false)
+        return (1...2).contains(parts.count) && parts.allSatisfy { isRelationName(String($0)) }
     }
 }

@@ -118,6 +118,18 @@ public struct RuleSet: Sendable {
         public let location: String
     }
 
+    /// `relation "name" { sql = "select a, b from …", watch = { "schema.table" } }`: a relation
+    /// whose pairs come from a query on the server's database (first column the key, second
+    /// the member), read at start and on every reload, and again when a watched table changes.
+    /// Without a database, `data/<name>.json` serves (if there is one).
+    public struct Relation: Sendable, Hashable {
+        public let name: String
+        public let sql: String
+        /// Tables (`schema.table`) whose changes mean the query must be run again.
+        public let watch: [String]
+        public let location: String
+    }
+
     public let channels: [Channel]
     public let events: [String: Event]
     /// `events` again, for the lookup every send makes.
@@ -127,6 +139,8 @@ public struct RuleSet: Sendable {
     public let allowUndeclaredEvents: Bool
     /// Limits per tier with unset fields inherited from the default tier.
     public let limits: [String: Limits]
+    /// The relations declared to come from the database, by name.
+    public let relations: [String: Relation]
 
     /// The first channel declaration whose pattern matches, in declaration order.
     public func channel(for name: ChannelName) -> (Channel, [String: String])? {

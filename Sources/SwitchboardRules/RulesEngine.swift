@@ -59,15 +59,45 @@ public final class RulesEngine: Policy, Sendable {
     /// one and returns the errors. In-flight decisions finish on the generation they started on.
     @discardableResult
     public func reload() -> Result<Int, RulesLoadError> {
+        prepare().map { activate($0) }
+    }
+
+    /// A generation loaded and checked, not yet in force: what a reload builds before it fills
+    /// the relations its rules declare from the database.
+    public struct Candidate: Sendable {
+        let generation: Generation
+        /// Its declarations.
+        public var rules: RuleSet { generation.rules }
+        public var number: Int { generation.number }
+        /// Replaces a relation's pairs before the generation is in force.
+        public func replaceRelation(_ relation: String, with pairs: [(a: String, b: String)]) {
+            generation.relations.replace(relation, with: pairs)
+        }
+    }
+
+    /// Loads the next generation without putting it in force; on failure records the errors
+    /// (`status.lastErrors`) and the current generation keeps serving.
+    public func prepare() -> Result<Candidate, RulesLoadError> {
         let number = state.withLock { $0.current.number } + 1
         switch Generation.load(from: directory, number: number, options: options) {
         case .success(let generation):
-            state.withLock { $0 = (generation, []) }
-            return .success(number)
+            return .success(Candidate(generation: generation))
         case .failure(let failure):
-            state.withLock { $0.lastErrors = failure.errors }
+            recordFailure(failure.errors)
             return .failure(failure)
         }
+    }
+
+    /// Puts a prepared generation in force; returns its number.
+    @discardableResult
+    public func activate(_ candidate: Candidate) -> Int {
+        state.withLock { $0 = (candidate.generation, []) }
+        return candidate.number
+    }
+
+    /// Records why a prepared generation was not put in force (the current one keeps serving).
+    public func recordFailure(_ errors: [RulesError]) {
+        state.withLock { $0.lastErrors = errors }
     }
 
     /// Replaces every pair of `relation` in the current generation, effective for the next
@@ -237,5 +267,7 @@ public final class RulesEngine: Policy, Sendable {
 /// Every problem that kept a rules directory from loading.
 public struct RulesLoadError: Error, Sendable, CustomStringConvertible {
     public let errors: [RulesError]
+
+    public init(errors: [RulesError]) { self.errors = errors }
     public var description: String { errors.map(\.description).joined(separator: "\n") }
 }

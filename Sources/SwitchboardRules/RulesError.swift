@@ -12,6 +12,8 @@ public struct RulesError: Error, Sendable, Hashable, CustomStringConvertible {
         public static let hookFailed = Code(name: "hook_failed")
         /// The rules directory or a data file could not be read.
         public static let unreadable = Code(name: "unreadable")
+        /// A relation's query on the database failed, timed out or returned the wrong columns.
+        public static let relationQuery = Code(name: "relation_query")
     }
 
     public let code: Code

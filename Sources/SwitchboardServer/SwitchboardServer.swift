@@ -58,6 +58,11 @@ public struct SwitchboardServer: Sendable {
         let shared = RealtimeContext(
             hub: hub, verifier: verifier, policy: policy, rules: rules, configuration: configuration,
             database: opened == nil ? nil : health, history: opened?.history, logger: logger)
+        let relations = opened.map { DatabaseRelations(settings: $0.settings, logger: logger) }
+        if let relations, let rules {
+            let errors = await relations.fill(rules.rules) { rules.replaceRelation($0, with: $1) }
+            if !errors.isEmpty { throw ServerStartError.rules(directory: configuration.rulesDirectory, RulesLoadError(errors: errors)) }
+        }
         if let opened {
             try await Self.restoreHistory(from: opened, into: shared, rules: rules)
             let inbox = DatabaseInbox(shared: shared)
@@ -82,7 +87,7 @@ public struct SwitchboardServer: Sendable {
         reloader = rules.map {
             RulesReloadService(
                 rules: $0, hub: hub, watchFiles: configuration.watchRules, debounce: configuration.rulesReloadDebounce,
-                reloadOnHangup: configuration.reloadOnHangup,
+                reloadOnHangup: configuration.reloadOnHangup, relations: relations,
                 logger: logger)
         }
     }

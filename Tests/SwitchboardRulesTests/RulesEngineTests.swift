@@ -127,6 +127,12 @@ import Testing
         ("channel \"x:{a}\" { kind = \"shared\", join = function() return true end, history = { messages = 0 } }", "history.messages must be a whole number in 1...1000", "b.lua:1"),
         ("channel \"x:{a}\" { kind = \"shared\", join = function() return true end, history = { seconds = 7200 } }", "history.seconds must be a whole number in 1...3600", "b.lua:1"),
         ("channel \"x:{a}\" { kind = \"shared\", join = function() return true end, history = { count = 5 } }", "history has an unknown field count", "b.lua:1"),
+        ("\nrelation \"team\" { }", "relation \"team\": sql must be a query returning two columns", "b.lua:2"),
+        ("relation \"team\" { sql = \"select a, b from t\", table = \"t\" }", "relation \"team\": unknown field table", "b.lua:1"),
+        ("relation \"my-team\" { sql = \"select a, b from t\" }", "the name must be letters, digits and _", "b.lua:1"),
+        ("relation \"team\" { sql = \"select a, b from t\", watch = { \"app.t\", 5 } }", "watch must be a list of table names", "b.lua:1"),
+        ("relation \"team\" { sql = \"select a, b from t\", watch = { \"a.b.c\" } }", "watch must be a list of table names", "b.lua:1"),
+        ("relation \"t\" { sql = \"select 1, 2\" }\nrelation \"t\" { sql = \"select 1, 2\" }", "relation \"t\" is declared twice", "b.lua:2"),
     ])
     func brokenRulesFailTheLoadWithFileAndLine(_ text: String, _ mention: String, _ location: String) throws {
         let rules = try RulesFixture(["a.lua": Self.base, "b.lua": text])
@@ -275,6 +281,25 @@ import Testing
         #expect(engine.relationSizes == ["team": 0])
         _ = engine.reload()
         #expect(engine.authorizeJoin(user(sub: "u1"), channel: room) == .allow)
+    }
+
+    @Test func relationsDeclaredFromTheDatabaseAreRead() throws {
+        let rules = try RulesFixture([
+            "a.lua": """
+                relation "supplier_team" {
+                  sql = [[select supplier_id, user_id from app.supplier_team]],
+                  watch = { "app.supplier_team" },
+                }
+                relation "form_owner" { sql = "select form_id, supplier_id from forms" }
+                """
+        ])
+        let engine = try rules.engine()
+        let declared = engine.rules.relations
+        #expect(declared.keys.sorted() == ["form_owner", "supplier_team"])
+        #expect(declared["supplier_team"]?.sql == "select supplier_id, user_id from app.supplier_team")
+        #expect(declared["supplier_team"]?.watch == ["app.supplier_team"])
+        #expect(declared["supplier_team"]?.location.hasSuffix(".lua:1") == true)
+        #expect(declared["form_owner"]?.watch == [])
     }
 
     @Test func transformsRewriteThePayloadOrRefuse() throws {

@@ -12,6 +12,8 @@ struct RulesReloadService: Service {
     let watchFiles: Bool
     let debounce: Duration
     let reloadOnHangup: Bool
+    /// Fills the relations the rules declare from the database; nil without one.
+    let relations: DatabaseRelations?
     let logger: Logger
 
     func run() async throws {
@@ -42,7 +44,17 @@ struct RulesReloadService: Service {
     /// Loads the next generation (a few milliseconds of Lua per lane, off the event loops) and,
     /// when it is in force, removes the subscriptions it no longer allows.
     func reload(because reason: String) async {
-        switch rules.reload() {
+        let outcome = await rules.prepare().asyncFlatMap { candidate -> Result<Int, RulesLoadError> in
+            if let relations {
+                let errors = await relations.fill(candidate.rules) { candidate.replaceRelation($0, with: $1) }
+                if !errors.isEmpty {
+                    rules.recordFailure(errors)
+                    return .failure(RulesLoadError(errors: errors))
+                }
+            }
+            return .success(rules.activate(candidate))
+        }
+        switch outcome {
         case .success(let generation):
             hub.metrics.rulesGeneration.set(generation)
             hub.metrics.rulesReloaded.increment()
@@ -56,6 +68,16 @@ struct RulesReloadService: Service {
                 "rules reload failed; the previous generation keeps serving",
                 metadata: ["trigger": "\(reason)", "serving_generation": "\(rules.status.generation)"])
             for error in failure.errors { logger.error("\(error)") }
+        }
+    }
+}
+
+extension Result {
+    /// `flatMap` with an async transform.
+    func asyncFlatMap<New>(_ transform: (Success) async -> Result<New, Failure>) async -> Result<New, Failure> {
+        switch self {
+        case .success(let value): await transform(value)
+        case .failure(let error): .failure(error)
         }
     }
 }

@@ -1,0 +1,67 @@
+import Logging
+import PostgresNIO
+import SwitchboardCore
+import SwitchboardWire
+
+/// Runs the queries of relations the rules declare from the database (`relation "name" { sql
+/// = … }`): each row is a pair, the first column the key and the second the member, as text
+/// (numbers as their decimal text, so `42` and `'42'` are the same id; rows with a null are
+/// skipped).
+public enum RelationQuery {
+    /// How long one relation's query may run.
+    public static let timeout = "10s"
+
+    /// The pairs of each relation, or why its query failed; all on one connection. Throws when
+    /// the database cannot be reached at all.
+    public static func fetch(
+        _ relations: [(name: String, sql: String)], settings: DatabaseSettings, logger: Logger
+    ) async throws -> [String: Result<[(a: String, b: String)], DatabaseError>] {
+        try await Database.withConnection(settings, logger: logger) { connection in
+            try await connection.run("set statement_timeout = '\(unescaped: timeout)'", logger: logger)
+            var results: [String: Result<[(a: String, b: String)], DatabaseError>] = [:]
+            for relation in relations {
+                do {
+                    results[relation.name] = .success(try await pairs(relation.sql, on: connection, logger: logger))
+                } catch let error as DatabaseError {
+                    results[relation.name] = .failure(error)
+                } catch {
+                    if connection.isClosed { throw error }
+                    results[relation.name] = .failure(DatabaseError(DatabaseError.describe(error)))
+                }
+            }
+            return results
+        }
+    }
+
+    /// One query's rows as pairs. Each row travels as JSON (`row_to_json` keeps the columns in
+    /// order and turns any column type into JSON) so that the column count can be checked and
+    /// every type read the same way.
+    static func pairs(_ sql: String, on connection: PostgresConnection, logger: Logger) async throws -> [(a: String, b: String)] {
+        let wrapped = "select row_to_json(q)::text from (\(sql)) as q"
+        var pairs: [(a: String, b: String)] = []
+        let rows = try await connection.query(PostgresQuery(unsafeSQL: wrapped), logger: logger)
+        for try await text in rows.decode(String.self) {
+            let row = try JSON.parse(Array(text.utf8))
+            guard let columns = row.objectValue?.members else { throw DatabaseError("a row is not a record") }
+            guard columns.count == 2 else {
+                throw DatabaseError(
+                    "the query returns \(columns.count) column(s) (\(columns.map(\.key).joined(separator: ", "))); "
+                        + "it must return two: the key, then the member")
+            }
+            guard let a = id(columns[0].value), let b = id(columns[1].value) else {
+                if columns[0].value == .null || columns[1].value == .null { continue }
+                throw DatabaseError("column \(columns[0].value == .null ? columns[1].key : columns[0].key) must be text or a number")
+            }
+            pairs.append((a, b))
+        }
+        return pairs
+    }
+
+    private static func id(_ value: Value) -> String? {
+        switch value {
+        case .string(let text): text
+        case .number(let text): text
+        default: nil
+        }
+    }
+}
