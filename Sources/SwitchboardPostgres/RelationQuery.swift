@@ -11,16 +11,23 @@ public enum RelationQuery {
     /// How long one relation's query may run.
     public static let timeout = "10s"
 
-    /// The pairs of each relation, or why its query failed; all on one connection. Throws when
-    /// the database cannot be reached at all.
+    /// The channel watched tables notify (migration 4).
+    public static let changes = "switchboard_relations"
+
+    /// The pairs of each relation, or why its query failed (or its watched tables could not be
+    /// given their trigger); all on one connection. Throws when the database cannot be reached.
     public static func fetch(
-        _ relations: [(name: String, sql: String)], settings: DatabaseSettings, logger: Logger
+        _ relations: [(name: String, sql: String, watch: [String])], settings: DatabaseSettings, installTriggers: Bool = true,
+        logger: Logger
     ) async throws -> [String: Result<[(a: String, b: String)], DatabaseError>] {
         try await Database.withConnection(settings, logger: logger) { connection in
             try await connection.run("set statement_timeout = '\(unescaped: timeout)'", logger: logger)
             var results: [String: Result<[(a: String, b: String)], DatabaseError>] = [:]
             for relation in relations {
                 do {
+                    if installTriggers {
+                        for table in relation.watch { try await watch(table, on: connection, logger: logger) }
+                    }
                     results[relation.name] = .success(try await pairs(relation.sql, on: connection, logger: logger))
                 } catch let error as DatabaseError {
                     results[relation.name] = .failure(error)
@@ -30,6 +37,23 @@ public enum RelationQuery {
                 }
             }
             return results
+        }
+    }
+
+    /// Puts the change trigger on `table` (`schema.table` or `table`, names already checked by
+    /// the rules: letters, digits and `_`).
+    static func watch(_ table: String, on connection: PostgresConnection, logger: Logger) async throws {
+        let quoted = table.split(separator: ".").map { "\"\($0)\"" }.joined(separator: ".")
+        do {
+            try await connection.run(
+                PostgresQuery(
+                    unsafeSQL: """
+                        create or replace trigger switchboard_relation_changed
+                        after insert or update or delete or truncate on \(quoted)
+                        for each statement execute function switchboard.relation_changed()
+                        """), logger: logger)
+        } catch {
+            throw DatabaseError("cannot watch \(table) for changes: \(DatabaseError.describe(error))")
         }
     }
 

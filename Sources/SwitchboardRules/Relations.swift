@@ -8,7 +8,7 @@ import Synchronization
 /// (`{"s1": ["u7", "u9"]}`), or a list of `[a, b]` pairs (`[["s1", "u7"]]`). Numbers are
 /// read as their decimal text so `42` and `"42"` are the same id.
 public struct Relations: Sendable {
-    private var pairs: [String: Set<Pair>] = [:]
+    fileprivate(set) var pairs: [String: Set<Pair>] = [:]
     /// Each relation's `b`s by `a`, in insertion order, for `related(relation, a)`.
     private var byA: [String: [String: [String]]] = [:]
 
@@ -121,11 +121,18 @@ public final class RelationStore: Sendable {
     /// The relations defined, with their sizes.
     public var sizes: [String: Int] { relations.withLock { $0.sizes } }
 
-    /// Replaces every pair of `relation`. The new pairs are indexed before the lock is taken,
-    /// so rule hooks wait only for the swap.
-    public func replace(_ relation: String, with pairs: [(a: String, b: String)]) {
+    /// Replaces every pair of `relation` and returns the members (`b`s) of the pairs it no
+    /// longer has. The new pairs are indexed before the lock is taken, so rule hooks wait only
+    /// for the swap.
+    @discardableResult
+    public func replace(_ relation: String, with pairs: [(a: String, b: String)]) -> Set<String> {
         var fresh = Relations()
         fresh.replace(relation, with: pairs)
-        relations.withLock { $0.adopt(relation, from: fresh) }
+        let old = relations.withLock { relations in
+            defer { relations.adopt(relation, from: fresh) }
+            return relations.pairs[relation] ?? []
+        }
+        let kept = fresh.pairs[relation] ?? []
+        return Set(old.subtracting(kept).map(\.b))
     }
 }

@@ -102,7 +102,9 @@ public final class RulesEngine: Policy, Sendable {
 
     /// Replaces every pair of `relation` in the current generation, effective for the next
     /// decision, without a reload (a reload loads the rules directory's relations afresh).
-    public func replaceRelation(_ relation: String, with pairs: [(a: String, b: String)]) {
+    /// Returns the members of the pairs removed.
+    @discardableResult
+    public func replaceRelation(_ relation: String, with pairs: [(a: String, b: String)]) -> Set<String> {
         current.relations.replace(relation, with: pairs)
     }
 

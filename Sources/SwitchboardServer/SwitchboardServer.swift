@@ -19,8 +19,10 @@ public struct SwitchboardServer: Sendable {
     let realtime: RealtimeService
     /// Reloads the rules directory on change or SIGHUP; nil when a policy was injected.
     let reloader: RulesReloadService?
-    /// The database's pool, message reader and upkeep; nil when the server runs embedded.
+    /// The database's message reader, history writer and upkeep; nil when the server runs embedded.
     let database: (any Service)?
+    /// Keeps the relations the rules read from the database fresh; nil without either.
+    let relationWatcher: RelationWatcher?
 
     /// Builds a server; fails with a clear message when the auth configuration is unusable or
     /// the rules directory does not load (`ServerStartError.rules`, every error with file:line).
@@ -72,6 +74,11 @@ public struct SwitchboardServer: Sendable {
                 pruneBefore: { clock.wallClockMilliseconds() - Self.longestRetention(rules) })
         } else {
             database = nil
+        }
+        if let relations, let rules {
+            relationWatcher = RelationWatcher(rules: rules, hub: hub, relations: relations)
+        } else {
+            relationWatcher = nil
         }
         let router = Router()
         RESTRoutes(shared: shared).register(on: router)
@@ -144,7 +151,8 @@ public struct SwitchboardServer: Sendable {
 
     /// The services to run, in start order (shut down in reverse: WebSockets drain first).
     public var services: [any Service] {
-        (reloader.map { [$0] } ?? []) + (database.map { [$0] } ?? []) + [application, realtime]
+        (reloader.map { [$0] } ?? []) + (database.map { [$0] } ?? []) + (relationWatcher.map { [$0] } ?? [])
+            + [application, realtime]
     }
 
     /// How long a graceful shutdown may take before the services are cancelled: the HTTP server

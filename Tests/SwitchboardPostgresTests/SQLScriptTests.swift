@@ -30,7 +30,7 @@ import Testing
     @Test func theShippedMigrationsSplitIntoWholeStatements() {
         for migration in Migration.all {
             let statements = SQLScript.statements(migration.sql)
-            #expect(statements.count >= 3, "\(migration.name): \(statements.count)")
+            #expect(!statements.isEmpty, "\(migration.name) has no statement")
             for statement in statements {
                 // Every dollar-quoted body closes inside its statement.
                 #expect(statement.components(separatedBy: "$$").count % 2 == 1, "\(statement)")

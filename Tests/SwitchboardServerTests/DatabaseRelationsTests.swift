@@ -7,21 +7,22 @@ import Testing
 /// Relations the rules declare from the database (`relation "name" { sql = … }`), with a real
 /// PostgreSQL: read at start and on every reload, before the new rules are in force.
 @Suite struct DatabaseRelationsTests {
-    static func rules(sql: String) throws -> URL {
+    static func rules(sql: String, watch: Bool = false) throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-relation-rules-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        try write(sql: sql, in: url)
+        try write(sql: sql, watch: watch, in: url)
         return url
     }
 
-    static func write(sql: String, in url: URL) throws {
+    static func write(sql: String, watch: Bool = false, in url: URL) throws {
         try """
             channel "team:{id}" { kind = "shared",
               join = function(user, ch) return member("supplier_team", ch.id, user.sub), "not on team " .. ch.id end }
 
             relation "supplier_team" {
-              sql = [[\(sql)]],
+              sql = [[\(sql)]],\(watch ? " watch = { \"app.supplier_team\" }," : "")
             }
+            allow_undeclared_events(true)
             """.write(to: url.appendingPathComponent("rules.lua"), atomically: true, encoding: .utf8)
     }
 
@@ -69,6 +70,46 @@ import Testing
             #expect(error["message"]?.stringValue?.contains("returns 3 column(s)") == true, "\(error)")
             #expect(status["generation"] == 2)
             #expect(try await Self.joins(server, "8", "team:s1"))
+        }
+    }
+
+    /// A deleted row of a watched table closes the subscription it allowed, with Supabase's
+    /// message, while the other members keep the channel; inserting it again lets them rejoin.
+    @Test func aDeletedMembershipClosesTheSubscriptionAndAnInsertedOneLetsItBack() async throws {
+        let postgres = try await TestPostgres.shared()
+        let database = try await postgres.makeDatabase()
+        try await postgres.execute(database, Self.schema, Self.table, "insert into app.supplier_team values ('s1', 7), ('s1', 9), ('s1', 10)")
+        let rules = try Self.rules(sql: Self.query, watch: true)
+        defer { try? FileManager.default.removeItem(at: rules) }
+        try await withServer({
+            $0.database = database
+            $0.rulesDirectory = rules.path
+        }) { server in
+            var sockets: [String: PhoenixSocket] = [:]
+            for member in ["7", "9", "10"] {
+                let socket = try await PhoenixSocket.connect(server, token: try await server.token(sub: member))
+                try #require(try await socket.join("team:s1", ref: "1").status == "ok")
+                sockets[member] = socket
+            }
+            let removed = try #require(sockets["7"])
+            let sender = try #require(sockets["9"])
+            let receiver = try #require(sockets["10"])
+
+            try await postgres.execute(database, "delete from app.supplier_team where user_id = 7")
+            let system = try await removed.event("system", on: "realtime:team:s1", timeout: .seconds(30))
+            _ = try await removed.event("phx_close", on: "realtime:team:s1", timeout: .seconds(30))
+            #expect(system.payload["status"] == "error")
+            #expect(system.payload["message"] == "You no longer have permission to read from this Channel topic: team:s1 (not on team s1)")
+
+            // The members still on the team keep the channel.
+            try await sender.broadcast("team:s1", event: "still-here", payload: [:], ref: "2", joinRef: "1")
+            _ = try await receiver.broadcastEvent("still-here", timeout: .seconds(30))
+
+            try await postgres.execute(database, "insert into app.supplier_team values ('s1', 7)")
+            try await ClientTests.eventually("the re-inserted member may join again", timeout: .seconds(30)) {
+                (try? await Self.joins(server, "7", "team:s1")) == true
+            }
+            for socket in sockets.values { await socket.client.close() }
         }
     }
 

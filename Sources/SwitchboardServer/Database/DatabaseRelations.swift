@@ -20,7 +20,7 @@ struct DatabaseRelations: Sendable {
         guard !declared.isEmpty else { return [] }
         let results: [String: Result<[(a: String, b: String)], DatabaseError>]
         do {
-            results = try await RelationQuery.fetch(declared.map { ($0.name, $0.sql) }, settings: settings, logger: logger)
+            results = try await RelationQuery.fetch(declared.map { ($0.name, $0.sql, $0.watch) }, settings: settings, logger: logger)
         } catch {
             let reason = DatabaseError.describe(error)
             return declared.map {

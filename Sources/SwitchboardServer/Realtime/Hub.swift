@@ -83,10 +83,16 @@ final class Hub: Sendable {
     /// Re-authorizes every subscription on every loop (after a rules reload) and returns how
     /// many lost access. Each loop checks its own connections, so loops work in parallel.
     func reauthorizeAll() async -> Int {
+        await reauthorize(members: nil)
+    }
+
+    /// Re-runs the join rule for the subscriptions of users whose `sub`, `supplier_id` or
+    /// `couple_id` is in `members` (nil: every subscription); returns how many were removed.
+    func reauthorize(members: Set<String>?) async -> Int {
         var futures: [EventLoopFuture<Int>] = []
         for (index, loop) in loops.enumerated() {
             let shard = shards[index]
-            futures.append(loop.submit { shard.value.reauthorize() })
+            futures.append(loop.submit { shard.value.reauthorize(members: members) })
         }
         var removed = 0
         for future in futures { removed += (try? await future.get()) ?? 0 }

@@ -93,8 +93,8 @@ final class HubShard {
 
     /// Re-checks every subscription here against the current rules; returns how many were
     /// removed.
-    func reauthorize() -> Int {
-        connections.values.reduce(0) { $0 + $1.reauthorize() }
+    func reauthorize(members: Set<String>? = nil) -> Int {
+        connections.values.reduce(0) { $0 + $1.reauthorize(members: members) }
     }
 
     func drain(reason: String) -> EventLoopFuture<Void> {

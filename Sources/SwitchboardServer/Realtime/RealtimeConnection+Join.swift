@@ -111,9 +111,17 @@ extension RealtimeConnection {
     /// Re-checks each join against the current policy (after a rules reload); a join that lost
     /// access gets a `system` message with the rules' reason and a `phx_close`. Returns how
     /// many joins were closed.
-    func reauthorize() -> Int {
+    /// Runs the join rule again for this connection's subscriptions (only those whose user's
+    /// `sub`, `supplier_id` or `couple_id` is in `members`, when given) and removes the ones it
+    /// now denies.
+    func reauthorize(members: Set<String>? = nil) -> Int {
         var removed = 0
         for (topic, join) in joins {
+            if let members {
+                let identity = join.identity
+                let ids = [identity.subject, identity.supplierID, identity.coupleID].compactMap { $0 }
+                guard ids.contains(where: members.contains) else { continue }
+            }
             guard case .deny(let why) = shared.policy.authorizeJoin(join.identity, channel: join.channel) else { continue }
             revoke(topic: topic, join, .revoked(join.channel, why))
             removed += 1
