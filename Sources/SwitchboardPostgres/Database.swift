@@ -148,9 +148,7 @@ struct DatabaseService: Service {
     /// moving the slot), then what waits is written (at most 5 s), then the writer.
     func run() async throws {
         await withDiscardingTaskGroup { outer in
-            outer.addTask {
-                await database.history.run()
-            }
+            outer.addTask { await database.history.run() }
             await withDiscardingTaskGroup { group in
                 group.addTask { await reader.run() }
                 group.addTask {

@@ -40,6 +40,29 @@ public enum RelationQuery {
         }
     }
 
+    /// Connects and LISTENs for the changes of watched tables: calls `connected` once
+    /// listening, then `changed` with each changed table's `schema.table`. Ends, always by
+    /// throwing, when the connection does (or the task is cancelled).
+    public static func listenForChanges(
+        settings: DatabaseSettings, logger: Logger, connected: @escaping @Sendable () -> Void,
+        changed: @escaping @Sendable (String) -> Void
+    ) async throws {
+        let connection = try await Database.connect(settings, logger: logger)
+        do {
+            try await connection.guarded { connection in
+                try await connection.listen(on: changes) { notifications in
+                    connected()
+                    for try await notification in notifications { changed(notification.payload) }
+                }
+            }
+            throw DatabaseError("the database closed the connection")
+        } catch {
+            // Closed before it is released (postgres-nio asserts that).
+            try? await connection.close()
+            throw error
+        }
+    }
+
     /// Puts the change trigger on `table` (`schema.table` or `table`, names already checked by
     /// the rules: letters, digits and `_`).
     static func watch(_ table: String, on connection: PostgresConnection, logger: Logger) async throws {

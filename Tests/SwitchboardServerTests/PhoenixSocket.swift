@@ -22,6 +22,11 @@ struct PhoenixSocket {
     let client: WebSocketClient
     let version: ProtocolVersion
 
+    /// How long a wait for an expected frame lasts by default: generous, since CI shares two
+    /// cores with everything else (a test waiting this long has failed; one that passes never
+    /// waits it out, and no test waits for a frame that must not come).
+    static let patience = Duration.seconds(30)
+
     static let defaultConfig: Value = [
         "broadcast": ["self": false, "ack": false], "presence": ["key": "", "enabled": false], "private": false,
     ]
@@ -69,7 +74,7 @@ struct PhoenixSocket {
     }
 
     /// The next text frame, decoded.
-    func next(timeout: Duration = .seconds(5)) async throws -> Frame {
+    func next(timeout: Duration = Self.patience) async throws -> Frame {
         while true {
             switch try await client.receive(timeout: timeout) {
             case .text(let text):
@@ -83,7 +88,7 @@ struct PhoenixSocket {
     }
 
     /// Skips frames until one matches, within the deadline.
-    func next(timeout: Duration = .seconds(5), where matches: (Frame) -> Bool) async throws -> Frame {
+    func next(timeout: Duration = Self.patience, where matches: (Frame) -> Bool) async throws -> Frame {
         let deadline = ContinuousClock.now + timeout
         while true {
             let left = deadline - ContinuousClock.now
@@ -93,21 +98,21 @@ struct PhoenixSocket {
         }
     }
 
-    func reply(to ref: String, timeout: Duration = .seconds(5)) async throws -> Frame {
+    func reply(to ref: String, timeout: Duration = Self.patience) async throws -> Frame {
         try await next(timeout: timeout) { $0.event == "phx_reply" && $0.ref == ref }
     }
 
-    func event(_ event: String, on topic: String? = nil, timeout: Duration = .seconds(5)) async throws -> Frame {
+    func event(_ event: String, on topic: String? = nil, timeout: Duration = Self.patience) async throws -> Frame {
         try await next(timeout: timeout) { $0.event == event && (topic == nil || $0.topic == topic) }
     }
 
     /// A user broadcast with the given user event name.
-    func broadcastEvent(_ name: String, timeout: Duration = .seconds(5)) async throws -> Frame {
+    func broadcastEvent(_ name: String, timeout: Duration = Self.patience) async throws -> Frame {
         try await next(timeout: timeout) { $0.event == "broadcast" && $0.payload["event"]?.stringValue == name }
     }
 
     /// Waits for the server to close the socket and returns the close code.
-    func closed(timeout: Duration = .seconds(5)) async throws -> (code: Int?, reason: String) {
+    func closed(timeout: Duration = Self.patience) async throws -> (code: Int?, reason: String) {
         let deadline = ContinuousClock.now + timeout
         while true {
             let left = deadline - ContinuousClock.now

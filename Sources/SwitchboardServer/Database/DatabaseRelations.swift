@@ -18,9 +18,9 @@ struct DatabaseRelations: Sendable {
     ) async -> [RulesError] {
         let declared = rules.relations.values.sorted { $0.name < $1.name }
         guard !declared.isEmpty else { return [] }
-        let results: [String: Result<[(a: String, b: String)], DatabaseError>]
+        let results: [(RuleSet.Relation, Result<[(a: String, b: String)], DatabaseError>)]
         do {
-            results = try await RelationQuery.fetch(declared.map { ($0.name, $0.sql, $0.watch) }, settings: settings, logger: logger)
+            results = try await read(declared, installTriggers: true)
         } catch {
             let reason = DatabaseError.describe(error)
             return declared.map {
@@ -28,17 +28,28 @@ struct DatabaseRelations: Sendable {
             }
         }
         var errors: [RulesError] = []
-        for relation in declared {
-            switch results[relation.name] {
+        for (relation, result) in results {
+            switch result {
             case .success(let pairs):
                 replace(relation.name, pairs)
                 logger.info("relation read from the database", metadata: ["relation": "\(relation.name)", "rows": "\(pairs.count)"])
             case .failure(let error):
                 errors.append(RulesError(.relationQuery, "relation \"\(relation.name)\": its query failed: \(error.message)", at: relation.location))
-            case nil:
-                errors.append(RulesError(.relationQuery, "relation \"\(relation.name)\": its query did not run", at: relation.location))
             }
         }
         return errors
+    }
+
+    /// Each relation's pairs, or why its query failed, in the order given (with `installTriggers`,
+    /// after putting the change trigger on its watched tables). Throws when the database cannot
+    /// be reached.
+    func read(
+        _ declared: [RuleSet.Relation], installTriggers: Bool
+    ) async throws -> [(RuleSet.Relation, Result<[(a: String, b: String)], DatabaseError>)] {
+        let results = try await RelationQuery.fetch(
+            declared.map { ($0.name, $0.sql, $0.watch) }, settings: settings, installTriggers: installTriggers, logger: logger)
+        return declared.map { relation in
+            (relation, results[relation.name] ?? .failure(DatabaseError("its query did not run")))
+        }
     }
 }

@@ -1,5 +1,4 @@
 import Logging
-import PostgresNIO
 import ServiceLifecycle
 import Synchronization
 import SwitchboardPostgres
@@ -25,17 +24,16 @@ struct RelationWatcher: Service {
             var backoff = Duration.milliseconds(100)
             var failing = false
             while !Task.isCancelled {
-                let connected = Mutex(false)
-                defer {
-                    if connected.withLock({ $0 }) {
+                let connected = Atomic(false)
+                do {
+                    try await watchOnce { connected.store(true, ordering: .relaxed) }
+                } catch {
+                    if Task.isCancelled { return }
+                    if connected.load(ordering: .relaxed) {
+                        // It was watching: start over from the shortest wait, and say so once.
                         backoff = .milliseconds(100)
                         failing = false
                     }
-                }
-                do {
-                    try await watchOnce { connected.withLock { $0 = true } }
-                } catch {
-                    if Task.isCancelled { return }
                     if !failing {
                         logger.warning(
                             "watching the relations' tables stopped; the rows read last keep serving",
@@ -49,39 +47,26 @@ struct RelationWatcher: Service {
         }
     }
 
+    /// One connection's worth: refreshes on every change it hears of, and once everything when
+    /// it starts listening; ends (throwing) with the connection.
     private func watchOnce(connected: @escaping @Sendable () -> Void) async throws {
-        let connection = try await Database.connect(relations.settings, logger: logger)
-        do {
-            try await listen(on: connection, connected: connected)
-        } catch {
-            // Closed before it is released (postgres-nio asserts that).
-            try? await connection.close()
-            throw error
-        }
-    }
-
-    private func listen(on connection: PostgresConnection, connected: @escaping @Sendable () -> Void) async throws {
         let pending = PendingTables()
         let (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-        try await connection.guarded { connection in
-            try await withThrowingDiscardingTaskGroup { group in
-                group.addTask {
-                    for await _ in wakeups {
-                        let tables = pending.take()
-                        try await refresh(tables)
-                    }
-                }
-                try await connection.listen(on: RelationQuery.changes) { notifications in
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask {
+                for await _ in wakeups { try await refresh(pending.take()) }
+            }
+            try await RelationQuery.listenForChanges(
+                settings: relations.settings, logger: logger,
+                connected: {
                     connected()
                     pending.everything()
                     wake.yield()
-                    for try await notification in notifications {
-                        pending.add(notification.payload)
-                        wake.yield()
-                    }
-                }
-                throw DatabaseError("the database closed the connection")
-            }
+                },
+                changed: { table in
+                    pending.add(table)
+                    wake.yield()
+                })
         }
     }
 
@@ -91,19 +76,15 @@ struct RelationWatcher: Service {
             !relation.watch.isEmpty && (tables.map { !$0.isDisjoint(with: relation.watch.map(Self.qualified)) } ?? true)
         }
         guard !declared.isEmpty else { return }
-        let results = try await RelationQuery.fetch(
-            declared.map { ($0.name, $0.sql, $0.watch) }, settings: relations.settings, installTriggers: false, logger: logger)
         var lost: Set<String> = []
-        for relation in declared {
-            switch results[relation.name] {
+        for (relation, result) in try await relations.read(Array(declared), installTriggers: false) {
+            switch result {
             case .success(let pairs):
                 lost.formUnion(rules.replaceRelation(relation.name, with: pairs))
             case .failure(let error):
                 logger.error(
                     "reading a relation again failed; its rows read last keep serving",
                     metadata: ["relation": "\(relation.name)", "location": "\(relation.location)", "error": "\(error.message)"])
-            case nil:
-                break
             }
         }
         let revoked = lost.isEmpty ? 0 : await hub.reauthorize(members: lost)
