@@ -14,21 +14,37 @@ public enum RelationQuery {
     /// The channel watched tables notify (migration 4).
     public static let changes = "switchboard_relations"
 
+    /// What a read does besides reading the pairs.
+    public enum Purpose: Sendable {
+        /// A rules load: check the columns and put the change trigger on the watched tables.
+        case load
+        /// A refresh after a change: only the pairs.
+        case refresh
+        /// `rules check`: check the columns and that the watched tables exist; change nothing.
+        case check
+    }
+
     /// The pairs of each relation, or why its query failed (or its watched tables could not be
     /// given their trigger); all on one connection. Throws when the database cannot be reached.
     public static func fetch(
-        _ relations: [(name: String, sql: String, watch: [String])], settings: DatabaseSettings, installTriggers: Bool = true,
-        logger: Logger
+        _ relations: [(name: String, sql: String, watch: [String])], settings: DatabaseSettings, purpose: Purpose, logger: Logger
     ) async throws -> [String: Result<[(a: String, b: String)], DatabaseError>] {
         try await Database.withConnection(settings, logger: logger) { connection in
             try await connection.run("set statement_timeout = '\(unescaped: timeout)'", logger: logger)
             var results: [String: Result<[(a: String, b: String)], DatabaseError>] = [:]
             for relation in relations {
                 do {
-                    if installTriggers {
+                    let sql = statement(relation.sql)
+                    switch purpose {
+                    case .refresh: break
+                    case .load:
+                        try await checkColumns(sql, on: connection, logger: logger)
                         for table in relation.watch { try await watch(table, on: connection, logger: logger) }
+                    case .check:
+                        try await checkColumns(sql, on: connection, logger: logger)
+                        for table in relation.watch { try await checkExists(table, on: connection, logger: logger) }
                     }
-                    results[relation.name] = .success(try await pairs(relation.sql, on: connection, logger: logger))
+                    results[relation.name] = .success(try await pairs(sql, on: connection, logger: logger))
                 } catch let error as DatabaseError {
                     results[relation.name] = .failure(error)
                 } catch {
@@ -80,6 +96,37 @@ public enum RelationQuery {
         }
     }
 
+    /// `sql` without the whitespace and semicolons that may end it (the query is wrapped in a
+    /// subquery, where a `;` would be a syntax error).
+    static func statement(_ sql: String) -> String {
+        var text = Substring(sql)
+        while let last = text.last, last == ";" || last.isWhitespace { text = text.dropLast() }
+        return String(text)
+    }
+
+    /// Checks, without running it, that the query returns exactly two columns (its plan's
+    /// output list, so that a query with no rows yet is checked too, whatever its column names).
+    static func checkColumns(_ sql: String, on connection: PostgresConnection, logger: Logger) async throws {
+        let rows = try await connection.query(
+            PostgresQuery(unsafeSQL: "explain (verbose, format json) select * from (\(sql)) as q"), logger: logger)
+        var plan = ""
+        for try await line in rows.decode(String.self) { plan += line }
+        guard let output = try? JSON.parse(Array(plan.utf8)).arrayValue?.first?["Plan"]?["Output"]?.arrayValue else { return }
+        guard output.count == 2 else { throw columnCount(output.compactMap(\.stringValue)) }
+    }
+
+    static func columnCount(_ columns: [String]) -> DatabaseError {
+        DatabaseError(
+            "the query returns \(columns.count) column(s) (\(columns.joined(separator: ", "))); it must return two: the key, then the member")
+    }
+
+    /// Throws unless `table` names a table or view.
+    static func checkExists(_ table: String, on connection: PostgresConnection, logger: Logger) async throws {
+        let rows = try await connection.query("select to_regclass(\(table))::text", logger: logger)
+        for try await found in rows.decode(String?.self) where found != nil { return }
+        throw DatabaseError("cannot watch \(table) for changes: there is no such table")
+    }
+
     /// One query's rows as pairs. Each row travels as JSON (`row_to_json` keeps the columns in
     /// order and turns any column type into JSON) so that the column count can be checked and
     /// every type read the same way.
@@ -90,11 +137,7 @@ public enum RelationQuery {
         for try await text in rows.decode(String.self) {
             let row = try JSON.parse(Array(text.utf8))
             guard let columns = row.objectValue?.members else { throw DatabaseError("a row is not a record") }
-            guard columns.count == 2 else {
-                throw DatabaseError(
-                    "the query returns \(columns.count) column(s) (\(columns.map(\.key).joined(separator: ", "))); "
-                        + "it must return two: the key, then the member")
-            }
+            guard columns.count == 2 else { throw columnCount(columns.map(\.key)) }
             guard let a = id(columns[0].value), let b = id(columns[1].value) else {
                 if columns[0].value == .null || columns[1].value == .null { continue }
                 throw DatabaseError("column \(columns[0].value == .null ? columns[1].key : columns[0].key) must be text or a number")

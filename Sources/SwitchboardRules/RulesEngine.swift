@@ -70,8 +70,18 @@ public final class RulesEngine: Policy, Sendable {
         public var rules: RuleSet { generation.rules }
         public var number: Int { generation.number }
         /// Replaces a relation's pairs before the generation is in force.
-        public func replaceRelation(_ relation: String, with pairs: [(a: String, b: String)]) {
-            generation.relations.replace(relation, with: pairs)
+        public func replaceRelation(_ relation: String, with pairs: [(a: String, b: String)], source: RelationInfo.Source) {
+            generation.relations.replace(relation, with: pairs, source: source)
+        }
+
+        /// Gives this generation the pairs `engine`'s generation in force holds for `relation`,
+        /// with their source and refresh time (a database relation whose query cannot run now);
+        /// false when the generation in force has no such relation.
+        public func carryOver(_ relation: String, from engine: RulesEngine) -> Bool {
+            let serving = engine.current.relations
+            guard let info = serving.info[relation] else { return false }
+            generation.relations.replace(relation, with: serving.pairs(of: relation), source: info.source, refreshedAt: info.refreshedAt)
+            return true
         }
     }
 
@@ -104,12 +114,20 @@ public final class RulesEngine: Policy, Sendable {
     /// decision, without a reload (a reload loads the rules directory's relations afresh).
     /// Returns the members of the pairs removed.
     @discardableResult
-    public func replaceRelation(_ relation: String, with pairs: [(a: String, b: String)]) -> Set<String> {
-        current.relations.replace(relation, with: pairs)
+    public func replaceRelation(
+        _ relation: String, with pairs: [(a: String, b: String)], source: RelationInfo.Source = .database
+    ) -> Set<String> {
+        current.relations.replace(relation, with: pairs, source: source)
     }
 
     /// The current generation's relations and their sizes.
     public var relationSizes: [String: Int] { current.relations.sizes }
+
+    /// The current generation's relations: source, size and last refresh of each.
+    public var relationInfo: [String: RelationInfo] { current.relations.info }
+
+    /// Every pair of `relation` in the current generation.
+    public func relationPairs(_ relation: String) -> [(a: String, b: String)] { current.relations.pairs(of: relation) }
 
     public var status: Status {
         state.withLock { Status(generation: $0.current.number, files: $0.current.files, loadedAt: $0.current.loadedAt, lastErrors: $0.lastErrors) }

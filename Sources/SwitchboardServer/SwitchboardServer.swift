@@ -57,14 +57,19 @@ public struct SwitchboardServer: Sendable {
                 throw ServerStartError.database(error)
             }
         }
+        let relations = opened.map { DatabaseRelations(settings: $0.settings, logger: logger) }
+        let relationsHealth =
+            relations == nil || rules == nil
+            ? nil : RelationsHealth { state in metrics.relationsWatching.set(state == .watching ? 1 : 0) }
+        if relationsHealth != nil { metrics.relationsWatching.set(0) }
         let shared = RealtimeContext(
             hub: hub, verifier: verifier, policy: policy, rules: rules, configuration: configuration,
-            database: opened == nil ? nil : health, history: opened?.history, logger: logger)
-        let relations = opened.map { DatabaseRelations(settings: $0.settings, logger: logger) }
+            database: opened == nil ? nil : health, relations: relationsHealth, history: opened?.history, logger: logger)
         if let relations, let rules {
-            let errors = await relations.fill(rules.rules) { rules.replaceRelation($0, with: $1) }
+            let errors = await relations.fill(rules.rules) { rules.replaceRelation($0, with: $1, source: .database) }
             if !errors.isEmpty { throw ServerStartError.rules(directory: configuration.rulesDirectory, RulesLoadError(errors: errors)) }
         }
+        if let rules { metrics.relations(rules.relationInfo) }
         if let opened {
             try await Self.restoreHistory(from: opened, into: shared, rules: rules)
             let inbox = DatabaseInbox(shared: shared)
@@ -75,8 +80,8 @@ public struct SwitchboardServer: Sendable {
         } else {
             database = nil
         }
-        if let relations, let rules {
-            relationWatcher = RelationWatcher(rules: rules, hub: hub, relations: relations)
+        if let relations, let rules, let relationsHealth {
+            relationWatcher = RelationWatcher(rules: rules, hub: hub, relations: relations, health: relationsHealth)
         } else {
             relationWatcher = nil
         }

@@ -1,5 +1,7 @@
 import ArgumentParser
 import Foundation
+import Logging
+import SwitchboardPostgres
 import SwitchboardRules
 
 /// `switchboard rules`: offline tools for the rules directory.
@@ -12,10 +14,17 @@ struct Rules: AsyncParsableCommand {
     struct Check: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Load a rules directory as the server would and report every problem as file:line: message.",
-            discussion: "Exits 1 when the rules would not load. Runs luacheck too when it is installed (Debian: lua-check)."
+            discussion: """
+                Exits 1 when the rules would not load. Runs luacheck too when it is installed (Debian: lua-check).
+                With --database-url, also runs the query of every relation the rules declare from the database once,
+                checks that it returns two columns and that its watched tables exist, and prints its row count; it changes
+                nothing in the database. Without it, the check never connects to a database.
+                """
         )
 
         @Argument(help: "The rules directory (default: SWITCHBOARD_RULES_DIR, else Rules).") var directory: String?
+        @Option(help: "postgres://… of the database the rules' relation queries run against (not read from the environment).")
+        var databaseURL: String?
 
         func run() async throws {
             let directory = directory ?? Environment.string("SWITCHBOARD_RULES_DIR") ?? "Rules"
@@ -32,7 +41,46 @@ struct Rules: AsyncParsableCommand {
             print(
                 "\(directory): ok — \(engine.status.files.count) files, \(rules.channels.count) channels, "
                     + "\(rules.events.count) events, \(rules.tiers.count) tiers (default \(rules.defaultTier))")
-            if try Luacheck.run(on: directory, files: engine.status.files) == false { throw ExitCode(1) }
+            var failed = try Luacheck.run(on: directory, files: engine.status.files) == false
+            if let databaseURL { failed = try await !checkRelations(rules, databaseURL: databaseURL) || failed }
+            if failed { throw ExitCode(1) }
+        }
+
+        /// Runs each declared relation's query once; prints its rows or its problem at its
+        /// `file:line`. Returns whether every one is sound.
+        private func checkRelations(_ rules: RuleSet, databaseURL: String) async throws -> Bool {
+            let settings: DatabaseSettings
+            do { settings = try DatabaseSettings(url: databaseURL) } catch { throw ValidationError(error.message) }
+            let declared = rules.relations.values.sorted { $0.name < $1.name }
+            guard !declared.isEmpty else {
+                print("no relation is declared from the database (relation \"name\" { sql = ... }); nothing to run")
+                return true
+            }
+            var logger = Logger(label: "switchboard.rules-check")
+            logger.logLevel = .critical
+            let results: [String: Result<[(a: String, b: String)], DatabaseError>]
+            do {
+                results = try await RelationQuery.fetch(
+                    declared.map { ($0.name, $0.sql, $0.watch) }, settings: settings, purpose: .check, logger: logger)
+            } catch {
+                FileHandle.standardError.write(Data("the database could not be reached: \(DatabaseError.describe(error))\n".utf8))
+                return false
+            }
+            var sound = true
+            for relation in declared {
+                switch results[relation.name] {
+                case .success(let pairs):
+                    let watching = relation.watch.isEmpty ? "not watched (read at start and on reload only)" : "watching \(relation.watch.joined(separator: ", "))"
+                    print("\(relation.location): relation \"\(relation.name)\": ok — \(pairs.count) rows, \(watching)")
+                case .failure(let error):
+                    sound = false
+                    FileHandle.standardError.write(Data("\(relation.location): relation \"\(relation.name)\": its query failed: \(error.message)\n".utf8))
+                case nil:
+                    sound = false
+                    FileHandle.standardError.write(Data("\(relation.location): relation \"\(relation.name)\": its query did not run\n".utf8))
+                }
+            }
+            return sound
         }
     }
 }
@@ -42,7 +90,11 @@ extension Rules {
     struct Test: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run the rules directory's tests/*.lua (expect_join, expect_send, expect_presence, expect_limits) and print N passed, N failed.",
-            discussion: "Exits 1 when the rules do not load, a case fails, or no case ran."
+            discussion: """
+                Exits 1 when the rules do not load, a case fails, or no case ran. Never connects to a database: a relation
+                the rules declare from the database holds data/<name>.json's rows if there is one, or the rows a test file
+                gives it with given_relation(name, rows) until that file ends.
+                """
         )
 
         @Argument(help: "The rules directory (default: SWITCHBOARD_RULES_DIR, else Rules).") var directory: String?
@@ -73,7 +125,7 @@ extension Rules {
 
 /// Runs Debian's luacheck, when installed, with the rules globals declared.
 enum Luacheck {
-    static let globals = ["tier", "default_tier", "channel", "event", "member", "related", "emit", "allow_undeclared_events"]
+    static let globals = ["tier", "default_tier", "channel", "event", "relation", "member", "related", "emit", "allow_undeclared_events"]
 
     /// nil when luacheck is not installed; otherwise whether it passed.
     static func run(on directory: String, files: [String]) throws -> Bool? {

@@ -171,4 +171,42 @@ import Testing
         #expect(identity.claims["form_ids"] == ["f1", "f2"])
         #expect(RulesTestRunner.Session.summary(identity) == "authenticated u1 (form_ids=[f1,f2], supplier_id=s1, tier=scale)")
     }
+
+    /// `given_relation` gives a relation the rules declare from the database fixture rows (in
+    /// either shape), for the rest of its file only; bad rows are an error at the call's line.
+    @Test func givenRelationSetsFixtureRowsForOneFile() throws {
+        let rules = """
+            channel "team:{id}" { kind = "shared",
+              join = function(user, ch) return member("supplier_team", ch.id, user.sub), "not on team " .. ch.id end }
+            relation "supplier_team" { sql = "select supplier_id, user_id from app.supplier_team" }
+            """
+        let report = try RulesTestRunner(
+            directory: RulesFixture([
+                "rules.lua": rules,
+                "data/supplier_team.json": #"{"s1": ["from-file"]}"#,
+                "tests/a_test.lua": """
+                    local zoe = { sub = "zoe" }
+                    expect_join({ sub = "from-file" }, "team:s1", true)
+                    given_relation("supplier_team", { { "s1", "zoe" }, { "s2", 42 } })
+                    expect_join(zoe, "team:s1", true)
+                    expect_join({ sub = "42" }, "team:s2", true)
+                    expect_join({ sub = "from-file" }, "team:s1", false, "not on team s1")
+                    given_relation("supplier_team", { s3 = { "zoe" } })
+                    expect_join(zoe, "team:s3", true)
+                    expect_join(zoe, "team:s1", false)
+                    given_relation("supplier_team", {})
+                    expect_join(zoe, "team:s3", false)
+                    test("bad rows", function() given_relation("supplier_team", { { "s1" } }) end)
+                    """,
+                "tests/b_test.lua": """
+                    expect_join({ sub = "from-file" }, "team:s1", true)
+                    expect_join({ sub = "zoe" }, "team:s3", false)
+                    """,
+            ]).url.path
+        ).run()
+        #expect(report.summary == "9 passed, 1 failed", "\(report.cases.map(\.description).joined(separator: "\n"))")
+        let failure = try #require(report.failures.first)
+        #expect(failure.line == 12)
+        #expect(failure.message.contains(#"given_relation("supplier_team", rows): every entry must be an [a, b] pair"#), "\(failure)")
+    }
 }

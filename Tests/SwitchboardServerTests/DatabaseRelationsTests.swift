@@ -52,7 +52,14 @@ import Testing
             #expect(try await Self.joins(server, "7", "team:s1"))
             #expect(try await !Self.joins(server, "8", "team:s1"))
             var status = try await HotReloadTests.adminStatus(server)
-            #expect(status["relations"]?["supplier_team"]?["rows"] == 1, "a row with a null is skipped: \(status)")
+            let relation = status["relations"]?["supplier_team"]
+            #expect(relation?["rows"] == 1, "a row with a null is skipped: \(status)")
+            #expect(relation?["source"] == "database", "\(status)")
+            #expect(relation?["declared_at"]?.stringValue?.hasSuffix("rules.lua:4") == true, "\(status)")
+            #expect(relation?["refreshed_at"]?.stringValue?.isEmpty == false, "\(status)")
+            let metrics = try await HTTPTests.request(server, "GET", "/metrics").body
+            #expect(metrics.contains(#"switchboard_relation_rows{relation="supplier_team",source="database"} 1"#), "\(metrics)")
+            #expect(metrics.contains(#"switchboard_relation_refreshed_timestamp_seconds{relation="supplier_team"}"#), "\(metrics)")
 
             // A reload reads the table again.
             try await postgres.execute(database, "insert into app.supplier_team values ('s1', 8)")
@@ -70,6 +77,140 @@ import Testing
             #expect(error["message"]?.stringValue?.contains("returns 3 column(s)") == true, "\(error)")
             #expect(status["generation"] == 2)
             #expect(try await Self.joins(server, "8", "team:s1"))
+
+            // The columns are checked even when the query returns no rows.
+            try Self.write(sql: "select supplier_id, user_id, 1 from app.supplier_team where false", in: rules)
+            status = try await HotReloadTests.waitForStatus(server, timeout: .seconds(60)) {
+                $0["last_error"]?.arrayValue?.first?["message"]?.stringValue?.contains("returns 3 column(s)") == true
+            }
+            #expect(status["generation"] == 2)
+        }
+    }
+
+    /// The database going away: the rows read last keep serving (`/health` and the metrics say
+    /// the relations are stale), a rules reload during the outage keeps them too, and once the
+    /// database is back the relations are watched again and a deleted row revokes.
+    @Test func anOutageKeepsTheRowsReadLastAndReportsThemStale() async throws {
+        // A cluster of its own: this test stops it.
+        let postgres = try await TestPostgres.start()
+        let database = try await postgres.makeDatabase()
+        try await postgres.execute(database, Self.schema, Self.table, "insert into app.supplier_team values ('s1', 7), ('s1', 9)")
+        let rules = try Self.rules(sql: Self.query, watch: true)
+        defer { try? FileManager.default.removeItem(at: rules) }
+        try await withServer({
+            $0.database = database
+            $0.rulesDirectory = rules.path
+            $0.watchRules = true
+        }) { server in
+            try await ClientTests.eventually("health says the relations are watched", timeout: .seconds(60)) {
+                (try? await HTTPTests.request(server, "GET", "/health").body)?.contains(#""relations":"watching""#) == true
+            }
+            try await SlowConsumerTests.waitForMetric(server, "switchboard_relations_watching 1", timeout: .seconds(60))
+            try await postgres.stop()
+            try await ClientTests.eventually("health says the relations are stale", timeout: .seconds(60)) {
+                let health = try? await HTTPTests.request(server, "GET", "/health").body
+                return health?.contains(#""relations":"stale""#) == true && health?.contains(#""status":"degraded""#) == true
+            }
+            try await SlowConsumerTests.waitForMetric(server, "switchboard_relations_watching 0", timeout: .seconds(60))
+            #expect(try await Self.joins(server, "7", "team:s1"))
+
+            // A reload while the database is away keeps the rows of an unchanged declaration.
+            try "-- touched\n".write(to: rules.appendingPathComponent("more.lua"), atomically: true, encoding: .utf8)
+            let status = try await HotReloadTests.waitForStatus(server, timeout: .seconds(60)) { $0["generation"] == 2 }
+            #expect(status["relations"]?["supplier_team"]?["rows"] == 2, "\(status)")
+            #expect(try await Self.joins(server, "9", "team:s1"))
+
+            try await postgres.restart()
+            try await ClientTests.eventually("health says the relations are watched again", timeout: .seconds(60)) {
+                (try? await HTTPTests.request(server, "GET", "/health").body)?.contains(#""relations":"watching""#) == true
+            }
+            let socket = try await PhoenixSocket.connect(server, token: try await server.token(sub: "7"))
+            try #require(try await socket.join("team:s1", ref: "1").status == "ok")
+            try await postgres.execute(database, "delete from app.supplier_team where user_id = 7")
+            _ = try await socket.event("phx_close", on: "realtime:team:s1", timeout: .seconds(30))
+            await socket.client.close()
+        }
+        try? await postgres.stop()
+    }
+
+    /// `rules check --database-url` runs each declared query once and checks its shape and its
+    /// watched tables, changing nothing; without the flag it never connects.
+    @Test func rulesCheckRunsTheQueriesGivenADatabase() async throws {
+        let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("switchboard").path
+        try #require(FileManager.default.isExecutableFile(atPath: binary), "no switchboard binary next to the tests at \(binary)")
+        let postgres = try await TestPostgres.shared()
+        let database = try await postgres.makeDatabase()
+        try await postgres.execute(database, Self.schema, Self.table, "insert into app.supplier_team values ('s1', 7), ('s1', 9)")
+        let url = "postgres://postgres@127.0.0.1:\(postgres.port)/\(database.database)?sslmode=disable"
+        let rules = try Self.rules(sql: Self.query, watch: true)
+        defer { try? FileManager.default.removeItem(at: rules) }
+
+        var (status, output) = try await runProcess(binary, ["rules", "check", rules.path, "--database-url", url])
+        #expect(status == 0, "\(output)")
+        #expect(output.contains(#"rules.lua:4: relation "supplier_team": ok — 2 rows, watching app.supplier_team"#), "\(output)")
+        // Checking installs no trigger.
+        let triggers = try await postgres.value(database, "select count(*)::text from pg_trigger where tgname = 'switchboard_relation_changed'")
+        #expect(triggers == "0")
+
+        try Self.write(sql: "select supplier_id, user_id, 1 from app.supplier_team where false", watch: true, in: rules)
+        (status, output) = try await runProcess(binary, ["rules", "check", rules.path, "--database-url", url])
+        #expect(status == 1, "\(output)")
+        #expect(output.contains(#"rules.lua:4: relation "supplier_team": its query failed: the query returns 3 column(s)"#), "\(output)")
+
+        try """
+            channel "team:{id}" { kind = "shared", join = function(user, ch) return member("supplier_team", ch.id, user.sub) end }
+            relation "supplier_team" { sql = "select supplier_id, user_id from app.supplier_team", watch = { "app.missing" } }
+            """.write(to: rules.appendingPathComponent("rules.lua"), atomically: true, encoding: .utf8)
+        (status, output) = try await runProcess(binary, ["rules", "check", rules.path, "--database-url", url])
+        #expect(status == 1, "\(output)")
+        #expect(output.contains("cannot watch app.missing for changes: there is no such table"), "\(output)")
+
+        // Without --database-url the declarations are only validated.
+        (status, output) = try await runProcess(binary, ["rules", "check", rules.path])
+        #expect(status == 0, "\(output)")
+    }
+
+    /// End to end with Supabase's Python client on the default rules, with supplier_team read
+    /// from the database: a scale-tier team member on `collaboration:s1:c1` is closed out when
+    /// their row is deleted, the supplier and couple keep the channel, and the member may join
+    /// again once the row is back.
+    @Test func supabasePythonClientSeesATeamMembershipRevokedAndRestored() async throws {
+        #expect(FileManager.default.isExecutableFile(atPath: PythonInteropTests.python), "no Python with realtime==2.34.1: run ./scripts/test.sh")
+        guard FileManager.default.isExecutableFile(atPath: PythonInteropTests.python) else { return }
+        let postgres = try await TestPostgres.shared()
+        let database = try await postgres.makeDatabase()
+        try await postgres.execute(
+            database, "create schema app",
+            "create table app.supplier_team (supplier_id text, user_id text, primary key (supplier_id, user_id))",
+            "insert into app.supplier_team values ('s1', 'team-zoe')")
+        // The repository's rules, with the commented supplier_team declaration switched on.
+        let rules = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-default-rules-\(UUID().uuidString)")
+        try FileManager.default.copyItem(at: PythonInteropTests.repositoryRoot.appendingPathComponent("Rules"), to: rules)
+        defer { try? FileManager.default.removeItem(at: rules) }
+        try """
+            relation "supplier_team" { sql = "select supplier_id, user_id from app.supplier_team", watch = { "app.supplier_team" } }
+            """.write(to: rules.appendingPathComponent("relations.lua"), atomically: true, encoding: .utf8)
+        try await withServer({
+            $0.database = database
+            $0.rulesDirectory = rules.path
+        }) { server in
+            let supplier = try await server.token(role: "supplier", sub: "u-s1", supplierID: "s1")
+            let couple = try await server.token(role: "couple", sub: "u-c1", coupleID: "c1")
+            let member = try await server.token(role: "supplier", sub: "team-zoe", tier: "scale")
+            let script = PythonInteropTests.repositoryRoot.appendingPathComponent("Tests/Interop/python_relations_check.py").path
+            let python = try ChildProcess(PythonInteropTests.python, [script, String(server.port), supplier, couple, member])
+            try await python.waitForOutput(containing: "READY")
+            try await postgres.execute(database, "delete from app.supplier_team where user_id = 'team-zoe'")
+            try await python.waitForOutput(containing: "REVOKED")
+            try await postgres.execute(database, "insert into app.supplier_team values ('s1', 'team-zoe')")
+            let (status, output) = try await python.exit(within: .seconds(60))
+            #expect(status == 0, "the Python client failed:\n\(output)")
+            for check in [
+                "ok the team member subscribes through its supplier_team row", "ok the member's subscription closes with Supabase's message",
+                "ok the supplier and couple keep receiving", "ok the member subscribes again", "ALL PASSED",
+            ] {
+                #expect(output.contains(check), "missing '\(check)' in:\n\(output)")
+            }
         }
     }
 

@@ -7,7 +7,7 @@ import Synchronization
 ///
 /// The rules load exactly as the server loads them (a `RulesEngine`). Each test file then runs
 /// in its own sandboxed `LuaState`, separate from the engine's lanes, with `expect_join`,
-/// `expect_send`, `expect_presence`, `expect_limits` and `test` as globals; every `expect_*` call asks the engine
+/// `expect_send`, `expect_presence`, `expect_limits`, `given_relation` and `test` as globals; every `expect_*` call asks the engine
 /// and becomes one case of the report, with the `file:line` of the call.
 public struct RulesTestRunner: Sendable {
     /// Bounds for the test files' own Lua (the hooks they exercise keep the engine's bounds).
@@ -61,6 +61,7 @@ public struct RulesTestRunner: Sendable {
                 continue
             }
             run(text, in: session)
+            session.restoreRelations()
             report.cases += session.cases
         }
         return report
@@ -91,6 +92,7 @@ public struct RulesTestRunner: Sendable {
             state = try LuaState(configuration: configuration)
             state.register(TestPrelude.checkFunction) { arguments throws(LuaError) in session.check(arguments) }
             state.register(TestPrelude.failFunction) { arguments throws(LuaError) in session.testFailed(arguments) }
+            state.register(TestPrelude.givenFunction) { arguments throws(LuaError) in session.given(arguments) }
             try state.load(source: TestPrelude.source, chunkName: TestPrelude.chunkName)
         } catch {
             session.record(.error, line: nil, passed: false, "the Lua host could not start: \(error)")
@@ -165,6 +167,38 @@ extension RulesTestRunner {
             } catch {
                 return [.string(error.message)]
             }
+        }
+
+        /// The rows of the relations this file replaced with `given_relation`, as loaded.
+        private var replacedRelations: [String: (pairs: [(a: String, b: String)], source: RelationInfo.Source)] = [:]
+
+        /// `__sb_given_relation(name, rows)`: replaces a relation's pairs in the engine until
+        /// the file ends; returns a usage problem for the prelude to raise.
+        func given(_ arguments: [LuaValue]) -> [LuaValue] {
+            let usage = "given_relation(name, rows): rows are { {key, member}, ... } or { key = { member, ... } }"
+            guard arguments.count == 2, let name = arguments[0].string, !name.isEmpty else {
+                return [.string("\(usage); the name must be a relation's name")]
+            }
+            guard arguments[1].table != nil else { return [.string("\(usage), not \(arguments[1].typeName)")] }
+            let rows = LuaBridge.value(arguments[1])
+            let pairs: [(a: String, b: String)]
+            do throws(Relations.RowsError) {
+                // An empty Lua table reads as an empty object or list: no rows.
+                pairs = rows == .object(Value.Object()) ? [] : try Relations.parseRows(rows)
+            } catch {
+                return [.string("given_relation(\"\(name)\", rows): \(error.message)")]
+            }
+            if replacedRelations[name] == nil {
+                replacedRelations[name] = (engine.relationPairs(name), engine.relationInfo[name]?.source ?? .file)
+            }
+            engine.replaceRelation(name, with: pairs, source: .fixture)
+            return []
+        }
+
+        /// Puts back the relations this file replaced, for the next file.
+        func restoreRelations() {
+            for (name, original) in replacedRelations { engine.replaceRelation(name, with: original.pairs, source: original.source) }
+            replacedRelations = [:]
         }
 
         /// `__sb_test_failed(name, where, message)`: an error stopped a `test` block.

@@ -1,5 +1,7 @@
 /// The Lua side of `rules test`, loaded into each test file's own state before the file.
 ///
+/// `given_relation(name, rows)` sets a relation's rows for the rest of the file (fixtures for a
+/// relation the rules read from the database, which `rules test` never connects to).
 /// `expect_join`, `expect_send`, `expect_presence` and `expect_limits` find the `file:line` that called them with
 /// `pcall(error, "", level)` (the debug library is not opened) and hand each case to Swift
 /// through a host function captured in a local, so test files cannot reach it. A usage
@@ -12,10 +14,12 @@ enum TestPrelude {
     static let checkFunction = "__sb_check"
     /// The host function for an error raised inside a `test` block.
     static let failFunction = "__sb_test_failed"
+    /// The host function behind `given_relation`.
+    static let givenFunction = "__sb_given_relation"
 
     static let source = #"""
-    local check, failed = __sb_check, __sb_test_failed
-    __sb_check, __sb_test_failed = nil, nil
+    local check, failed, given = __sb_check, __sb_test_failed, __sb_given_relation
+    __sb_check, __sb_test_failed, __sb_given_relation = nil, nil, nil
     local current = nil
 
     -- "file:line" of the caller of the function that calls where(2).
@@ -41,6 +45,11 @@ enum TestPrelude {
 
     function expect_limits(user, limits)
       local problem = check("limits", where(2), current, user, limits)
+      if problem then error(problem, 2) end
+    end
+
+    function given_relation(name, rows)
+      local problem = given(name, rows)
       if problem then error(problem, 2) end
     end
 

@@ -13,19 +13,37 @@ struct DatabaseRelations: Sendable {
 
     /// Runs every declared relation's query and hands the pairs to `replace`; returns the
     /// problems, each at its declaration.
+    ///
+    /// When the database cannot be reached at all, a relation `carryOver` accepts (on a reload:
+    /// one the rules in force declare with the same query and hold from the database) keeps the
+    /// rows read last, so that a rules change still applies during an outage; the watcher reads
+    /// it again once the database is back. Without `carryOver` (at start), or for a new or
+    /// changed query, an unreachable database is an error at the declaration.
     func fill(
-        _ rules: RuleSet, replace: (String, [(a: String, b: String)]) -> Void
+        _ rules: RuleSet, replace: (String, [(a: String, b: String)]) -> Void,
+        carryOver: ((RuleSet.Relation) -> Bool)? = nil
     ) async -> [RulesError] {
         let declared = rules.relations.values.sorted { $0.name < $1.name }
         guard !declared.isEmpty else { return [] }
         let results: [(RuleSet.Relation, Result<[(a: String, b: String)], DatabaseError>)]
         do {
-            results = try await read(declared, installTriggers: true)
+            results = try await read(declared, purpose: .load)
         } catch {
             let reason = DatabaseError.describe(error)
-            return declared.map {
-                RulesError(.relationQuery, "relation \"\($0.name)\": the database could not be reached to read it: \(reason)", at: $0.location)
+            var errors: [RulesError] = []
+            for relation in declared {
+                if let carryOver, carryOver(relation) {
+                    logger.warning(
+                        "the database cannot be reached; the relation keeps the rows read last",
+                        metadata: ["relation": "\(relation.name)", "error": "\(reason)"])
+                    continue
+                }
+                errors.append(
+                    RulesError(
+                        .relationQuery, "relation \"\(relation.name)\": the database could not be reached to read it: \(reason)",
+                        at: relation.location))
             }
+            return errors
         }
         var errors: [RulesError] = []
         for (relation, result) in results {
@@ -40,14 +58,14 @@ struct DatabaseRelations: Sendable {
         return errors
     }
 
-    /// Each relation's pairs, or why its query failed, in the order given (with `installTriggers`,
-    /// after putting the change trigger on its watched tables). Throws when the database cannot
-    /// be reached.
+    /// Each relation's pairs, or why its query failed, in the order given (for a load, after
+    /// checking its columns and putting the change trigger on its watched tables). Throws when
+    /// the database cannot be reached.
     func read(
-        _ declared: [RuleSet.Relation], installTriggers: Bool
+        _ declared: [RuleSet.Relation], purpose: RelationQuery.Purpose
     ) async throws -> [(RuleSet.Relation, Result<[(a: String, b: String)], DatabaseError>)] {
         let results = try await RelationQuery.fetch(
-            declared.map { ($0.name, $0.sql, $0.watch) }, settings: settings, installTriggers: installTriggers, logger: logger)
+            declared.map { ($0.name, $0.sql, $0.watch) }, settings: settings, purpose: purpose, logger: logger)
         return declared.map { relation in
             (relation, results[relation.name] ?? .failure(DatabaseError("its query did not run")))
         }

@@ -16,6 +16,7 @@ struct RelationWatcher: Service {
     let rules: RulesEngine
     let hub: Hub
     let relations: DatabaseRelations
+    let health: RelationsHealth
 
     private var logger: Logger { relations.logger }
 
@@ -34,6 +35,7 @@ struct RelationWatcher: Service {
                         backoff = .milliseconds(100)
                         failing = false
                     }
+                    health.stale(DatabaseError.describe(error))
                     if !failing {
                         logger.warning(
                             "watching the relations' tables stopped; the rows read last keep serving",
@@ -54,7 +56,12 @@ struct RelationWatcher: Service {
         let (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask {
-                for await _ in wakeups { try await refresh(pending.take()) }
+                for await _ in wakeups {
+                    let tables = pending.take()
+                    try await refresh(tables)
+                    // Fresh again once everything has been read since the LISTEN began.
+                    if tables == nil { health.watching() }
+                }
             }
             try await RelationQuery.listenForChanges(
                 settings: relations.settings, logger: logger,
@@ -77,7 +84,7 @@ struct RelationWatcher: Service {
         }
         guard !declared.isEmpty else { return }
         var lost: Set<String> = []
-        for (relation, result) in try await relations.read(Array(declared), installTriggers: false) {
+        for (relation, result) in try await relations.read(Array(declared), purpose: .refresh) {
             switch result {
             case .success(let pairs):
                 lost.formUnion(rules.replaceRelation(relation.name, with: pairs))
@@ -87,6 +94,7 @@ struct RelationWatcher: Service {
                     metadata: ["relation": "\(relation.name)", "location": "\(relation.location)", "error": "\(error.message)"])
             }
         }
+        hub.metrics.relations(rules.relationInfo)
         let revoked = lost.isEmpty ? 0 : await hub.reauthorize(members: lost)
         logger.info(
             "relations read again after a change",

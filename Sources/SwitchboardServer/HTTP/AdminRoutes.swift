@@ -80,6 +80,22 @@ struct AdminRoutes {
         return nil
     }
 
+    /// Each relation: where its rows came from (`file`, `database`), how many, when they were
+    /// last read, and for one the rules declare from the database, its declaration.
+    static func relations(_ rules: RulesEngine) -> Value {
+        let info = rules.relationInfo
+        let declared = rules.rules.relations
+        var described: Value.Object = [:]
+        for name in Set(info.keys).union(declared.keys).sorted() {
+            var relation: Value.Object = ["rows": .int(info[name]?.rows ?? 0)]
+            relation["source"] = info[name].map { .string($0.source.rawValue) } ?? .null
+            relation["refreshed_at"] = info[name].map { .string($0.refreshedAt.formatted(.iso8601)) } ?? .null
+            if let declaration = declared[name] { relation["declared_at"] = .string(declaration.location) }
+            described[name] = .object(relation)
+        }
+        return .object(described)
+    }
+
     static func describe(_ rules: RulesEngine) -> Value {
         let status = rules.status
         let set = rules.rules
@@ -99,8 +115,7 @@ struct AdminRoutes {
             "events": .int(set.events.count),
             "tiers": .array(set.tiers.keys.sorted().map(Value.string)),
             "default_tier": .string(set.defaultTier),
-            "relations": .object(
-                Value.Object(rules.relationSizes.sorted { $0.key < $1.key }.map { ($0.key, ["rows": .int($0.value)] as Value) })),
+            "relations": relations(rules),
             "last_error": lastError,
         ]
     }

@@ -25,6 +25,17 @@ struct RESTRoutes {
                 body["database"] = "down"
                 body["database_error"] = .string(reason)
             }
+            // Relations the rules read from the database: fresh while their tables are watched.
+            if let relations = shared.relations, shared.rules?.rules.relations.isEmpty == false {
+                switch relations.current {
+                case .watching: body["relations"] = "watching"
+                case .stale(let since, let reason):
+                    body["status"] = "degraded"
+                    body["relations"] = "stale"
+                    body["relations_stale_since"] = .string(since.formatted(.iso8601))
+                    body["relations_error"] = .string(reason)
+                }
+            }
             return Self.json(.ok, .object(body))
         }
         router.get("/metrics") { _, _ in

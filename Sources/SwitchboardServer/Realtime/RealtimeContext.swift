@@ -25,6 +25,9 @@ final class RealtimeContext: Sendable {
     let presence: PresenceRegistry
     /// Whether the database is reachable; nil when the server runs without one.
     let database: DatabaseHealth?
+    /// Whether the relations the rules read from the database are watched for changes; nil
+    /// without a database.
+    let relations: RelationsHealth?
     private let connectionIDs = NIOLockedValueBox<UInt64>(0)
 
     /// A process-unique id for a connection (the owner of its presence entries).
@@ -37,10 +40,11 @@ final class RealtimeContext: Sendable {
 
     init(
         hub: Hub, verifier: TokenVerifier, policy: any Policy, rules: RulesEngine?, configuration: SwitchboardConfiguration,
-        database: DatabaseHealth? = nil, history: HistoryStore? = nil, logger: Logger
+        database: DatabaseHealth? = nil, relations: RelationsHealth? = nil, history: HistoryStore? = nil, logger: Logger
     ) {
         self.hub = hub
         self.database = database
+        self.relations = relations
         let log = ChannelLog(
             hub: hub, maxHistoryBytes: configuration.maxHistoryBytes, maxHistoryChannels: configuration.maxHistoryChannels,
             recentIDCapacity: configuration.maxRecentMessageIDs, durable: history, now: { [clock = configuration.clock] in clock.wallClockMilliseconds() })

@@ -46,7 +46,13 @@ struct RulesReloadService: Service {
     func reload(because reason: String) async {
         let outcome = await rules.prepare().asyncFlatMap { candidate -> Result<Int, RulesLoadError> in
             if let relations {
-                let errors = await relations.fill(candidate.rules) { candidate.replaceRelation($0, with: $1) }
+                let serving = rules.rules.relations
+                let errors = await relations.fill(candidate.rules) {
+                    candidate.replaceRelation($0, with: $1, source: .database)
+                } carryOver: { relation in
+                    serving[relation.name]?.sql == relation.sql && rules.relationInfo[relation.name]?.source == .database
+                        && candidate.carryOver(relation.name, from: rules)
+                }
                 if !errors.isEmpty {
                     rules.recordFailure(errors)
                     return .failure(RulesLoadError(errors: errors))
@@ -58,6 +64,7 @@ struct RulesReloadService: Service {
         case .success(let generation):
             hub.metrics.rulesGeneration.set(generation)
             hub.metrics.rulesReloaded.increment()
+            hub.metrics.relations(rules.relationInfo)
             let removed = await hub.reauthorizeAll()
             logger.info(
                 "rules reloaded",

@@ -1,7 +1,10 @@
 import CoreMetrics
 import Metrics
 import Prometheus
+import Foundation
 import SwitchboardCore
+import SwitchboardRules
+import Synchronization
 
 /// The server's metrics, created through swift-metrics with a Prometheus factory owned by this
 /// server (not the process-wide `MetricsSystem`, so several servers can run in one test process).
@@ -38,6 +41,11 @@ final class ServerMetrics: Sendable {
     let databasePublished: CoreMetrics.Counter
     let databaseRefused: CoreMetrics.Counter
     let databaseIgnored: CoreMetrics.Counter
+    /// 1 while the relations the rules read from the database are kept fresh (their tables
+    /// watched), 0 while they are not and the rows read last serve (absent without a database).
+    let relationsWatching: CoreMetrics.Meter
+    /// Per relation: its rows (labelled with its source) and when they were last read.
+    private let relationMeters = Mutex<[String: RelationMeters]>([:])
     private let subscriptionsByScope: [String: CoreMetrics.Meter]
     private let presencesByScope: [String: CoreMetrics.Meter]
     private let rejectionsByReason: [String: CoreMetrics.Counter]
@@ -75,6 +83,7 @@ final class ServerMetrics: Sendable {
             label: "switchboard_database_messages_total", dimensions: [("result", "refused")], factory: factory)
         databaseIgnored = CoreMetrics.Counter(
             label: "switchboard_database_messages_total", dimensions: [("result", "ignored")], factory: factory)
+        relationsWatching = CoreMetrics.Meter(label: "switchboard_relations_watching", factory: factory)
         var scopes: [String: CoreMetrics.Meter] = [:]
         for scope in Self.knownScopes.union(["other"]) {
             scopes[scope] = CoreMetrics.Meter(label: "switchboard_subscriptions", dimensions: [("scope", scope)], factory: factory)
@@ -110,6 +119,39 @@ final class ServerMetrics: Sendable {
 
     func rejected(_ reason: Rejection) {
         rejectionsByReason[reason.rawValue]?.increment()
+    }
+
+    /// Sets each relation's figures (`switchboard_relation_rows{relation,source}` and
+    /// `switchboard_relation_refreshed_timestamp_seconds{relation}`) and removes those of
+    /// relations no longer defined.
+    func relations(_ info: [String: RelationInfo]) {
+        relationMeters.withLock { meters in
+            for (name, old) in meters where info[name]?.source != old.source {
+                old.rows.destroy()
+                old.refreshed.destroy()
+                meters[name] = nil
+            }
+            for (name, relation) in info {
+                let entry =
+                    meters[name]
+                    ?? RelationMeters(
+                        source: relation.source,
+                        rows: CoreMetrics.Meter(
+                            label: "switchboard_relation_rows", dimensions: [("relation", name), ("source", relation.source.rawValue)],
+                            factory: factory),
+                        refreshed: CoreMetrics.Meter(
+                            label: "switchboard_relation_refreshed_timestamp_seconds", dimensions: [("relation", name)], factory: factory))
+                entry.rows.set(relation.rows)
+                entry.refreshed.set(relation.refreshedAt.timeIntervalSince1970)
+                meters[name] = entry
+            }
+        }
+    }
+
+    private struct RelationMeters {
+        let source: RelationInfo.Source
+        let rows: CoreMetrics.Meter
+        let refreshed: CoreMetrics.Meter
     }
 
     /// The Prometheus text exposition of every metric.
