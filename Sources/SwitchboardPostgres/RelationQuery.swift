@@ -27,7 +27,8 @@ public enum RelationQuery {
     /// The pairs of each relation, or why its query failed (or its watched tables could not be
     /// given their trigger); all on one connection. Throws when the database cannot be reached.
     public static func fetch(
-        _ relations: [(name: String, sql: String, watch: [String])], settings: DatabaseSettings, purpose: Purpose, logger: Logger
+        _ relations: [(name: String, sql: String, watch: [String], maxRows: Int)], settings: DatabaseSettings, purpose: Purpose,
+        logger: Logger
     ) async throws -> [String: Result<[(a: String, b: String)], DatabaseError>] {
         try await Database.withConnection(settings, logger: logger) { connection in
             try await connection.run("set statement_timeout = '\(unescaped: timeout)'", logger: logger)
@@ -44,7 +45,7 @@ public enum RelationQuery {
                         try await checkColumns(sql, on: connection, logger: logger)
                         for table in relation.watch { try await checkExists(table, on: connection, logger: logger) }
                     }
-                    results[relation.name] = .success(try await pairs(sql, on: connection, logger: logger))
+                    results[relation.name] = .success(try await pairs(sql, maxRows: relation.maxRows, on: connection, logger: logger))
                 } catch let error as DatabaseError {
                     results[relation.name] = .failure(error)
                 } catch {
@@ -130,11 +131,17 @@ public enum RelationQuery {
     /// One query's rows as pairs. Each row travels as JSON (`row_to_json` keeps the columns in
     /// order and turns any column type into JSON) so that the column count can be checked and
     /// every type read the same way.
-    static func pairs(_ sql: String, on connection: PostgresConnection, logger: Logger) async throws -> [(a: String, b: String)] {
-        let wrapped = "select row_to_json(q)::text from (\(sql)) as q"
+    /// More than `maxRows` rows is an error (the query asks for one more, to know).
+    static func pairs(_ sql: String, maxRows: Int, on connection: PostgresConnection, logger: Logger) async throws -> [(a: String, b: String)] {
+        let wrapped = "select row_to_json(q)::text from (\(sql)) as q limit \(maxRows + 1)"
         var pairs: [(a: String, b: String)] = []
+        var read = 0
         let rows = try await connection.query(PostgresQuery(unsafeSQL: wrapped), logger: logger)
         for try await text in rows.decode(String.self) {
+            read += 1
+            if read > maxRows {
+                throw DatabaseError("the query returns more than \(maxRows) rows (its max_rows); narrow it, or raise max_rows if the memory is there")
+            }
             let row = try JSON.parse(Array(text.utf8))
             guard let columns = row.objectValue?.members else { throw DatabaseError("a row is not a record") }
             guard columns.count == 2 else { throw columnCount(columns.map(\.key)) }

@@ -205,9 +205,9 @@ extension RuleSet {
         for spec in declarations["relations"]?.arrayValue ?? [] {
             let name = spec["__name"]?.stringValue ?? "?"
             let location = spec["__where"]?.stringValue ?? ""
-            let known: Set<String> = ["__name", "__where", "sql", "watch"]
+            let known: Set<String> = ["__name", "__where", "sql", "watch", "max_rows"]
             for member in spec.objectValue?.members ?? [] where !known.contains(member.key) {
-                fail(location, "relation \"\(name)\": unknown field \(member.key); use sql, watch")
+                fail(location, "relation \"\(name)\": unknown field \(member.key); use sql, watch, max_rows")
             }
             if !Self.isRelationName(name) {
                 fail(location, "relation \"\(name)\": the name must be letters, digits and _ (it is what member() and related() take)")
@@ -224,8 +224,16 @@ extension RuleSet {
                 }
                 watch = tables
             }
+            var maxRows = Relation.defaultMaxRows
+            if let limit = spec["max_rows"] {
+                if let value = limit.int64Value, (1...Relation.maxRowsCeiling).contains(value) {
+                    maxRows = Int(value)
+                } else {
+                    fail(location, "relation \"\(name)\": max_rows must be a whole number from 1 to \(Relation.maxRowsCeiling)")
+                }
+            }
             if relations[name] != nil { fail(location, "relation \"\(name)\" is declared twice") }
-            relations[name] = Relation(name: name, sql: sql, watch: watch, location: location)
+            relations[name] = Relation(name: name, sql: sql, watch: watch, maxRows: maxRows, location: location)
         }
 
         guard errors.isEmpty else { return .failure(RulesLoadError(errors: errors)) }

@@ -127,7 +127,14 @@ public struct RuleSet: Sendable {
         public let sql: String
         /// Tables (`schema.table`) whose changes mean the query must be run again.
         public let watch: [String]
+        /// The most rows the query may return (more is a reload error): a bound on the memory
+        /// a mistaken query (a missing join condition) can take. Default `defaultMaxRows`.
+        public let maxRows: Int
         public let location: String
+
+        /// 2,000,000 pairs: about 200 MB held, plus as much again while a reload reads them anew.
+        public static let defaultMaxRows = 2_000_000
+        public static let maxRowsCeiling: Int64 = 100_000_000
     }
 
     public let channels: [Channel]

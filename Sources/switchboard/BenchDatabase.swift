@@ -99,13 +99,13 @@ extension Bench {
                 try await client.send(text: JSON.string(push))
                 let answer = try await client.receiveText(containing: "\"\(ref)\"", timeout: .seconds(30))
                 guard answer.contains("\"ok\"") else { throw ValidationError("message \(n) was refused: \(answer)") }
-                latencies.append(Self.milliseconds(sentAt.duration(to: clock.now)))
+                latencies.append(BenchDatabaseURL.milliseconds(sentAt.duration(to: clock.now)))
                 if let rate {
                     let due = start.advanced(by: .seconds(Double(n) / rate))
                     if due > clock.now { try await Task.sleep(until: due, clock: clock) }
                 }
             }
-            return (messages, latencies, Self.seconds(start.duration(to: clock.now)), nil)
+            return (messages, latencies, BenchDatabaseURL.seconds(start.duration(to: clock.now)), nil)
         }
 
         /// Inserts (trigger) or realtime.send calls over several connections; the subscriber
@@ -114,9 +114,7 @@ extension Bench {
             guard let url = databaseURL ?? Environment.string("SWITCHBOARD_DATABASE_URL") else {
                 throw ValidationError("--mode \(mode.rawValue) needs --database-url (or SWITCHBOARD_DATABASE_URL)")
             }
-            let settings: DatabaseSettings
-            do { settings = try DatabaseSettings(url: url) } catch { throw ValidationError(error.message) }
-            if case .tcp(let host, _) = settings.endpoint { try BenchTarget.requireLoopback(host) }
+            let settings = try BenchDatabaseURL.settings(url)
             let logger = Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() }
             let topic = channel
             if mode == .trigger {
@@ -153,7 +151,7 @@ extension Bench {
                     let body = frame["payload"]?["payload"]
                     guard let n = (body?["record"]?["n"] ?? body?["n"])?.int64Value else { continue }
                     let arrived = clock.now
-                    if let sent = sentAt.times.withLock({ $0[Int(n)] }) { latencies.append(Self.milliseconds(sent.duration(to: arrived))) }
+                    if let sent = sentAt.times.withLock({ $0[Int(n)] }) { latencies.append(BenchDatabaseURL.milliseconds(sent.duration(to: arrived))) }
                 }
                 return latencies
             }
@@ -193,7 +191,7 @@ extension Bench {
                 receiver.cancel()
                 latencies = []
             }
-            let seconds = Self.seconds(start.duration(to: clock.now))
+            let seconds = BenchDatabaseURL.seconds(start.duration(to: clock.now))
             let postgresCPU = Self.postgresCPUSeconds() - postgresBefore
             if mode == .trigger {
                 try? await SwitchboardPostgres.Database.withConnection(settings, logger: logger) { connection in
@@ -216,12 +214,6 @@ extension Bench {
             }
             return total
         }
-
-        static func milliseconds(_ duration: Duration) -> Double {
-            Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
-        }
-
-        static func seconds(_ duration: Duration) -> Double { milliseconds(duration) / 1000 }
     }
 }
 

@@ -61,7 +61,7 @@ struct Rules: AsyncParsableCommand {
             let results: [String: Result<[(a: String, b: String)], DatabaseError>]
             do {
                 results = try await RelationQuery.fetch(
-                    declared.map { ($0.name, $0.sql, $0.watch) }, settings: settings, purpose: .check, logger: logger)
+                    declared.map { ($0.name, $0.sql, $0.watch, $0.maxRows) }, settings: settings, purpose: .check, logger: logger)
             } catch {
                 FileHandle.standardError.write(Data("the database could not be reached: \(DatabaseError.describe(error))\n".utf8))
                 return false

@@ -133,6 +133,8 @@ import Testing
         ("relation \"team\" { sql = \"select a, b from t\", watch = { \"app.t\", 5 } }", "watch must be a list of table names", "b.lua:1"),
         ("relation \"team\" { sql = \"select a, b from t\", watch = { \"a.b.c\" } }", "watch must be a list of table names", "b.lua:1"),
         ("relation \"t\" { sql = \"select 1, 2\" }\nrelation \"t\" { sql = \"select 1, 2\" }", "relation \"t\" is declared twice", "b.lua:2"),
+        ("relation \"team\" { sql = \"select a, b from t\", max_rows = 0 }", "max_rows must be a whole number from 1 to", "b.lua:1"),
+        ("relation \"team\" { sql = \"select a, b from t\", max_rows = \"lots\" }", "max_rows must be a whole number", "b.lua:1"),
     ])
     func brokenRulesFailTheLoadWithFileAndLine(_ text: String, _ mention: String, _ location: String) throws {
         let rules = try RulesFixture(["a.lua": Self.base, "b.lua": text])

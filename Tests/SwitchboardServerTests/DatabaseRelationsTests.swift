@@ -14,13 +14,13 @@ import Testing
         return url
     }
 
-    static func write(sql: String, watch: Bool = false, in url: URL) throws {
+    static func write(sql: String, watch: Bool = false, extra: String = "", in url: URL) throws {
         try """
             channel "team:{id}" { kind = "shared",
               join = function(user, ch) return member("supplier_team", ch.id, user.sub), "not on team " .. ch.id end }
 
             relation "supplier_team" {
-              sql = [[\(sql)]],\(watch ? " watch = { \"app.supplier_team\" }," : "")
+              sql = [[\(sql)]],\(watch ? " watch = { \"app.supplier_team\" }," : "")\(extra)
             }
             allow_undeclared_events(true)
             """.write(to: url.appendingPathComponent("rules.lua"), atomically: true, encoding: .utf8)
@@ -77,6 +77,13 @@ import Testing
             #expect(error["message"]?.stringValue?.contains("returns 3 column(s)") == true, "\(error)")
             #expect(status["generation"] == 2)
             #expect(try await Self.joins(server, "8", "team:s1"))
+
+            // More rows than max_rows is a reload error: a bound on the memory a wrong query takes.
+            try Self.write(sql: Self.query, extra: " max_rows = 1,", in: rules)
+            status = try await HotReloadTests.waitForStatus(server, timeout: .seconds(60)) {
+                $0["last_error"]?.arrayValue?.first?["message"]?.stringValue?.contains("returns more than 1 rows (its max_rows)") == true
+            }
+            #expect(status["generation"] == 2)
 
             // The columns are checked even when the query returns no rows.
             try Self.write(sql: "select supplier_id, user_id, 1 from app.supplier_team where false", in: rules)

@@ -65,7 +65,7 @@ struct DatabaseRelations: Sendable {
         _ declared: [RuleSet.Relation], purpose: RelationQuery.Purpose
     ) async throws -> [(RuleSet.Relation, Result<[(a: String, b: String)], DatabaseError>)] {
         let results = try await RelationQuery.fetch(
-            declared.map { ($0.name, $0.sql, $0.watch) }, settings: settings, purpose: purpose, logger: logger)
+            declared.map { ($0.name, $0.sql, $0.watch, $0.maxRows) }, settings: settings, purpose: purpose, logger: logger)
         return declared.map { relation in
             (relation, results[relation.name] ?? .failure(DatabaseError("its query did not run")))
         }
