@@ -135,6 +135,8 @@ public enum RelationQuery {
     static func pairs(_ sql: String, maxRows: Int, on connection: PostgresConnection, logger: Logger) async throws -> [(a: String, b: String)] {
         let wrapped = "select row_to_json(q)::text from (\(sql)) as q limit \(maxRows + 1)"
         var pairs: [(a: String, b: String)] = []
+        // Many rows share a key: keep one copy of each (fewer, longer-lived allocations).
+        var keys: Set<String> = []
         var read = 0
         let rows = try await connection.query(PostgresQuery(unsafeSQL: wrapped), logger: logger)
         for try await text in rows.decode(String.self) {
@@ -149,7 +151,7 @@ public enum RelationQuery {
                 if columns[0].value == .null || columns[1].value == .null { continue }
                 throw DatabaseError("column \(columns[0].value == .null ? columns[1].key : columns[0].key) must be text or a number")
             }
-            pairs.append((a, b))
+            pairs.append((keys.insert(a).memberAfterInsert, b))
         }
         return pairs
     }

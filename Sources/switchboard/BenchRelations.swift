@@ -17,7 +17,8 @@ extension Bench {
             abstract: "Memory, reload time and member() join cost with a large supplier_team relation (in this process).",
             discussion: """
                 Loads the rules directory as the server does, gives its supplier_team relation --rows pairs (--keys
-                suppliers, the members user-0…) and reports: the time to read them (with --database-url: the query the
+                suppliers s0…, the members user-0…; with --uuid-ids both as 36-character UUID-shaped text, like Supabase
+                user ids) and reports: the time to read them (with --database-url: the query the
                 server runs, from a table switchboard_bench_relation it fills and drops; without: built in memory), the
                 time to index them, the process's RSS with the relation serving, the time of a second reload while the
                 first generation serves and the peak RSS during it, and the median cost of a join decision on
@@ -32,46 +33,73 @@ extension Bench {
         @Option(help: "The rules directory (its channels must call member(\"supplier_team\", …) for scale-tier users).")
         var rulesDir: String = "Rules"
         @Option(help: "Read the pairs from this database (loopback only) with the server's query path.") var databaseURL: String?
+        @Flag(help: "Ids as 36-character UUID-shaped text (held out of line) instead of short ones.") var uuidIds = false
+
+        /// Key number `n` (a supplier).
+        func key(_ n: Int) -> String { uuidIds ? "10000000-0000-4000-8000-" + Self.padded(n) : "s\(n)" }
+        /// Member number `n` (a user).
+        func member(_ n: Int) -> String { uuidIds ? "00000000-0000-4000-8000-" + Self.padded(n) : "user-\(n)" }
+
+        static func padded(_ n: Int) -> String {
+            let digits = String(n)
+            return String(repeating: "0", count: max(0, 12 - digits.count)) + digits
+        }
 
         func run() async throws {
             guard (1...20_000_000).contains(rows), (1...rows).contains(keys), (1...10_000_000).contains(decisions) else {
                 throw ValidationError("--rows must be 1...20000000, --keys 1...rows, --decisions 1...10000000")
             }
-            let pid = getpid()
-            let rssStart = ProcessStats.readRSSBytes(pid: pid) ?? 0
             let engine: RulesEngine
             do { engine = try RulesEngine(directory: rulesDir) } catch { throw ValidationError("the rules do not load: \(error)") }
-            let small = try decisionNanoseconds(engine, key: "s1", member: "team-anna")
-            let rssRules = ProcessStats.readRSSBytes(pid: pid) ?? 0
+            let own = try decisionNanoseconds(engine, key: "s1", identity: Self.supplier("s1"))
+            let small = try decisionNanoseconds(engine, key: "s1", identity: Self.teamMember("team-anna"))
+            let rssRules = Self.settledRSS()
 
             let clock = ContinuousClock()
             var readSeconds = 0.0
             var indexSeconds = 0.0
             var reloadSeconds = 0.0
+            var rssOne = 0
             for round in 0..<2 {
                 let reloadStart = clock.now
                 let candidate = try engine.prepare().get()
-                let readStart = clock.now
-                let pairs = try await read()
-                if round == 0 { readSeconds = BenchDatabaseURL.seconds(readStart.duration(to: clock.now)) }
-                let indexStart = clock.now
-                candidate.replaceRelation("supplier_team", with: pairs, source: .database)
-                engine.activate(candidate)
+                do {
+                    // The pairs read are freed at the end of this block, before the memory is read.
+                    let readStart = clock.now
+                    let pairs = try await read()
+                    if round == 0 { readSeconds = BenchDatabaseURL.seconds(readStart.duration(to: clock.now)) }
+                    let indexStart = clock.now
+                    candidate.replaceRelation("supplier_team", with: pairs, source: .database)
+                    engine.activate(candidate)
+                    if round == 0 { indexSeconds = BenchDatabaseURL.seconds(indexStart.duration(to: clock.now)) }
+                }
                 if round == 0 {
-                    indexSeconds = BenchDatabaseURL.seconds(indexStart.duration(to: clock.now))
+                    rssOne = Self.settledRSS()
                 } else {
                     reloadSeconds = BenchDatabaseURL.seconds(reloadStart.duration(to: clock.now))
                 }
             }
-            let rssServing = ProcessStats.readRSSBytes(pid: pid) ?? 0
-            let large = try decisionNanoseconds(engine, key: "s\((rows - 1) % keys)", member: "user-\(rows - 1)")
+            let peak = Self.peakRSSBytes() ?? 0
+            let rssServing = Self.settledRSS()
+            let large = try decisionNanoseconds(engine, key: key((rows - 1) % keys), identity: Self.teamMember(member(rows - 1)))
             print(
                 String(
                     format: "relations rows=%d keys=%d read=%.2fs index=%.2fs reload=%.2fs rss_rules=%.1fMB rss_serving=%.1fMB "
-                        + "per_row=%.0fB peak_rss=%.1fMB join_member_p50=%.0fns join_member_small_p50=%.0fns source=%@",
-                    rows, keys, readSeconds, indexSeconds, reloadSeconds, Double(rssRules - rssStart) / 1_048_576,
-                    Double(rssServing) / 1_048_576, Double(rssServing - rssRules) / Double(rows),
-                    Double(Self.peakRSSBytes() ?? 0) / 1_048_576, large, small, databaseURL == nil ? "memory" : "database"))
+                        + "per_row=%.0fB peak_rss=%.1fMB rss_after_reload=%.1fMB join_member_p50=%.0fns join_member_small_p50=%.0fns "
+                        + "join_own_p50=%.0fns source=%@",
+                    rows, keys, readSeconds, indexSeconds, reloadSeconds, Double(rssRules) / 1_048_576, Double(rssOne) / 1_048_576,
+                    Double(rssOne - rssRules) / Double(rows), Double(peak) / 1_048_576, Double(rssServing) / 1_048_576, large, small,
+                    own, databaseURL == nil ? "memory" : "database"))
+        }
+
+        /// The resident set once glibc has handed freed memory back (`malloc_trim`, looked up at
+        /// run time), so that it counts what is held rather than what the allocator keeps.
+        static func settledRSS() -> Int {
+            typealias Trim = @convention(c) (Int) -> Int32
+            if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_trim") {
+                _ = unsafeBitCast(symbol, to: Trim.self)(0)
+            }
+            return ProcessStats.readRSSBytes(pid: getpid()) ?? 0
         }
 
         /// The relation's pairs: from the database when given one, else built here.
@@ -79,19 +107,25 @@ extension Bench {
             guard let databaseURL else {
                 var pairs: [(a: String, b: String)] = []
                 pairs.reserveCapacity(rows)
-                for i in 0..<rows { pairs.append(("s\(i % keys)", "user-\(i)")) }
+                // One copy of each key, as the server's read keeps.
+                let keyIDs = (0..<keys).map(key)
+                for i in 0..<rows { pairs.append((keyIDs[i % keys], member(i))) }
                 return pairs
             }
             let settings = try BenchDatabaseURL.settings(databaseURL)
             let logger = Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() }
-            try await SwitchboardPostgres.Database.withConnection(settings, logger: logger) { [rows, keys] connection in
+            let (keySQL, memberSQL) =
+                uuidIds
+                ? ("'10000000-0000-4000-8000-' || lpad((i % \(keys))::text, 12, '0')", "'00000000-0000-4000-8000-' || lpad(i::text, 12, '0')")
+                : ("'s' || (i % \(keys))", "'user-' || i")
+            try await SwitchboardPostgres.Database.withConnection(settings, logger: logger) { [rows] connection in
                 try await connection.run("drop table if exists public.switchboard_bench_relation", logger: logger)
                 try await connection.run("create table public.switchboard_bench_relation (supplier_id text, user_id text)", logger: logger)
                 try await connection.run(
                     PostgresQuery(
                         unsafeSQL: """
                             insert into public.switchboard_bench_relation
-                            select 's' || (i % \(keys)), 'user-' || i from generate_series(0, \(rows - 1)) as i
+                            select \(keySQL), \(memberSQL) from generate_series(0, \(rows - 1)) as i
                             """), logger: logger)
             }
             let relation = (
@@ -108,15 +142,26 @@ extension Bench {
             }
         }
 
-        /// The median over 5 rounds of one join decision's cost, for a scale-tier member of
-        /// `key` joining its dashboard (a member() call on supplier_team); throws unless allowed.
-        private func decisionNanoseconds(_ engine: RulesEngine, key: String, member: String) throws -> Double {
-            let identity = Identity(
-                subject: member, role: "supplier", tier: "scale", supplierID: nil, coupleID: nil, expiresAt: 4_102_444_800,
-                claims: ["sub": .string(member), "role": "supplier", "tier": "scale"])
+        /// A scale-tier team member: the default rules call member("supplier_team", …) for them.
+        static func teamMember(_ sub: String) -> Identity {
+            Identity(
+                subject: sub, role: "supplier", tier: "scale", supplierID: nil, coupleID: nil, expiresAt: 4_102_444_800,
+                claims: ["sub": .string(sub), "role": "supplier", "tier": "scale"])
+        }
+
+        /// The supplier itself: allowed before any member() call.
+        static func supplier(_ id: String) -> Identity {
+            Identity(
+                subject: "u-\(id)", role: "supplier", tier: "scale", supplierID: id, coupleID: nil, expiresAt: 4_102_444_800,
+                claims: ["sub": .string("u-\(id)"), "role": "supplier", "tier": "scale", "supplier_id": .string(id)])
+        }
+
+        /// The median over 5 rounds of one join decision's cost, for `identity` joining
+        /// supplier:dashboard:`key`; throws unless allowed.
+        private func decisionNanoseconds(_ engine: RulesEngine, key: String, identity: Identity) throws -> Double {
             let channel = try ChannelName(validating: "supplier:dashboard:\(key)")
             guard engine.authorizeJoin(identity, channel: channel) == .allow else {
-                throw ValidationError("\(member) may not join \(channel) under \(rulesDir): the bench needs the default channels")
+                throw ValidationError("\(identity.subject ?? "?") may not join \(channel) under \(rulesDir): the bench needs the default channels")
             }
             let clock = ContinuousClock()
             var rounds: [Double] = []
