@@ -71,13 +71,14 @@ channel "public:directory" { kind = "broadcast", send = admins_only }
 -- The relations member() and related() read come from data/<name>.json by default. With
 -- `serve --database-url`, a relation can come from the platform's tables instead: declare it
 -- here (first column the key, second the member; read at start and on every reload, before
--- the new rules are in force, and again when a `watch`ed table changes; a query that fails is
--- a reload error at its line). For the
--- tables in README.md ("Relations from the database"):
+-- the new rules are in force; a query that fails is a reload error at its line). `watch` names
+-- the tables it reads, each with the column that holds the relation's key, so that a change
+-- re-reads only the keys it touched and revokes within a second. For the tables in README.md
+-- ("Relations from the database"):
 --
 -- relation "supplier_team" { sql = "select supplier_id, user_id from app.supplier_team",
---                             watch = { "app.supplier_team" } }
--- relation "form_owner"    { sql = "select form_id, supplier_id from app.forms", watch = { "app.forms" } }
+--                             watch = { "app.supplier_team(supplier_id)" } }
+-- relation "form_owner"    { sql = "select form_id, supplier_id from app.forms", watch = { "app.forms(form_id)" } }
 -- relation "journeys"      { sql = [[select journey_id, supplier_id from app.journeys
 --                                    union all select journey_id, couple_id from app.journeys]],
---                             watch = { "app.journeys" } }
+--                             watch = { "app.journeys(journey_id)" } }

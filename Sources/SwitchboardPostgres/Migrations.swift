@@ -15,6 +15,8 @@ public struct Migration: Sendable, Equatable {
         Migration(version: 2, name: "history", sql: String(decoding: PackageResources.m0002_history_sql, as: UTF8.self)),
         Migration(version: 3, name: "notify", sql: String(decoding: PackageResources.m0003_notify_sql, as: UTF8.self)),
         Migration(version: 4, name: "relations", sql: String(decoding: PackageResources.m0004_relations_sql, as: UTF8.self)),
+        Migration(
+            version: 5, name: "relation_keys", sql: String(decoding: PackageResources.m0005_relation_keys_sql, as: UTF8.self)),
     ]
 }
 

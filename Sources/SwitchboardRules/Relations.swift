@@ -89,6 +89,26 @@ public struct Relations: Sendable {
         for (a, b) in newPairs { insert(relation, a, b) }
     }
 
+    /// Replaces the pairs of `keys` in `relation` with those of `newPairs` (whose keys are all
+    /// among them); returns the members those keys no longer have.
+    mutating func replace(_ relation: String, keys: Set<String>, with newPairs: [(a: String, b: String)]) -> Set<String> {
+        var fresh: [String: Members] = [:]
+        for (a, b) in newPairs where keys.contains(a) { _ = fresh[a, default: Members()].insert(b) }
+        var lost: Set<String> = []
+        var count = counts[relation] ?? 0
+        var table = byKey[relation] ?? [:]
+        for key in keys {
+            let old = table[key]
+            let new = fresh[key]
+            for member in old?.ordered ?? [] where new?.contains(member) != true { lost.insert(member) }
+            count += (new?.ordered.count ?? 0) - (old?.ordered.count ?? 0)
+            table[key] = new
+        }
+        byKey[relation] = table
+        counts[relation] = count
+        return lost
+    }
+
     /// The members that have a pair in `relation` here and none with the same key in `newer`.
     func membersLost(in relation: String, comparedWith newer: Relations) -> Set<String> {
         guard let keys = byKey[relation] else { return [] }
@@ -248,5 +268,19 @@ public final class RelationStore: Sendable {
             state.info[relation] = RelationInfo(source: source, rows: rows, refreshedAt: refreshedAt)
         }
         return old.membersLost(in: relation, comparedWith: fresh)
+    }
+
+    /// Replaces the pairs of `keys` only (a change that named the keys it touched) and returns
+    /// the members those keys lost. The relation's other keys stay as they are.
+    @discardableResult
+    public func replace(
+        _ relation: String, keys: Set<String>, with pairs: [(a: String, b: String)], source: RelationInfo.Source,
+        refreshedAt: Date = Date()
+    ) -> Set<String> {
+        state.withLock { state in
+            let lost = state.relations.replace(relation, keys: keys, with: pairs)
+            state.info[relation] = RelationInfo(source: source, rows: state.relations.sizes[relation] ?? 0, refreshedAt: refreshedAt)
+            return lost
+        }
     }
 }

@@ -217,12 +217,17 @@ extension RuleSet {
                 fail(location, "relation \"\(name)\": sql must be a query returning two columns, the key and the member, e.g. sql = \"select supplier_id, user_id from app.supplier_team\"")
             }
             var watch: [String] = []
+            var keyColumns: [String: String] = [:]
             if let list = spec["watch"] {
-                let tables = list.arrayValue?.compactMap(\.stringValue) ?? []
-                if tables.count != (list.arrayValue?.count ?? -1) || tables.contains(where: { !Self.isTableName($0) }) {
-                    fail(location, "relation \"\(name)\": watch must be a list of table names such as \"app.supplier_team\"")
+                let entries = list.arrayValue?.compactMap(\.stringValue) ?? []
+                let parsed = entries.compactMap(Self.watchEntry)
+                if entries.count != (list.arrayValue?.count ?? -1) || parsed.count != entries.count {
+                    fail(
+                        location,
+                        "relation \"\(name)\": watch must be a list of table names such as \"app.supplier_team\", each optionally with the column that holds the relation's key: \"app.supplier_team(supplier_id)\"")
                 }
-                watch = tables
+                watch = parsed.map(\.table)
+                for entry in parsed { keyColumns[entry.table] = entry.keyColumn }
             }
             var maxRows = Relation.defaultMaxRows
             if let limit = spec["max_rows"] {
@@ -233,7 +238,22 @@ extension RuleSet {
                 }
             }
             if relations[name] != nil { fail(location, "relation \"\(name)\" is declared twice") }
-            relations[name] = Relation(name: name, sql: sql, watch: watch, maxRows: maxRows, location: location)
+            relations[name] = Relation(name: name, sql: sql, watch: watch, keyColumns: keyColumns, maxRows: maxRows, location: location)
+        }
+        // A table's change trigger reports one key column: every relation that names one for a
+        // table must name the same.
+        var keyColumnOf: [String: (column: String, relation: Relation)] = [:]
+        for relation in relations.values.sorted(by: { $0.location < $1.location }) {
+            for (table, column) in relation.keyColumns.sorted(by: { $0.key < $1.key }) {
+                let qualified = Relation.qualified(table)
+                if let other = keyColumnOf[qualified], other.column != column {
+                    fail(
+                        relation.location,
+                        "relation \"\(relation.name)\": watch gives \(qualified) the key column \(column), but relation \"\(other.relation.name)\" (\(other.relation.location)) gives it \(other.column); a table has one key column")
+                } else {
+                    keyColumnOf[qualified] = (column, relation)
+                }
+            }
         }
 
         guard errors.isEmpty else { return .failure(RulesLoadError(errors: errors)) }
@@ -250,6 +270,16 @@ extension RuleSet {
             (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
                 || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || byte == UInt8(ascii: "_")
         }
+    }
+
+    /// `app.supplier_team` or `app.supplier_team(supplier_id)`: a table name and, optionally, the
+    /// column holding the relation's key; nil when malformed.
+    static func watchEntry(_ entry: String) -> (table: String, keyColumn: String?)? {
+        guard let open = entry.firstIndex(of: "(") else { return isTableName(entry) ? (entry, nil) : nil }
+        let table = String(entry[..<open])
+        guard entry.hasSuffix(")"), isTableName(table) else { return nil }
+        let column = String(entry[entry.index(after: open)..<entry.index(before: entry.endIndex)])
+        return isRelationName(column) ? (table, column) : nil
     }
 
     /// `app.supplier_team` or `supplier_team`: one or two relation-style names joined by a dot.

@@ -127,6 +127,9 @@ public struct RuleSet: Sendable {
         public let sql: String
         /// Tables (`schema.table`) whose changes mean the query must be run again.
         public let watch: [String]
+        /// For watched tables declared as `schema.table(column)`: the column whose value is the
+        /// relation's key, so that a change re-reads only the keys it touched.
+        public let keyColumns: [String: String]
         /// The most rows the query may return (more is a reload error): a bound on the memory
         /// a mistaken query (a missing join condition) can take. Default `defaultMaxRows`.
         public let maxRows: Int
@@ -135,6 +138,11 @@ public struct RuleSet: Sendable {
         /// 2,000,000 pairs: about 200 MB held, plus as much again while a reload reads them anew.
         public static let defaultMaxRows = 2_000_000
         public static let maxRowsCeiling: Int64 = 100_000_000
+
+        /// `supplier_team` → `public.supplier_team`, as PostgreSQL's triggers name a table.
+        public static func qualified(_ table: String) -> String {
+            table.contains(".") ? table : "public.\(table)"
+        }
     }
 
     public let channels: [Channel]

@@ -120,6 +120,15 @@ public final class RulesEngine: Policy, Sendable {
         current.relations.replace(relation, with: pairs, source: source)
     }
 
+    /// Replaces the pairs of `keys` only in `relation` of the current generation; returns the
+    /// members those keys lost.
+    @discardableResult
+    public func replaceRelation(
+        _ relation: String, keys: Set<String>, with pairs: [(a: String, b: String)], source: RelationInfo.Source = .database
+    ) -> Set<String> {
+        current.relations.replace(relation, keys: keys, with: pairs, source: source)
+    }
+
     /// The current generation's relations and their sizes.
     public var relationSizes: [String: Int] { current.relations.sizes }
 

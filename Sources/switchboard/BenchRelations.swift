@@ -128,9 +128,8 @@ extension Bench {
                             select \(keySQL), \(memberSQL) from generate_series(0, \(rows - 1)) as i
                             """), logger: logger)
             }
-            let relation = (
-                name: "supplier_team", sql: "select supplier_id, user_id from public.switchboard_bench_relation", watch: [String](),
-                maxRows: rows)
+            let relation = RelationQuery.Spec(
+                name: "supplier_team", sql: "select supplier_id, user_id from public.switchboard_bench_relation", maxRows: rows)
             let results = try await RelationQuery.fetch([relation], settings: settings, purpose: .refresh, logger: logger)
             try await SwitchboardPostgres.Database.withConnection(settings, logger: logger) { connection in
                 try await connection.run("drop table if exists public.switchboard_bench_relation", logger: logger)

@@ -61,7 +61,9 @@ struct Rules: AsyncParsableCommand {
             let results: [String: Result<[(a: String, b: String)], DatabaseError>]
             do {
                 results = try await RelationQuery.fetch(
-                    declared.map { ($0.name, $0.sql, $0.watch, $0.maxRows) }, settings: settings, purpose: .check, logger: logger)
+                    declared.map {
+                        RelationQuery.Spec(name: $0.name, sql: $0.sql, watch: $0.watch, keyColumns: $0.keyColumns, maxRows: $0.maxRows)
+                    }, settings: settings, purpose: .check, logger: logger)
             } catch {
                 FileHandle.standardError.write(Data("the database could not be reached: \(DatabaseError.describe(error))\n".utf8))
                 return false
@@ -70,7 +72,8 @@ struct Rules: AsyncParsableCommand {
             for relation in declared {
                 switch results[relation.name] {
                 case .success(let pairs):
-                    let watching = relation.watch.isEmpty ? "not watched (read at start and on reload only)" : "watching \(relation.watch.joined(separator: ", "))"
+                    let tables = relation.watch.map { table in relation.keyColumns[table].map { "\(table)(\($0))" } ?? table }
+                    let watching = tables.isEmpty ? "not watched (read at start and on reload only)" : "watching \(tables.joined(separator: ", "))"
                     print("\(relation.location): relation \"\(relation.name)\": ok — \(pairs.count) rows, \(watching)")
                 case .failure(let error):
                     sound = false

@@ -134,6 +134,12 @@ import Testing
         ("relation \"team\" { sql = \"select a, b from t\", watch = { \"a.b.c\" } }", "watch must be a list of table names", "b.lua:1"),
         ("relation \"t\" { sql = \"select 1, 2\" }\nrelation \"t\" { sql = \"select 1, 2\" }", "relation \"t\" is declared twice", "b.lua:2"),
         ("relation \"team\" { sql = \"select a, b from t\", max_rows = 0 }", "max_rows must be a whole number from 1 to", "b.lua:1"),
+        ("relation \"team\" { sql = \"select a, b from t\", watch = { \"app.t(a-b)\" } }", "each optionally with the column", "b.lua:1"),
+        ("relation \"team\" { sql = \"select a, b from t\", watch = { \"app.t(a\" } }", "watch must be a list of table names", "b.lua:1"),
+        (
+            "relation \"a\" { sql = \"select 1, 2\", watch = { \"app.t(x)\" } }\nrelation \"b\" { sql = \"select 1, 2\", watch = { \"app.t(y)\" } }",
+            "a table has one key column", "b.lua:2"
+        ),
         ("relation \"team\" { sql = \"select a, b from t\", max_rows = \"lots\" }", "max_rows must be a whole number", "b.lua:1"),
     ])
     func brokenRulesFailTheLoadWithFileAndLine(_ text: String, _ mention: String, _ location: String) throws {
@@ -292,7 +298,7 @@ import Testing
                   sql = [[select supplier_id, user_id from app.supplier_team]],
                   watch = { "app.supplier_team" },
                 }
-                relation "form_owner" { sql = "select form_id, supplier_id from forms" }
+                relation "form_owner" { sql = "select form_id, supplier_id from forms", watch = { "forms(form_id)", "app.extra" } }
                 """
         ])
         let engine = try rules.engine()
@@ -301,7 +307,10 @@ import Testing
         #expect(declared["supplier_team"]?.sql == "select supplier_id, user_id from app.supplier_team")
         #expect(declared["supplier_team"]?.watch == ["app.supplier_team"])
         #expect(declared["supplier_team"]?.location.hasSuffix(".lua:1") == true)
-        #expect(declared["form_owner"]?.watch == [])
+        #expect(declared["form_owner"]?.watch == ["forms", "app.extra"])
+        #expect(declared["form_owner"]?.keyColumns == ["forms": "form_id"])
+        #expect(declared["supplier_team"]?.keyColumns == [:])
+        #expect(declared["form_owner"]?.maxRows == RuleSet.Relation.defaultMaxRows)
     }
 
     @Test func transformsRewriteThePayloadOrRefuse() throws {

@@ -7,20 +7,20 @@ import Testing
 /// Relations the rules declare from the database (`relation "name" { sql = … }`), with a real
 /// PostgreSQL: read at start and on every reload, before the new rules are in force.
 @Suite struct DatabaseRelationsTests {
-    static func rules(sql: String, watch: Bool = false) throws -> URL {
+    static func rules(sql: String, watch: String? = nil) throws -> URL {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("switchboard-relation-rules-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
         try write(sql: sql, watch: watch, in: url)
         return url
     }
 
-    static func write(sql: String, watch: Bool = false, extra: String = "", in url: URL) throws {
+    static func write(sql: String, watch: String? = nil, extra: String = "", in url: URL) throws {
         try """
             channel "team:{id}" { kind = "shared",
               join = function(user, ch) return member("supplier_team", ch.id, user.sub), "not on team " .. ch.id end }
 
             relation "supplier_team" {
-              sql = [[\(sql)]],\(watch ? " watch = { \"app.supplier_team\" }," : "")\(extra)
+              sql = [[\(sql)]],\(watch.map { " watch = { \"\($0)\" }," } ?? "")\(extra)
             }
             allow_undeclared_events(true)
             """.write(to: url.appendingPathComponent("rules.lua"), atomically: true, encoding: .utf8)
@@ -102,7 +102,7 @@ import Testing
         let postgres = try await TestPostgres.start()
         let database = try await postgres.makeDatabase()
         try await postgres.execute(database, Self.schema, Self.table, "insert into app.supplier_team values ('s1', 7), ('s1', 9)")
-        let rules = try Self.rules(sql: Self.query, watch: true)
+        let rules = try Self.rules(sql: Self.query, watch: "app.supplier_team")
         defer { try? FileManager.default.removeItem(at: rules) }
         try await withServer({
             $0.database = database
@@ -149,7 +149,7 @@ import Testing
         let database = try await postgres.makeDatabase()
         try await postgres.execute(database, Self.schema, Self.table, "insert into app.supplier_team values ('s1', 7), ('s1', 9)")
         let url = "postgres://postgres@127.0.0.1:\(postgres.port)/\(database.database)?sslmode=disable"
-        let rules = try Self.rules(sql: Self.query, watch: true)
+        let rules = try Self.rules(sql: Self.query, watch: "app.supplier_team")
         defer { try? FileManager.default.removeItem(at: rules) }
 
         var (status, output) = try await runProcess(binary, ["rules", "check", rules.path, "--database-url", url])
@@ -159,7 +159,7 @@ import Testing
         let triggers = try await postgres.value(database, "select count(*)::text from pg_trigger where tgname = 'switchboard_relation_changed'")
         #expect(triggers == "0")
 
-        try Self.write(sql: "select supplier_id, user_id, 1 from app.supplier_team where false", watch: true, in: rules)
+        try Self.write(sql: "select supplier_id, user_id, 1 from app.supplier_team where false", watch: "app.supplier_team", in: rules)
         (status, output) = try await runProcess(binary, ["rules", "check", rules.path, "--database-url", url])
         #expect(status == 1, "\(output)")
         #expect(output.contains(#"rules.lua:4: relation "supplier_team": its query failed: the query returns 3 column(s)"#), "\(output)")
@@ -171,6 +171,15 @@ import Testing
         (status, output) = try await runProcess(binary, ["rules", "check", rules.path, "--database-url", url])
         #expect(status == 1, "\(output)")
         #expect(output.contains("cannot watch app.missing for changes: there is no such table"), "\(output)")
+
+        try Self.write(sql: Self.query, watch: "app.supplier_team(nope)", in: rules)
+        (status, output) = try await runProcess(binary, ["rules", "check", rules.path, "--database-url", url])
+        #expect(status == 1, "\(output)")
+        #expect(output.contains("cannot watch app.supplier_team for changes: it has no column nope"), "\(output)")
+        try Self.write(sql: Self.query, watch: "app.supplier_team(supplier_id)", in: rules)
+        (status, output) = try await runProcess(binary, ["rules", "check", rules.path, "--database-url", url])
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("watching app.supplier_team(supplier_id)"), "\(output)")
 
         // Without --database-url the declarations are only validated.
         (status, output) = try await runProcess(binary, ["rules", "check", rules.path])
@@ -195,7 +204,7 @@ import Testing
         try FileManager.default.copyItem(at: PythonInteropTests.repositoryRoot.appendingPathComponent("Rules"), to: rules)
         defer { try? FileManager.default.removeItem(at: rules) }
         try """
-            relation "supplier_team" { sql = "select supplier_id, user_id from app.supplier_team", watch = { "app.supplier_team" } }
+            relation "supplier_team" { sql = "select supplier_id, user_id from app.supplier_team", watch = { "app.supplier_team(supplier_id)" } }
             """.write(to: rules.appendingPathComponent("relations.lua"), atomically: true, encoding: .utf8)
         try await withServer({
             $0.database = database
@@ -223,11 +232,12 @@ import Testing
 
     /// A deleted row of a watched table closes the subscription it allowed, with Supabase's
     /// message, while the other members keep the channel; inserting it again lets them rejoin.
-    @Test func aDeletedMembershipClosesTheSubscriptionAndAnInsertedOneLetsItBack() async throws {
+    @Test(arguments: ["app.supplier_team", "app.supplier_team(supplier_id)"])
+    func aDeletedMembershipClosesTheSubscriptionAndAnInsertedOneLetsItBack(watch: String) async throws {
         let postgres = try await TestPostgres.shared()
         let database = try await postgres.makeDatabase()
         try await postgres.execute(database, Self.schema, Self.table, "insert into app.supplier_team values ('s1', 7), ('s1', 9), ('s1', 10)")
-        let rules = try Self.rules(sql: Self.query, watch: true)
+        let rules = try Self.rules(sql: Self.query, watch: watch)
         defer { try? FileManager.default.removeItem(at: rules) }
         try await withServer({
             $0.database = database
@@ -258,6 +268,61 @@ import Testing
                 (try? await Self.joins(server, "7", "team:s1")) == true
             }
             for socket in sockets.values { await socket.client.close() }
+        }
+    }
+
+    /// `watch = { "app.supplier_team(supplier_id)" }`: a change re-reads only the keys it touched
+    /// (a row slipped in without the triggers shows that the other keys were not read), an
+    /// update moving a member from one key to another revokes the old one, and a statement
+    /// touching more keys than a notification holds re-reads the whole relation.
+    @Test func aKeyedWatchReReadsOnlyTheKeysAChangeTouched() async throws {
+        let postgres = try await TestPostgres.shared()
+        let database = try await postgres.makeDatabase()
+        try await postgres.execute(database, Self.schema, Self.table, "insert into app.supplier_team values ('s1', 7), ('s2', 8)")
+        let rules = try Self.rules(sql: Self.query, watch: "app.supplier_team(supplier_id)")
+        defer { try? FileManager.default.removeItem(at: rules) }
+        try await withServer({
+            $0.database = database
+            $0.rulesDirectory = rules.path
+        }) { server in
+            let triggers = try await postgres.value(
+                database,
+                "select string_agg(tgname, ',' order by tgname) from pg_trigger where tgrelid = 'app.supplier_team'::regclass")
+            #expect(
+                triggers == "switchboard_relation_changed,switchboard_relation_deleted,switchboard_relation_inserted,switchboard_relation_updated")
+            try await ClientTests.eventually("the relations are watched", timeout: .seconds(60)) {
+                (try? await HTTPTests.request(server, "GET", "/health").body)?.contains(#""relations":"watching""#) == true
+            }
+            let seven = try await PhoenixSocket.connect(server, token: try await server.token(sub: "7"))
+            try #require(try await seven.join("team:s1", ref: "1").status == "ok")
+
+            // A row the triggers do not see: only a read of key s2 would find it.
+            try await postgres.execute(
+                database, "alter table app.supplier_team disable trigger user", "insert into app.supplier_team values ('s2', 99)",
+                "alter table app.supplier_team enable trigger user")
+            // Moving 7 from s1 to s3 touches keys s1 and s3: 7 loses team:s1.
+            try await postgres.execute(database, "update app.supplier_team set supplier_id = 's3' where user_id = 7")
+            let system = try await seven.event("system", on: "realtime:team:s1", timeout: .seconds(30))
+            #expect(system.payload["message"] == "You no longer have permission to read from this Channel topic: team:s1 (not on team s1)")
+            #expect(try await Self.joins(server, "7", "team:s3"))
+            #expect(try await !Self.joins(server, "99", "team:s2"), "key s2 was read again though no change touched it")
+            #expect(try await Self.joins(server, "8", "team:s2"))
+
+            // A change to s2 reads s2 again, and finds the row slipped in.
+            try await postgres.execute(database, "insert into app.supplier_team values ('s2', 100)")
+            try await ClientTests.eventually("99 may join team:s2 once s2 is read again", timeout: .seconds(30)) {
+                (try? await Self.joins(server, "99", "team:s2")) == true
+            }
+
+            // 400 long keys in one statement do not fit in a notification: the whole relation is read.
+            try await postgres.execute(
+                database, "insert into app.supplier_team select 'bulk-' || lpad(i::text, 40, '0'), i from generate_series(1, 400) as i")
+            let status = try await HotReloadTests.waitForStatus(server, timeout: .seconds(60)) {
+                $0["relations"]?["supplier_team"]?["rows"] == 404
+            }
+            #expect(status["generation"] == 1)
+            #expect(try await Self.joins(server, "400", "team:bulk-\(String(repeating: "0", count: 37))400"))
+            await seven.client.close()
         }
     }
 

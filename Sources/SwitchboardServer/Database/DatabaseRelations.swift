@@ -59,15 +59,22 @@ struct DatabaseRelations: Sendable {
     }
 
     /// Each relation's pairs, or why its query failed, in the order given (for a load, after
-    /// checking its columns and putting the change trigger on its watched tables). Throws when
-    /// the database cannot be reached.
+    /// checking its columns and putting the change triggers on its watched tables; with
+    /// `onlyKeys`, just the rows of those keys of each relation named). Throws when the database
+    /// cannot be reached.
     func read(
-        _ declared: [RuleSet.Relation], purpose: RelationQuery.Purpose
+        _ declared: [RuleSet.Relation], purpose: RelationQuery.Purpose, onlyKeys: [String: Set<String>] = [:]
     ) async throws -> [(RuleSet.Relation, Result<[(a: String, b: String)], DatabaseError>)] {
         let results = try await RelationQuery.fetch(
-            declared.map { ($0.name, $0.sql, $0.watch, $0.maxRows) }, settings: settings, purpose: purpose, logger: logger)
+            declared.map { Self.spec($0, onlyKeys: onlyKeys[$0.name]) }, settings: settings, purpose: purpose, logger: logger)
         return declared.map { relation in
             (relation, results[relation.name] ?? .failure(DatabaseError("its query did not run")))
         }
+    }
+
+    static func spec(_ relation: RuleSet.Relation, onlyKeys: Set<String>? = nil) -> RelationQuery.Spec {
+        RelationQuery.Spec(
+            name: relation.name, sql: relation.sql, watch: relation.watch, keyColumns: relation.keyColumns, maxRows: relation.maxRows,
+            onlyKeys: onlyKeys)
     }
 }

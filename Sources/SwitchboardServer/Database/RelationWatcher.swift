@@ -52,15 +52,15 @@ struct RelationWatcher: Service {
     /// One connection's worth: refreshes on every change it hears of, and once everything when
     /// it starts listening; ends (throwing) with the connection.
     private func watchOnce(connected: @escaping @Sendable () -> Void) async throws {
-        let pending = PendingTables()
+        let pending = PendingChanges()
         let (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask {
                 for await _ in wakeups {
-                    let tables = pending.take()
-                    try await refresh(tables)
+                    let changes = pending.take()
+                    try await refresh(changes)
                     // Fresh again once everything has been read since the LISTEN began.
-                    if tables == nil { health.watching() }
+                    if changes.everything { health.watching() }
                 }
             }
             try await RelationQuery.listenForChanges(
@@ -70,24 +70,55 @@ struct RelationWatcher: Service {
                     pending.everything()
                     wake.yield()
                 },
-                changed: { table in
-                    pending.add(table)
+                changed: { table, keys in
+                    pending.add(table, keys: keys)
                     wake.yield()
                 })
         }
     }
 
-    /// Reads the relations watching any of `tables` (nil: every watched relation) again.
-    func refresh(_ tables: Set<String>?) async throws {
-        let declared = rules.rules.relations.values.filter { relation in
-            !relation.watch.isEmpty && (tables.map { !$0.isDisjoint(with: relation.watch.map(Self.qualified)) } ?? true)
+    /// Reads again the relations that watch a changed table: only the changed keys' rows of a
+    /// relation whose every changed table named its key column and sent its keys, else the
+    /// whole relation.
+    func refresh(_ changes: PendingChanges.Changes) async throws {
+        var whole: [RuleSet.Relation] = []
+        var keyed: [RuleSet.Relation] = []
+        var keysOf: [String: Set<String>] = [:]
+        for relation in rules.rules.relations.values where !relation.watch.isEmpty {
+            if changes.everything {
+                whole.append(relation)
+                continue
+            }
+            var touched = false
+            var all = false
+            var keys: Set<String> = []
+            for table in relation.watch {
+                guard let change = changes.tables[RelationQuery.qualified(table)] else { continue }
+                touched = true
+                if case .keys(let changed) = change, relation.keyColumns[table] != nil {
+                    keys.formUnion(changed)
+                } else {
+                    all = true
+                }
+            }
+            guard touched else { continue }
+            if all {
+                whole.append(relation)
+            } else {
+                keyed.append(relation)
+                keysOf[relation.name] = keys
+            }
         }
-        guard !declared.isEmpty else { return }
+        guard !whole.isEmpty || !keyed.isEmpty else { return }
         var lost: Set<String> = []
-        for (relation, result) in try await relations.read(Array(declared), purpose: .refresh) {
+        for (relation, result) in try await relations.read(whole + keyed, purpose: .refresh, onlyKeys: keysOf) {
             switch result {
             case .success(let pairs):
-                lost.formUnion(rules.replaceRelation(relation.name, with: pairs))
+                if let keys = keysOf[relation.name] {
+                    lost.formUnion(rules.replaceRelation(relation.name, keys: keys, with: pairs))
+                } else {
+                    lost.formUnion(rules.replaceRelation(relation.name, with: pairs))
+                }
             case .failure(let error):
                 logger.error(
                     "reading a relation again failed; its rows read last keep serving",
@@ -98,26 +129,48 @@ struct RelationWatcher: Service {
         let revoked = lost.isEmpty ? 0 : await hub.reauthorize(members: lost)
         logger.info(
             "relations read again after a change",
-            metadata: ["relations": "\(declared.map(\.name).sorted().joined(separator: ","))", "subscriptions_revoked": "\(revoked)"])
-    }
-
-    /// `supplier_team` → `public.supplier_team`, as the trigger names its table.
-    static func qualified(_ table: String) -> String {
-        table.contains(".") ? table : "public.\(table)"
+            metadata: [
+                "whole": "\(whole.map(\.name).sorted().joined(separator: ","))",
+                "keyed": "\(keyed.map { "\($0.name)(\(keysOf[$0.name]?.count ?? 0) keys)" }.sorted().joined(separator: ","))",
+                "subscriptions_revoked": "\(revoked)",
+            ])
     }
 }
 
-/// The tables changed since the watcher last looked; nil: every watched table.
-private final class PendingTables: Sendable {
-    private let tables = Mutex<Set<String>?>(nil)
+/// The changes heard since the watcher last looked.
+final class PendingChanges: Sendable {
+    enum Change: Sendable {
+        /// Every key of the table may have changed.
+        case all
+        case keys(Set<String>)
+    }
 
-    func add(_ table: String) { tables.withLock { _ = $0?.insert(table) } }
-    func everything() { tables.withLock { $0 = nil } }
+    struct Changes: Sendable {
+        /// Every watched relation must be read (the LISTEN has just begun).
+        var everything = false
+        /// By `schema.table`.
+        var tables: [String: Change] = [:]
+    }
 
-    func take() -> Set<String>? {
-        tables.withLock { tables in
-            defer { tables = [] }
-            return tables
+    private let changes = Mutex(Changes())
+
+    func add(_ table: String, keys: [String]?) {
+        changes.withLock { changes in
+            guard !changes.everything else { return }
+            switch (changes.tables[table], keys) {
+            case (.all, _), (_, nil): changes.tables[table] = .all
+            case (.keys(let known), let keys?): changes.tables[table] = .keys(known.union(keys))
+            case (nil, let keys?): changes.tables[table] = .keys(Set(keys))
+            }
+        }
+    }
+
+    func everything() { changes.withLock { $0 = Changes(everything: true) } }
+
+    func take() -> Changes {
+        changes.withLock { changes in
+            defer { changes = Changes() }
+            return changes
         }
     }
 }
