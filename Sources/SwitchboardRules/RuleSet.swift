@@ -135,7 +135,8 @@ public struct RuleSet: Sendable {
         public let maxRows: Int
         public let location: String
 
-        /// 2,000,000 pairs: about 200 MB held, plus as much again while a reload reads them anew.
+        /// 2,000,000 pairs: 130–340 MB held (65–169 B a pair, docs/BENCHMARKS.md), about twice that
+        /// while a reload reads them anew.
         public static let defaultMaxRows = 2_000_000
         public static let maxRowsCeiling: Int64 = 100_000_000
 
