@@ -37,17 +37,39 @@ import Testing
     static let table = "create table app.supplier_team (supplier_id text, user_id int)"
     static let query = "select supplier_id, user_id from app.supplier_team"
 
-    @Test func aDeclaredRelationIsReadAtStartAndOnEveryReload() async throws {
-        let postgres = try await TestPostgres.shared()
+    /// A database of `postgres` whose app.supplier_team holds `rows` (an SQL values list).
+    static func teamDatabase(_ postgres: TestPostgres, rows: String) async throws -> DatabaseSettings {
         let database = try await postgres.makeDatabase()
-        try await postgres.execute(database, Self.schema, Self.table, "insert into app.supplier_team values ('s1', 7), (null, 9)")
-        let rules = try Self.rules(sql: Self.query)
+        try await postgres.execute(database, schema, table, "insert into app.supplier_team values \(rows)")
+        return database
+    }
+
+    /// Runs `body` with a server on `database` whose rules read supplier_team with `sql`
+    /// (watching `watch`); the rules directory is removed after.
+    static func withTeamServer(
+        _ database: DatabaseSettings, sql: String = query, watch: String? = nil, watchRules: Bool = false,
+        _ body: (TestServer, URL) async throws -> Void
+    ) async throws {
+        let rules = try rules(sql: sql, watch: watch)
         defer { try? FileManager.default.removeItem(at: rules) }
         try await withServer({
             $0.database = database
             $0.rulesDirectory = rules.path
-            $0.watchRules = true
-        }) { server in
+            $0.watchRules = watchRules
+        }) { server in try await body(server, rules) }
+    }
+
+    /// Waits until `/health` reports the relations `state` ("watching" or "stale").
+    static func waitForRelations(_ server: TestServer, _ state: String) async throws {
+        try await ClientTests.eventually("health says the relations are \(state)", timeout: .seconds(60)) {
+            (try? await HTTPTests.request(server, "GET", "/health").body)?.contains(#""relations":"\#(state)""#) == true
+        }
+    }
+
+    @Test func aDeclaredRelationIsReadAtStartAndOnEveryReload() async throws {
+        let postgres = try await TestPostgres.shared()
+        let database = try await Self.teamDatabase(postgres, rows: "('s1', 7), (null, 9)")
+        try await Self.withTeamServer(database, watchRules: true) { server, rules in
             // An integer column is read as its decimal text, like member()'s ids.
             #expect(try await Self.joins(server, "7", "team:s1"))
             #expect(try await !Self.joins(server, "8", "team:s1"))
@@ -100,18 +122,9 @@ import Testing
     @Test func anOutageKeepsTheRowsReadLastAndReportsThemStale() async throws {
         // A cluster of its own: this test stops it.
         let postgres = try await TestPostgres.start()
-        let database = try await postgres.makeDatabase()
-        try await postgres.execute(database, Self.schema, Self.table, "insert into app.supplier_team values ('s1', 7), ('s1', 9)")
-        let rules = try Self.rules(sql: Self.query, watch: "app.supplier_team")
-        defer { try? FileManager.default.removeItem(at: rules) }
-        try await withServer({
-            $0.database = database
-            $0.rulesDirectory = rules.path
-            $0.watchRules = true
-        }) { server in
-            try await ClientTests.eventually("health says the relations are watched", timeout: .seconds(60)) {
-                (try? await HTTPTests.request(server, "GET", "/health").body)?.contains(#""relations":"watching""#) == true
-            }
+        let database = try await Self.teamDatabase(postgres, rows: "('s1', 7), ('s1', 9)")
+        try await Self.withTeamServer(database, watch: "app.supplier_team", watchRules: true) { server, rules in
+            try await Self.waitForRelations(server, "watching")
             try await SlowConsumerTests.waitForMetric(server, "switchboard_relations_watching 1", timeout: .seconds(60))
             try await postgres.stop()
             try await ClientTests.eventually("health says the relations are stale", timeout: .seconds(60)) {
@@ -128,9 +141,7 @@ import Testing
             #expect(try await Self.joins(server, "9", "team:s1"))
 
             try await postgres.restart()
-            try await ClientTests.eventually("health says the relations are watched again", timeout: .seconds(60)) {
-                (try? await HTTPTests.request(server, "GET", "/health").body)?.contains(#""relations":"watching""#) == true
-            }
+            try await Self.waitForRelations(server, "watching")
             let socket = try await PhoenixSocket.connect(server, token: try await server.token(sub: "7"))
             try #require(try await socket.join("team:s1", ref: "1").status == "ok")
             try await postgres.execute(database, "delete from app.supplier_team where user_id = 7")
@@ -146,8 +157,7 @@ import Testing
         let binary = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("switchboard").path
         try #require(FileManager.default.isExecutableFile(atPath: binary), "no switchboard binary next to the tests at \(binary)")
         let postgres = try await TestPostgres.shared()
-        let database = try await postgres.makeDatabase()
-        try await postgres.execute(database, Self.schema, Self.table, "insert into app.supplier_team values ('s1', 7), ('s1', 9)")
+        let database = try await Self.teamDatabase(postgres, rows: "('s1', 7), ('s1', 9)")
         let url = "postgres://postgres@127.0.0.1:\(postgres.port)/\(database.database)?sslmode=disable"
         let rules = try Self.rules(sql: Self.query, watch: "app.supplier_team")
         defer { try? FileManager.default.removeItem(at: rules) }
@@ -235,14 +245,8 @@ import Testing
     @Test(arguments: ["app.supplier_team", "app.supplier_team(supplier_id)"])
     func aDeletedMembershipClosesTheSubscriptionAndAnInsertedOneLetsItBack(watch: String) async throws {
         let postgres = try await TestPostgres.shared()
-        let database = try await postgres.makeDatabase()
-        try await postgres.execute(database, Self.schema, Self.table, "insert into app.supplier_team values ('s1', 7), ('s1', 9), ('s1', 10)")
-        let rules = try Self.rules(sql: Self.query, watch: watch)
-        defer { try? FileManager.default.removeItem(at: rules) }
-        try await withServer({
-            $0.database = database
-            $0.rulesDirectory = rules.path
-        }) { server in
+        let database = try await Self.teamDatabase(postgres, rows: "('s1', 7), ('s1', 9), ('s1', 10)")
+        try await Self.withTeamServer(database, watch: watch) { server, rules in
             var sockets: [String: PhoenixSocket] = [:]
             for member in ["7", "9", "10"] {
                 let socket = try await PhoenixSocket.connect(server, token: try await server.token(sub: member))
@@ -277,22 +281,14 @@ import Testing
     /// touching more keys than a notification holds re-reads the whole relation.
     @Test func aKeyedWatchReReadsOnlyTheKeysAChangeTouched() async throws {
         let postgres = try await TestPostgres.shared()
-        let database = try await postgres.makeDatabase()
-        try await postgres.execute(database, Self.schema, Self.table, "insert into app.supplier_team values ('s1', 7), ('s2', 8)")
-        let rules = try Self.rules(sql: Self.query, watch: "app.supplier_team(supplier_id)")
-        defer { try? FileManager.default.removeItem(at: rules) }
-        try await withServer({
-            $0.database = database
-            $0.rulesDirectory = rules.path
-        }) { server in
+        let database = try await Self.teamDatabase(postgres, rows: "('s1', 7), ('s2', 8)")
+        try await Self.withTeamServer(database, watch: "app.supplier_team(supplier_id)") { server, rules in
             let triggers = try await postgres.value(
                 database,
                 "select string_agg(tgname, ',' order by tgname) from pg_trigger where tgrelid = 'app.supplier_team'::regclass")
             #expect(
                 triggers == "switchboard_relation_changed,switchboard_relation_deleted,switchboard_relation_inserted,switchboard_relation_updated")
-            try await ClientTests.eventually("the relations are watched", timeout: .seconds(60)) {
-                (try? await HTTPTests.request(server, "GET", "/health").body)?.contains(#""relations":"watching""#) == true
-            }
+            try await Self.waitForRelations(server, "watching")
             let seven = try await PhoenixSocket.connect(server, token: try await server.token(sub: "7"))
             try #require(try await seven.join("team:s1", ref: "1").status == "ok")
 
