@@ -54,6 +54,11 @@ public protocol Policy: Sendable {
     /// as `event` on `channel`? The catalog's checks only (channel rule, event `on`, fields):
     /// the database is trusted like the platform's backend, so no send hook runs.
     func checkMessage(channel: ChannelName, event: String, payload: Value?) -> Decision
+    /// Whether the rules say who may see rows of `table` (`schema.name`) at all; a
+    /// `postgres_changes` binding on a table without a rule is refused at the join.
+    func hasRowRule(table: String) -> Bool
+    /// May `identity` see `row` (a change's record, as JSON) of `table` (`schema.name`)?
+    func authorizeRow(_ identity: Identity, table: String, row: Value) -> Decision
 }
 
 extension Policy {
@@ -61,4 +66,9 @@ extension Policy {
     public func history(for channel: ChannelName) -> HistoryRetention? { .standard }
     /// Every message is well-formed.
     public func checkMessage(channel: ChannelName, event: String, payload: Value?) -> Decision { .allow }
+    /// No table's rows are shown (default deny).
+    public func hasRowRule(table: String) -> Bool { false }
+    public func authorizeRow(_ identity: Identity, table: String, row: Value) -> Decision {
+        .deny("no rule says who may read \(table)")
+    }
 }

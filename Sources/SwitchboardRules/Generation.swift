@@ -7,7 +7,7 @@ import Synchronization
 /// holding the hooks. Immutable once built.
 final class Generation: Sendable {
     enum HookOwner: String {
-        case channel, event
+        case channel, event, table
     }
 
     /// Which hook of a declaration runs.
@@ -15,6 +15,8 @@ final class Generation: Sendable {
         case join, send, presence
         case onPublish = "on_publish"
         case transform
+        /// A table's: may this user see this row?
+        case read
 
         var ordinal: Int {
             switch self {
@@ -23,6 +25,7 @@ final class Generation: Sendable {
             case .presence: 2
             case .onPublish: 3
             case .transform: 4
+            case .read: 5
             }
         }
     }
@@ -35,10 +38,12 @@ final class Generation: Sendable {
         typealias Bound = (function: LuaFunctionRef, answerCheck: LuaFunctionRef?)
         private var channels: [Bound?]
         private var events: [Bound?]
+        private var tables: [Bound?]
 
-        init(channels: Int, events: Int) {
+        init(channels: Int, events: Int, tables: Int) {
             self.channels = Array(repeating: nil, count: channels * Hook.allCases.count)
             self.events = Array(repeating: nil, count: events * Hook.allCases.count)
+            self.tables = Array(repeating: nil, count: tables * Hook.allCases.count)
         }
 
         private static func position(_ index: Int, _ hook: Hook) -> Int { (index - 1) * Hook.allCases.count + hook.ordinal }
@@ -48,6 +53,7 @@ final class Generation: Sendable {
             switch owner {
             case .channel: return channels.indices.contains(position) ? channels[position] : nil
             case .event: return events.indices.contains(position) ? events[position] : nil
+            case .table: return tables.indices.contains(position) ? tables[position] : nil
             }
         }
 
@@ -55,6 +61,7 @@ final class Generation: Sendable {
             switch owner {
             case .channel: channels[Self.position(index, hook)] = function
             case .event: events[Self.position(index, hook)] = function
+            case .table: tables[Self.position(index, hook)] = function
             }
         }
     }
@@ -117,8 +124,13 @@ final class Generation: Sendable {
 
         /// Records what a successful call kept.
         mutating func kept(user: Use, key: UnsafeRawPointer?, claims: Value.Object, channel: Use, name: String) {
-            if case .keep(let slot) = user, let key { users[slot - 1] = (key, claims) }
+            kept(user: user, key: key, claims: claims)
             if case .keep(let slot) = channel { channels[slot - Self.firstChannelSlot] = name }
+        }
+
+        /// Records the `user` table a successful call kept.
+        mutating func kept(user: Use, key: UnsafeRawPointer?, claims: Value.Object) {
+            if case .keep(let slot) = user, let key { users[slot - 1] = (key, claims) }
         }
     }
 
@@ -273,7 +285,7 @@ final class Generation: Sendable {
 
     /// Binds every declared hook of `rules` in one lane's state.
     private static func bindHooks(of rules: RuleSet, in lua: LuaState, with bind: LuaFunctionRef) throws(RulesError) -> BoundHooks {
-        var hooks = BoundHooks(channels: rules.channels.count, events: rules.events.count)
+        var hooks = BoundHooks(channels: rules.channels.count, events: rules.events.count, tables: rules.tables.count)
         var wanted: [(HookOwner, Int, Hook, String)] = []
         for channel in rules.channels {
             if channel.hasJoin { wanted.append((.channel, channel.index, .join, channel.location)) }
@@ -284,6 +296,7 @@ final class Generation: Sendable {
             if event.hasOnPublish { wanted.append((.event, event.index, .onPublish, event.location)) }
             if event.hasTransform { wanted.append((.event, event.index, .transform, event.location)) }
         }
+        for table in rules.tables.values { wanted.append((.table, table.index, .read, table.location)) }
         for (owner, index, hook, location) in wanted {
             do throws(LuaError) {
                 let bound = try lua.call(bind, [.string(owner.rawValue), .integer(Int64(index)), .string(hook.rawValue)])
@@ -379,6 +392,49 @@ final class Generation: Sendable {
         return (outcome.returned, outcome.decision != .allow)
     }
 
+    /// Runs a table's `read` hook with (user, row): may `identity` see `row`? A hook that fails
+    /// denies, and the failure goes to `onHookError`. `row` is a fresh read-only table per call.
+    func read(_ table: RuleSet.Table, _ identity: Identity, row: Value, options: RulesEngine.Options) -> Decision {
+        let lane = lanes[nextLane.wrappingAdd(1, ordering: .relaxed).oldValue % lanes.count]
+        let answer: (allowed: Bool, reason: String?)
+        do throws(LuaError) {
+            answer = try lane.state.withLock { lane throws(LuaError) in
+                guard let bound = lane.hooks.function(.table, table.index, .read) else { return (false, "no read hook") }
+                let userKey = KeptTables.key(of: identity.claims)
+                let user = lane.tables.user(userKey)
+                let result: (allowed: Bool, reason: String?) = try lane.lua.call(bound.function, answerCheck: bound.answerCheck) {
+                    arguments throws(LuaError) in
+                    try Self.writeUser(identity, user, into: &arguments)
+                    try LuaBridge.write(row.objectValue ?? Value.Object(), into: &arguments, readOnly: true)
+                } results: { results in
+                    if results.boolean(at: 0) == true { return (true, nil) }
+                    return (false, results.string(at: 1))
+                }
+                lane.tables.kept(user: user, key: userKey, claims: identity.claims)
+                return result
+            }
+        } catch {
+            options.onHookError(RulesError(.hookFailed, "read for \(table.name): \(error.message)", at: error.location ?? table.location))
+            return .deny("the rules could not decide (the operator can see why in the server log)")
+        }
+        if answer.allowed { return .allow }
+        if let reason = answer.reason, !reason.isEmpty { return .deny(reason) }
+        return .deny("read refused by the rules for \(table.name)")
+    }
+
+    /// The `user` argument: the lane's kept table for these claims, or the claims converted
+    /// (and kept, when `use` says so).
+    private static func writeUser(_ identity: Identity, _ use: KeptTables.Use, into arguments: inout LuaArguments) throws(LuaError) {
+        switch use {
+        case .kept(let slot):
+            try arguments.writeKept(slot)
+        case .keep(let slot):
+            try LuaBridge.write(identity.claims, into: &arguments, readOnly: true, keepingAs: slot)
+        case .convert:
+            try LuaBridge.write(identity.claims, into: &arguments, readOnly: true)
+        }
+    }
+
     private func run(
         _ owner: HookOwner, _ index: Int, _ hook: Hook, _ identity: Identity, channel: ChannelName,
         rule: RuleSet.Channel, event: (name: String, payload: Value?)?, options: RulesEngine.Options
@@ -407,14 +463,7 @@ final class Generation: Sendable {
                 let user = lane.tables.user(userKey)
                 let ch = lane.tables.channel(channel.rawValue)
                 let result: (allowed: Bool, reason: String?) = try lane.lua.call(bound.function, answerCheck: bound.answerCheck) { arguments throws(LuaError) in
-                    switch user {
-                    case .kept(let slot):
-                        try arguments.writeKept(slot)
-                    case .keep(let slot):
-                        try LuaBridge.write(identity.claims, into: &arguments, readOnly: true, keepingAs: slot)
-                    case .convert:
-                        try LuaBridge.write(identity.claims, into: &arguments, readOnly: true)
-                    }
+                    try Self.writeUser(identity, user, into: &arguments)
                     if case .kept(let slot) = ch {
                         try arguments.writeKept(slot)
                     } else {

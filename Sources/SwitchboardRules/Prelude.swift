@@ -1,7 +1,7 @@
 /// The Lua side of the rules contract, loaded into every lane before the rule files.
 ///
-/// Rule files only declare: `tier`, `default_tier`, `channel`, `event` and
-/// `allow_undeclared_events` record their arguments in tables local to this chunk, each with
+/// Rule files only declare: `tier`, `default_tier`, `channel`, `event`, `relation`, `table`
+/// (callable while it stays Lua's table library) and `allow_undeclared_events` record their arguments in tables local to this chunk, each with
 /// the `file:line` that declared it (found with `error(…, level)`, which needs no debug
 /// library). Swift reads the declarations once per generation through `__sb_declarations()`
 /// (hooks appear as the string `<function>`) and binds each hook once per lane with
@@ -10,7 +10,7 @@ enum Prelude {
     static let chunkName = "=switchboard-prelude"
 
     static let source = #"""
-    local channels, events, tiers, relations = {}, {}, {}, {}
+    local channels, events, tiers, relations, tables = {}, {}, {}, {}, {}
     local settings = { default_tier = nil, allow_undeclared = nil }
 
     -- "file:line" of the rule-file line that called the declaring global.
@@ -47,6 +47,11 @@ enum Prelude {
     channel = declarer("channel", channels)
     event = declarer("event", events)
     relation = declarer("relation", relations)
+    -- table "schema.name" { read = function(user, row) ... end }: `table` stays Lua's table
+    -- library (table.insert, ...) and is callable too. The metamethod tail-calls the declarer,
+    -- so the declaration's line is found at the same level as for the other declarers.
+    local declare_table = declarer("table", tables)
+    setmetatable(table, { __call = function(_, name) return declare_table(name) end })
 
     function default_tier(name)
       if type(name) ~= "string" then error('default_tier needs a tier name, e.g. default_tier "free"', 2) end
@@ -83,7 +88,7 @@ enum Prelude {
     function __sb_declarations()
       return {
         channels = describeAll(channels), events = describeAll(events), tiers = describeAll(tiers),
-        relations = describeAll(relations),
+        relations = describeAll(relations), tables = describeAll(tables),
         default_tier = settings.default_tier, allow_undeclared = settings.allow_undeclared,
       }
     end
@@ -94,7 +99,7 @@ enum Prelude {
     -- (LuaState's answer check: the host only calls it for those). For on_publish: a function
     -- that returns true; for transform: one that returns true, payload.
     function __sb_bind(kind, index, hook)
-      local spec = (kind == "channel" and channels or events)[index]
+      local spec = (kind == "channel" and channels or kind == "table" and tables or events)[index]
       local fn = spec and spec[hook]
       if type(fn) ~= "function" then return nil end
       local name = spec.__name

@@ -256,11 +256,33 @@ extension RuleSet {
             }
         }
 
+        var tables: [String: Table] = [:]
+        for (offset, spec) in (declarations["tables"]?.arrayValue ?? []).enumerated() {
+            let name = spec["__name"]?.stringValue ?? "?"
+            let location = spec["__where"]?.stringValue ?? ""
+            for member in spec.objectValue?.members ?? [] where !["__name", "__where", "read"].contains(member.key) {
+                fail(location, "table \"\(name)\": unknown field \(member.key); use read = function(user, row) ... end")
+            }
+            guard Self.isTableName(name) else {
+                fail(location, "table \"\(name)\": the name must be a table: schema.name or name (letters, digits and _)")
+                continue
+            }
+            if spec["read"] != Self.function {
+                fail(location, "table \"\(name)\": read must be a function(user, row) returning true, or false and a reason")
+            }
+            let qualified = Relation.qualified(name)
+            if let other = tables[qualified] {
+                fail(location, "table \"\(qualified)\" is declared twice (first at \(other.location))")
+            }
+            tables[qualified] = Table(name: qualified, index: offset + 1, location: location)
+        }
+
         guard errors.isEmpty else { return .failure(RulesLoadError(errors: errors)) }
         return .success(
             RuleSet(
                 channels: channels, events: events, eventTable: NameTable(events), tiers: tiers, defaultTier: defaultTier,
-                allowUndeclaredEvents: declarations["allow_undeclared"]?.boolValue ?? false, limits: limits, relations: relations))
+                allowUndeclaredEvents: declarations["allow_undeclared"]?.boolValue ?? false, limits: limits, relations: relations,
+                tables: tables))
     }
 
     /// `supplier_team`: ASCII letters, digits and `_`, not starting with a digit.

@@ -146,6 +146,17 @@ public struct RuleSet: Sendable {
         }
     }
 
+    /// `table "schema.name" { read = function(user, row) ... end }`: who may see a row of a
+    /// table through `postgres_changes`. The hook answers like a channel hook (true, or false
+    /// and a reason); a table without a declaration is never shown (default deny).
+    public struct Table: Sendable, Hashable {
+        /// `schema.name` (`public.` added when the declaration names no schema).
+        public let name: String
+        /// Position in declaration order, from 1 (how the lanes find its hook).
+        public let index: Int
+        public let location: String
+    }
+
     public let channels: [Channel]
     public let events: [String: Event]
     /// `events` again, for the lookup every send makes.
@@ -157,6 +168,8 @@ public struct RuleSet: Sendable {
     public let limits: [String: Limits]
     /// The relations declared to come from the database, by name.
     public let relations: [String: Relation]
+    /// The tables whose rows `postgres_changes` may show, by `schema.name`.
+    public let tables: [String: Table]
 
     /// The first channel declaration whose pattern matches, in declaration order.
     public func channel(for name: ChannelName) -> (Channel, [String: String])? {

@@ -269,6 +269,21 @@ public final class RulesEngine: Policy, Sendable {
 
     /// Presence needs the channel's `presence = true`, or its `presence` hook's consent. The
     /// tracker has joined already, so the join rule has said yes.
+    public func hasRowRule(table: String) -> Bool {
+        current.rules.tables[RuleSet.Relation.qualified(table)] != nil
+    }
+
+    /// Runs the table's `read` hook; a table the rules do not declare is denied, naming the
+    /// missing declaration.
+    public func authorizeRow(_ identity: Identity, table: String, row: Value) -> Decision {
+        let generation = current
+        let name = RuleSet.Relation.qualified(table)
+        guard let rule = generation.rules.tables[name] else {
+            return .deny("no rule for table \(name): declare table \"\(name)\" { read = function(user, row) ... end }")
+        }
+        return generation.read(rule, identity, row: row, options: options)
+    }
+
     public func authorizePresence(_ identity: Identity, channel: ChannelName) -> Decision {
         let generation = current
         guard let rule = generation.rules.rule(for: channel) else {

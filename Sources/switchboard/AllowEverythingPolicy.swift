@@ -1,7 +1,7 @@
 import SwitchboardCore
 
 /// The baseline for measuring what the rules engine costs (`serve --benchmark-allow-everything`,
-/// hidden, loopback only): every join and send is allowed, at no cost.
+/// hidden, loopback only): every join, send and row is allowed, at no cost.
 struct AllowEverythingPolicy: Policy {
     func authorizeJoin(_ identity: Identity, channel: ChannelName) -> Decision { .allow }
     func authorizeSend(_ identity: Identity, channel: ChannelName, event: String, payload: Value?) -> Decision { .allow }
@@ -12,4 +12,6 @@ struct AllowEverythingPolicy: Policy {
         []
     }
     func limits(for identity: Identity) -> Limits { Limits(maxChannels: 100, maxPayloadBytes: 16 << 20, messagesPerMinute: .max) }
+    func hasRowRule(table: String) -> Bool { true }
+    func authorizeRow(_ identity: Identity, table: String, row: Value) -> Decision { .allow }
 }

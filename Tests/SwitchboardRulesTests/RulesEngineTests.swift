@@ -134,6 +134,10 @@ import Testing
         ("relation \"team\" { sql = \"select a, b from t\", watch = { \"a.b.c\" } }", "watch must be a list of table names", "b.lua:1"),
         ("relation \"t\" { sql = \"select 1, 2\" }\nrelation \"t\" { sql = \"select 1, 2\" }", "relation \"t\" is declared twice", "b.lua:2"),
         ("relation \"team\" { sql = \"select a, b from t\", max_rows = 0 }", "max_rows must be a whole number from 1 to", "b.lua:1"),
+        ("\ntable \"public.t\" { }", "table \"public.t\": read must be a function(user, row)", "b.lua:2"),
+        ("table \"a.b.c\" { read = function() return true end }", "the name must be a table", "b.lua:1"),
+        ("table \"t\" { read = function() return true end, write = 1 }", "unknown field write", "b.lua:1"),
+        ("table \"t\" { read = function() return true end }\ntable \"public.t\" { read = function() return true end }", "table \"public.t\" is declared twice", "b.lua:2"),
         ("relation \"team\" { sql = \"select a, b from t\", watch = { \"app.t(a-b)\" } }", "each optionally with the column", "b.lua:1"),
         ("relation \"team\" { sql = \"select a, b from t\", watch = { \"app.t(a\" } }", "watch must be a list of table names", "b.lua:1"),
         (
@@ -311,6 +315,41 @@ import Testing
         #expect(declared["form_owner"]?.keyColumns == ["forms": "form_id"])
         #expect(declared["supplier_team"]?.keyColumns == [:])
         #expect(declared["form_owner"]?.maxRows == RuleSet.Relation.defaultMaxRows)
+    }
+
+    /// `table "schema.name" { read = function(user, row) ... end }` decides who sees a row; a
+    /// table without one is denied naming the declaration to add; `table` stays Lua's table
+    /// library; a hook that fails denies and is reported at its line.
+    @Test func tableRulesDecideWhoSeesARow() throws {
+        let failures = Mutex<[RulesError]>([])
+        let rules = try RulesFixture([
+            "a.lua": Self.base,
+            "b.lua": """
+                local owners = {}
+                table.insert(owners, "s1")
+                table "form_responses" {
+                  read = function(user, row)
+                    if row.supplier_id == owners[1] and user.supplier_id == "s1" then return true end
+                    return false, "not your form"
+                  end,
+                }
+                table "app.broken" { read = function(user, row) return row.missing.field end }
+                """,
+        ])
+        let engine = try rules.engine { options in options.onHookError = { error in failures.withLock { $0.append(error) } } }
+        #expect(engine.rules.tables.keys.sorted() == ["app.broken", "public.form_responses"])
+        #expect(engine.rules.tables["public.form_responses"]?.location.hasSuffix("b.lua:3") == true)
+        #expect(engine.hasRowRule(table: "public.form_responses") && engine.hasRowRule(table: "form_responses"))
+        #expect(!engine.hasRowRule(table: "public.invoices"))
+        let row: Value = ["id": 1, "supplier_id": "s1"]
+        #expect(engine.authorizeRow(user(supplier: "s1"), table: "public.form_responses", row: row) == .allow)
+        #expect(engine.authorizeRow(user(supplier: "s2"), table: "public.form_responses", row: row) == .deny("not your form"))
+        #expect(
+            engine.authorizeRow(user(supplier: "s1"), table: "public.invoices", row: row)
+                == .deny("no rule for table public.invoices: declare table \"public.invoices\" { read = function(user, row) ... end }"))
+        #expect(engine.authorizeRow(user(supplier: "s1"), table: "app.broken", row: row) != .allow)
+        let reported = failures.withLock { $0 }
+        #expect(reported.count == 1 && reported.first?.location?.hasSuffix("b.lua:9") == true, "\(reported)")
     }
 
     @Test func transformsRewriteThePayloadOrRefuse() throws {

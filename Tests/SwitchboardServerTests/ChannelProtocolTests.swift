@@ -14,19 +14,44 @@ import Testing
         }
     }
 
+    /// The join reply echoes each `postgres_changes` entry unchanged, in order, with an integer
+    /// `id` (a missing `filter` stays missing), then a `system` message confirms the bindings;
+    /// a malformed filter and a table without a rule are join errors that say what is wrong.
     @Test func joinEchoesPostgresChangesWithIDs() async throws {
         try await withServer { server in
             let socket = try await PhoenixSocket.connect(server, token: try await server.token(supplierID: "s1"))
             var config = PhoenixSocket.defaultConfig.objectValue ?? .init()
-            config["postgres_changes"] = [["event": "INSERT", "schema": "public", "table": "todos", "filter": "id=eq.7"]]
+            config["postgres_changes"] = [
+                ["event": "INSERT", "schema": "public", "table": "form_responses", "filter": "form_id=eq.7"],
+                ["event": "*", "schema": "public", "table": "journey_steps"],
+            ]
             let reply = try await socket.join("collaboration:s1:c1", ref: "1", config: .object(config))
             #expect(reply.status == "ok")
-            let binding = try #require(reply.payload["response"]?["postgres_changes"]?.arrayValue?.first)
-            #expect(binding["event"] == "INSERT")
-            #expect(binding["filter"] == "id=eq.7")
-            #expect(binding["id"]?.int64Value != nil)
+            let bindings = try #require(reply.payload["response"]?["postgres_changes"]?.arrayValue)
+            try #require(bindings.count == 2)
+            #expect(bindings[0]["event"] == "INSERT")
+            #expect(bindings[0]["filter"] == "form_id=eq.7")
+            #expect(bindings[0]["id"]?.int64Value != nil)
+            #expect(bindings[1].objectValue?.members.map(\.key) == ["event", "schema", "table", "id"], "no filter key added: \(bindings[1])")
+            #expect(bindings[0]["id"] != bindings[1]["id"])
+            let system = try await socket.event("system", on: "realtime:collaboration:s1:c1")
+            #expect(system.payload == [
+                "extension": "postgres_changes", "status": "ok", "message": "Subscribed to PostgreSQL", "channel": "collaboration:s1:c1",
+            ])
             let empty = try await socket.join("supplier:dashboard:s1", ref: "2")
             #expect(empty.payload["response"]?["postgres_changes"] == .array([]))
+
+            config["postgres_changes"] = [["event": "INSERT", "schema": "public", "table": "form_responses", "filter": "form_id=xx.7"]]
+            let malformed = try await socket.join("couple:dashboard:c1", ref: "3", config: .object(config))
+            #expect(malformed.status == "error")
+            let reason = malformed.payload["response"]?["reason"]?.stringValue ?? ""
+            #expect(reason.hasPrefix("InvalidPostgresChanges: Unable to subscribe to changes with given parameters: postgres_changes[0]: filter \"form_id=xx.7\""), "\(reason)")
+            #expect(reason.contains("unknown operator \"xx\""), "\(reason)")
+
+            config["postgres_changes"] = [["event": "UPDATE", "schema": "public", "table": "invoices"]]
+            let unruled = try await socket.join("supplier:dashboard:s1", ref: "4", config: .object(config))
+            #expect(unruled.status == "error")
+            #expect(unruled.payload["response"]?["reason"]?.stringValue?.contains("read changes of table public.invoices (no rule says who may") == true)
             await socket.close()
         }
     }

@@ -173,6 +173,8 @@ import Testing
         #expect(request.receivesOwn && !request.ack && request.presenceEnabled)
         #expect(request.presenceKey == nil, "an empty key is generated later")
         #expect(request.bindings == [["event": "*", "schema": "public"]])
+        #expect(request.changes.map(\.event) == [.all])
+        #expect(request.changes.first?.table == nil)
         #expect(request.replay == .sequence(4, epoch: "e"))
     }
 
@@ -181,6 +183,10 @@ import Testing
         ("realtime:", [:], "TopicNameRequired: You must provide a topic name"),
         ("realtime:a b", [:], "InvalidTopicName:"),
         ("realtime:x:y", ["config": ["postgres_changes": "all"]], "InvalidJoinConfig: config.postgres_changes must be a list of objects"),
+        (
+            "realtime:x:y", ["config": ["postgres_changes": [["event": "UPSERT", "schema": "public"]]]],
+            "InvalidPostgresChanges: Unable to subscribe to changes with given parameters: postgres_changes[0]: event must be one of *, INSERT, UPDATE, DELETE"
+        ),
         ("realtime:x:y", ["config": ["broadcast": ["replay": ["since_seq": 3]]]], "UnableToReplayMessages: replay.since_seq needs the epoch"),
         ("realtime:x:y", ["config": ["broadcast": ["replay": ["since": 1, "limit": 0]]]], "UnableToReplayMessages: replay.limit must be"),
     ]

@@ -95,7 +95,7 @@ struct RulesCopy {
             #expect(forbidden.body.contains("admin or service_role is required"))
             let status = try await Self.adminStatus(server)
             #expect(status["generation"] == 1)
-            #expect(status["files"] == ["channels.lua", "events.lua", "tiers.lua"])
+            #expect(status["files"] == ["channels.lua", "events.lua", "tables.lua", "tiers.lua"])
             #expect(status["last_error"] == .null)
             #expect(status["default_tier"] == "free")
             #expect(status["loaded_at"]?.stringValue?.hasPrefix("20") == true)

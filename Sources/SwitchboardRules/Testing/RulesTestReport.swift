@@ -4,7 +4,7 @@ public struct RulesTestReport: Sendable, Hashable {
     public struct Case: Sendable, Hashable, CustomStringConvertible {
         /// What the case was.
         public enum Kind: String, Sendable, Hashable {
-            case join, send, presence, limits
+            case join, send, presence, limits, row
             /// A Lua error inside a `test` block or at a file's top level.
             case error
         }

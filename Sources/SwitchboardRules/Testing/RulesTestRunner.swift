@@ -7,7 +7,7 @@ import Synchronization
 ///
 /// The rules load exactly as the server loads them (a `RulesEngine`). Each test file then runs
 /// in its own sandboxed `LuaState`, separate from the engine's lanes, with `expect_join`,
-/// `expect_send`, `expect_presence`, `expect_limits`, `given_relation` and `test` as globals; every `expect_*` call asks the engine
+/// `expect_send`, `expect_presence`, `expect_row`, `expect_limits`, `given_relation` and `test` as globals; every `expect_*` call asks the engine
 /// and becomes one case of the report, with the `file:line` of the call.
 public struct RulesTestRunner: Sendable {
     /// Bounds for the test files' own Lua (the hooks they exercise keep the engine's bounds).
@@ -157,6 +157,8 @@ extension RulesTestRunner {
                 switch kind {
                 case .join, .send, .presence:
                     (passed, message) = try decide(kind, identity, argument(4), allowed: argument(5), reasonContains: argument(6), event: argument(7), payload: argument(8))
+                case .row:
+                    (passed, message) = try decideRow(identity, table: argument(4), row: argument(8), allowed: argument(5), reasonContains: argument(6))
                 case .limits:
                     (passed, message) = try compareLimits(identity, argument(4))
                 case .error:
@@ -214,6 +216,24 @@ extension RulesTestRunner {
             return []
         }
 
+        /// `expect_row(user, table, row, allowed [, reason_contains])`: the table's `read` hook.
+        private func decideRow(
+            _ identity: Identity, table tableArgument: LuaValue, row rowArgument: LuaValue, allowed allowedArgument: LuaValue,
+            reasonContains reasonArgument: LuaValue
+        ) throws(UsageError) -> (Bool, String) {
+            guard let table = tableArgument.string else {
+                throw UsageError("expect_row: the table must be a string such as \"public.form_responses\", got \(tableArgument.typeName)")
+            }
+            guard rowArgument.table != nil else {
+                throw UsageError("expect_row: the row must be a table of column values, e.g. { id = 1, supplier_id = \"s1\" }, got \(rowArgument.typeName)")
+            }
+            let row = LuaBridge.value(rowArgument)
+            return try judge(
+                "read of a \(table) row by \(Self.summary(identity))", function: "expect_row", allowed: allowedArgument,
+                reasonContains: reasonArgument
+            ) { engine.authorizeRow(identity, table: table, row: row) }
+        }
+
         private func decide(
             _ kind: RulesTestReport.Case.Kind, _ identity: Identity, _ channelArgument: LuaValue, allowed allowedArgument: LuaValue,
             reasonContains reasonArgument: LuaValue, event eventArgument: LuaValue, payload payloadArgument: LuaValue
@@ -222,6 +242,38 @@ extension RulesTestRunner {
             guard let name = channelArgument.string else {
                 throw UsageError("\(function): the channel must be a string, got \(channelArgument.typeName)")
             }
+            let who = Self.summary(identity)
+            if kind == .send {
+                guard let event = eventArgument.string else {
+                    throw UsageError("expect_send: the event must be a string, got \(eventArgument.typeName)")
+                }
+                let payload = payloadArgument.isNil ? nil : LuaBridge.value(payloadArgument)
+                return try judge("send of \(event) on \(name) by \(who)", function: function, allowed: allowedArgument, reasonContains: reasonArgument) {
+                    do {
+                        return engine.authorizeSend(identity, channel: try ChannelName(validating: name), event: event, payload: payload)
+                    } catch {
+                        return .deny("\(name) is not a valid channel name: \(error)")
+                    }
+                }
+            }
+            let what = kind == .presence ? "presence on \(name) by \(who)" : "join of \(name) by \(who)"
+            return try judge(what, function: function, allowed: allowedArgument, reasonContains: reasonArgument) {
+                do {
+                    let channel = try ChannelName(validating: name)
+                    return kind == .presence
+                        ? engine.authorizePresence(identity, channel: channel) : engine.authorizeJoin(identity, channel: channel)
+                } catch {
+                    return .deny("\(name) is not a valid channel name: \(error)")
+                }
+            }
+        }
+
+        /// One case: asks `decision` and compares its answer with `allowed` (and a denial's
+        /// reason with `reason_contains`); a hook that failed while deciding fails the case.
+        private func judge(
+            _ what: String, function: String, allowed allowedArgument: LuaValue, reasonContains reasonArgument: LuaValue,
+            _ decision: () -> Decision
+        ) throws(UsageError) -> (Bool, String) {
             guard let allowed = allowedArgument.boolean else {
                 throw UsageError("\(function): allowed must be true or false, got \(allowedArgument.typeName)")
             }
@@ -233,37 +285,13 @@ extension RulesTestRunner {
                 guard !allowed else { throw UsageError("\(function): reason_contains only applies when expecting a denial (false)") }
                 reasonContains = text
             }
-            let who = Self.summary(identity)
-            var what = "join of \(name) by \(who)"
             _ = hookErrors.drain()
-            let decision: Decision
-            if kind == .send {
-                guard let event = eventArgument.string else {
-                    throw UsageError("expect_send: the event must be a string, got \(eventArgument.typeName)")
-                }
-                what = "send of \(event) on \(name) by \(who)"
-                let payload = payloadArgument.isNil ? nil : LuaBridge.value(payloadArgument)
-                do {
-                    decision = engine.authorizeSend(identity, channel: try ChannelName(validating: name), event: event, payload: payload)
-                } catch {
-                    decision = .deny("\(name) is not a valid channel name: \(error)")
-                }
-            } else {
-                if kind == .presence { what = "presence on \(name) by \(who)" }
-                do {
-                    let channel = try ChannelName(validating: name)
-                    decision =
-                        kind == .presence
-                        ? engine.authorizePresence(identity, channel: channel) : engine.authorizeJoin(identity, channel: channel)
-                } catch {
-                    decision = .deny("\(name) is not a valid channel name: \(error)")
-                }
-            }
+            let decided = decision()
             let failures = hookErrors.drain()
             if !failures.isEmpty {
                 return (false, "\(what): the rules could not decide because a hook failed: " + failures.map(\.description).joined(separator: "; "))
             }
-            switch (decision, allowed) {
+            switch (decided, allowed) {
             case (.allow, true):
                 return (true, "\(what) is allowed")
             case (.allow, false):

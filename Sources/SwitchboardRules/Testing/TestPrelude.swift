@@ -2,7 +2,7 @@
 ///
 /// `given_relation(name, rows)` sets a relation's rows for the rest of the file (fixtures for a
 /// relation the rules read from the database, which `rules test` never connects to).
-/// `expect_join`, `expect_send`, `expect_presence` and `expect_limits` find the `file:line` that called them with
+/// `expect_join`, `expect_send`, `expect_presence`, `expect_row` and `expect_limits` find the `file:line` that called them with
 /// `pcall(error, "", level)` (the debug library is not opened) and hand each case to Swift
 /// through a host function captured in a local, so test files cannot reach it. A usage
 /// mistake (a missing argument, an unknown limit) is raised as a Lua error at the test's line.
@@ -40,6 +40,11 @@ enum TestPrelude {
 
     function expect_presence(user, channel, allowed, reason_contains)
       local problem = check("presence", where(2), current, user, channel, allowed, reason_contains)
+      if problem then error(problem, 2) end
+    end
+
+    function expect_row(user, table_name, row, allowed, reason_contains)
+      local problem = check("row", where(2), current, user, table_name, allowed, reason_contains, nil, row)
       if problem then error(problem, 2) end
     end
 

@@ -11,8 +11,10 @@ struct JoinRequest: Equatable {
     let presenceEnabled: Bool
     /// `config.presence.key`; nil when absent or empty (the server generates one).
     let presenceKey: String?
-    /// `config.postgres_changes`, echoed with ids in the reply.
+    /// `config.postgres_changes` as the client sent it, echoed with ids in the reply.
     let bindings: [Value]
+    /// The same, read and checked, with those ids.
+    let changes: [ChangeBinding]
     /// `config.broadcast.replay`, when the client asked for one.
     let replay: History<ChannelLog.Stored>.Since?
 
@@ -32,11 +34,19 @@ struct JoinRequest: Equatable {
         }
         let config = payload["config"]
         var bindings: [Value] = []
-        if let changes = config?["postgres_changes"], !changes.isNull {
-            guard let list = changes.arrayValue, list.allSatisfy({ $0.objectValue != nil }) else {
+        var changes: [ChangeBinding] = []
+        if let given = config?["postgres_changes"], !given.isNull {
+            guard let list = given.arrayValue, list.allSatisfy({ $0.objectValue != nil }) else {
                 return .failure(.invalidJoinConfig("config.postgres_changes must be a list of objects"))
             }
             bindings = list
+            for (offset, entry) in list.enumerated() {
+                do throws(ChangeBinding.ParseError) {
+                    changes.append(try ChangeBinding.parse(entry, id: bindingID(topic: topic, offset: offset), position: offset))
+                } catch {
+                    return .failure(.invalidPostgresChanges(error.message))
+                }
+            }
         }
         let replay: History<ChannelLog.Stored>.Since?
         switch replayRequest(config?["broadcast"]?["replay"]) {
@@ -50,7 +60,7 @@ struct JoinRequest: Equatable {
                 ack: config?["broadcast"]?["ack"]?.boolValue ?? false,
                 presenceEnabled: config?["presence"]?["enabled"]?.boolValue ?? false,
                 presenceKey: config?["presence"]?["key"]?.stringValue.flatMap { $0.isEmpty ? nil : $0 },
-                bindings: bindings, replay: replay))
+                bindings: bindings, changes: changes, replay: replay))
     }
 
     /// `config.broadcast.replay`: Supabase's `{since: <ms>, limit: n}` or Switchboard's exact

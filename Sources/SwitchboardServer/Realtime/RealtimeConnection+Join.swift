@@ -35,20 +35,27 @@ extension RealtimeConnection {
             refuse(inbound, .joinDenied(request.channel, why))
             return
         }
+        for binding in request.changes {
+            if let table = binding.qualifiedTable, !shared.policy.hasRowRule(table: table) {
+                refuse(inbound, .noRowRule(table))
+                return
+            }
+        }
         let retention = shared.policy.history(for: request.channel)
         if request.replay != nil, retention == nil {
             refuse(inbound, .replayNotKept(request.channel))
             return
         }
-        let join = Join(
+        var join = Join(
             joinRef: inbound.joinRef ?? inbound.ref, channel: request.channel, identity: identity,
             receivesOwn: request.receivesOwn, ack: request.ack, presenceKey: request.presenceKey ?? RealtimeContext.generatedPresenceKey())
+        join.changes = request.changes
         joins[inbound.topic] = join
         subscribe(topic: inbound.topic, join)
         shared.metrics.joinsAccepted.increment()
-        let echoed: [Value] = request.bindings.enumerated().map { offset, binding in
+        let echoed: [Value] = zip(request.bindings, request.changes).map { binding, parsed in
             var object = binding.objectValue ?? .init()
-            object["id"] = .int(JoinRequest.bindingID(topic: inbound.topic, offset: offset))
+            object["id"] = .int(parsed.id)
             return .object(object)
         }
         var response: Value.Object = ["postgres_changes": .array(echoed)]
@@ -67,6 +74,9 @@ extension RealtimeConnection {
             replayed = replay.frames
         }
         replyOK(to: inbound, response: .object(response))
+        if !request.changes.isEmpty {
+            pushSystem(topic: inbound.topic, join, extension: "postgres_changes", status: "ok", message: "Subscribed to PostgreSQL")
+        }
         if request.presenceEnabled {
             push(topic: inbound.topic, joinRef: join.joinRef, event: "presence_state", payload: shared.presence.state(topic: inbound.topic))
         }
@@ -122,8 +132,15 @@ extension RealtimeConnection {
                 let ids = [identity.subject, identity.supplierID, identity.coupleID].compactMap { $0 }
                 guard ids.contains(where: members.contains) else { continue }
             }
-            guard case .deny(let why) = shared.policy.authorizeJoin(join.identity, channel: join.channel) else { continue }
-            revoke(topic: topic, join, .revoked(join.channel, why))
+            var denied: String?
+            if case .deny(let why) = shared.policy.authorizeJoin(join.identity, channel: join.channel) {
+                denied = why
+            } else if members == nil, let table = join.changes.lazy.compactMap(\.qualifiedTable).first(where: { !shared.policy.hasRowRule(table: $0) }) {
+                // A reload that dropped a table's rule ends the bindings on it (default deny).
+                denied = "no rule says who may read changes of table \(table)"
+            }
+            guard let denied else { continue }
+            revoke(topic: topic, join, .revoked(join.channel, denied))
             removed += 1
         }
         return removed

@@ -26,6 +26,8 @@ final class RealtimeConnection: ChannelInboundHandler {
         let presenceKey: String
         /// Whether this join has tracked presence (and so must leave it when it ends).
         var tracking = false
+        /// Its `postgres_changes` bindings.
+        var changes: [ChangeBinding] = []
     }
 
     let version: ProtocolVersion
@@ -183,12 +185,13 @@ final class RealtimeConnection: ChannelInboundHandler {
         push(topic: topic, ref: ref, joinRef: joinRef, event: "phx_reply", payload: ["status": .string(status), "response": response])
     }
 
-    /// A `system` message on a joined channel.
-    func pushSystem(topic: String, _ join: Join, status: String, message: String) {
+    /// A `system` message on a joined channel (from `extension`: `system`, or `postgres_changes`
+    /// for the confirmation of a join's bindings).
+    func pushSystem(topic: String, _ join: Join, extension: String = "system", status: String, message: String) {
         push(
             topic: topic, joinRef: join.joinRef, event: "system",
             payload: [
-                "extension": "system", "status": .string(status), "message": .string(message),
+                "extension": .string(`extension`), "status": .string(status), "message": .string(message),
                 "channel": .string(join.channel.rawValue),
             ])
     }

@@ -46,6 +46,18 @@ struct Refusal: Error, Equatable, Sendable {
 
     static func invalidJoinConfig(_ problem: String) -> Refusal { Refusal(.malformed, "InvalidJoinConfig: \(problem)") }
 
+    /// A `postgres_changes` binding that cannot be read (an unknown event, a malformed filter).
+    static func invalidPostgresChanges(_ problem: String) -> Refusal {
+        Refusal(.malformed, "InvalidPostgresChanges: Unable to subscribe to changes with given parameters: \(problem)")
+    }
+
+    /// A `postgres_changes` binding on a table no rule covers (default deny).
+    static func noRowRule(_ table: String) -> Refusal {
+        Refusal(
+            .unauthorized,
+            "Unauthorized: You do not have permissions to read changes of table \(table) (no rule says who may: declare table \"\(table)\" { read = function(user, row) ... end })")
+    }
+
     static func unableToReplay(_ problem: String) -> Refusal { Refusal(.malformed, "UnableToReplayMessages: \(problem)") }
 
     static func replayNotKept(_ channel: ChannelName) -> Refusal {
