@@ -6,12 +6,12 @@
 /// Evaluated against a row as its JSON (`Value.Object`: numbers, strings, booleans, nulls) with
 /// SQL's three-valued logic: a comparison with a null (or a missing column) is unknown, `not.`
 /// of unknown stays unknown, and only a row for which every condition is true matches.
-public struct RowFilter: Sendable, Equatable {
+public struct RowFilter: Sendable, Hashable {
     public enum Operator: String, Sendable, CaseIterable {
         case eq, neq, lt, lte, gt, gte, `in`, like, ilike, `is`, match, imatch, isdistinct
     }
 
-    public struct Condition: Sendable, Equatable {
+    public struct Condition: Sendable, Hashable {
         public let column: String
         public let op: Operator
         public let negated: Bool

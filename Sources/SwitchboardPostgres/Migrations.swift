@@ -17,6 +17,7 @@ public struct Migration: Sendable, Equatable {
         Migration(version: 4, name: "relations", sql: String(decoding: PackageResources.m0004_relations_sql, as: UTF8.self)),
         Migration(
             version: 5, name: "relation_keys", sql: String(decoding: PackageResources.m0005_relation_keys_sql, as: UTF8.self)),
+        Migration(version: 6, name: "changes", sql: String(decoding: PackageResources.m0006_changes_sql, as: UTF8.self)),
     ]
 }
 

@@ -23,6 +23,8 @@ public struct SwitchboardServer: Sendable {
     let database: (any Service)?
     /// Keeps the relations the rules read from the database fresh; nil without either.
     let relationWatcher: RelationWatcher?
+    /// Reads Postgres Changes from their slot; nil without a database.
+    let changes: ChangeService?
 
     /// Builds a server; fails with a clear message when the auth configuration is unusable or
     /// the rules directory does not load (`ServerStartError.rules`, every error with file:line).
@@ -79,6 +81,18 @@ public struct SwitchboardServer: Sendable {
                 pruneBefore: { clock.wallClockMilliseconds() - Self.longestRetention(rules) })
         } else {
             database = nil
+        }
+        if let opened {
+            let reader = ChangeReader(
+                settings: opened.settings, logger: logger, lag: { metrics.changesSlotLag.set($0) },
+                deliver: { [hub] changes in await hub.deliverChanges(changes) })
+            do {
+                changes = ChangeService(reader: reader, slot: try await reader.prepare())
+            } catch {
+                throw ServerStartError.database(DatabaseError("cannot prepare the Postgres Changes slot: \(DatabaseError.describe(error))"))
+            }
+        } else {
+            changes = nil
         }
         if let relations, let rules, let relationsHealth {
             relationWatcher = RelationWatcher(rules: rules, hub: hub, relations: relations, health: relationsHealth)
@@ -157,6 +171,7 @@ public struct SwitchboardServer: Sendable {
     /// The services to run, in start order (shut down in reverse: WebSockets drain first).
     public var services: [any Service] {
         (reloader.map { [$0] } ?? []) + (database.map { [$0] } ?? []) + (relationWatcher.map { [$0] } ?? [])
+            + (changes.map { [$0] } ?? [])
             + [application, realtime]
     }
 
@@ -205,5 +220,15 @@ struct RealtimeService: Service {
     func run() async throws {
         try? await gracefulShutdown()
         await hub.drain(reason: "Server requested disconnect")
+    }
+}
+
+/// Reads Postgres Changes (`ChangeReader`) until a graceful shutdown.
+struct ChangeService: Service {
+    let reader: ChangeReader
+    let slot: String
+
+    func run() async {
+        await cancelWhenGracefulShutdown { await reader.run(slot: slot) }
     }
 }

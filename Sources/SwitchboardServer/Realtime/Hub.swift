@@ -1,5 +1,6 @@
 import NIOConcurrencyHelpers
 import NIOCore
+import SwitchboardPostgres
 
 /// Channels and fan-out. Subscriptions are sharded by event loop: each loop's `HubShard` holds
 /// the subscribers whose sockets live on that loop, and is touched only from that loop. A
@@ -76,6 +77,17 @@ final class Hub: Sendable {
         for (index, loop) in loops.enumerated() {
             let shard = shards[index]
             futures.append(loop.flatSubmit { shard.value.drain(reason: reason) })
+        }
+        for future in futures { try? await future.get() }
+    }
+
+    /// Hands committed row changes to every loop's connections and waits until each loop has
+    /// queued them (so that the changes slot moves past them only then).
+    func deliverChanges(_ changes: [DecodedChange]) async {
+        var futures: [EventLoopFuture<Void>] = []
+        for (index, loop) in loops.enumerated() {
+            let shard = shards[index]
+            futures.append(loop.submit { shard.value.deliverChanges(changes) })
         }
         for future in futures { try? await future.get() }
     }

@@ -1,4 +1,5 @@
 import NIOCore
+import SwitchboardPostgres
 
 /// The subscribers living on one event loop. Touched only from that loop.
 final class HubShard {
@@ -93,6 +94,13 @@ final class HubShard {
 
     /// Re-checks every subscription here against the current rules; returns how many were
     /// removed.
+    /// Hands committed row changes to every connection here; each distinct filter is evaluated
+    /// once per change on this loop.
+    func deliverChanges(_ changes: [DecodedChange]) {
+        var answers = RealtimeConnection.FilterAnswers()
+        for connection in connections.values { connection.deliverChanges(changes, answers: &answers) }
+    }
+
     func reauthorize(members: Set<String>? = nil) -> Int {
         connections.values.reduce(0) { $0 + $1.reauthorize(members: members) }
     }

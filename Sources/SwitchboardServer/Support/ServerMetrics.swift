@@ -44,6 +44,8 @@ final class ServerMetrics: Sendable {
     /// 1 while the relations the rules read from the database are kept fresh (their tables
     /// watched), 0 while they are not and the rows read last serve (absent without a database).
     let relationsWatching: CoreMetrics.Meter
+    /// Bytes of WAL the changes slot has not read yet (absent without a database).
+    let changesSlotLag: CoreMetrics.Meter
     /// Per relation: its rows (labelled with its source) and when they were last read.
     private let relationMeters = Mutex<[String: RelationMeters]>([:])
     private let subscriptionsByScope: [String: CoreMetrics.Meter]
@@ -84,6 +86,7 @@ final class ServerMetrics: Sendable {
         databaseIgnored = CoreMetrics.Counter(
             label: "switchboard_database_messages_total", dimensions: [("result", "ignored")], factory: factory)
         relationsWatching = CoreMetrics.Meter(label: "switchboard_relations_watching", factory: factory)
+        changesSlotLag = CoreMetrics.Meter(label: "switchboard_changes_slot_lag_bytes", factory: factory)
         var scopes: [String: CoreMetrics.Meter] = [:]
         for scope in Self.knownScopes.union(["other"]) {
             scopes[scope] = CoreMetrics.Meter(label: "switchboard_subscriptions", dimensions: [("scope", scope)], factory: factory)

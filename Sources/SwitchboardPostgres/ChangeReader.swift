@@ -1,0 +1,362 @@
+import Foundation
+import Logging
+import PostgresNIO
+import Synchronization
+import SwitchboardCore
+import SwitchboardWire
+
+/// One committed row change of a table in the `supabase_realtime` publication, decoded from the
+/// changes slot (wal2json, format 2) into what a `postgres_changes` message carries.
+public struct DecodedChange: Sendable, Equatable {
+    public enum Kind: String, Sendable {
+        case insert = "INSERT"
+        case update = "UPDATE"
+        case delete = "DELETE"
+    }
+
+    public struct Column: Sendable, Equatable {
+        public let name: String
+        /// PostgreSQL's short type name (`int4`, `text`, `bool`), as Supabase sends it.
+        public let type: String
+    }
+
+    public let schema: String
+    public let table: String
+    public let kind: Kind
+    /// Supabase's format: `2026-12-06T03:06:33.131Z`.
+    public let commitTimestamp: String
+    public let columns: [Column]
+    /// The new row (INSERT, UPDATE).
+    public let record: Value.Object?
+    /// The old row (UPDATE, DELETE): every column when the table's replica identity is full,
+    /// else its primary key.
+    public let oldRecord: Value.Object?
+    /// Whether `oldRecord` holds the whole row.
+    public let oldIsWhole: Bool
+
+    public init(
+        schema: String, table: String, kind: Kind, commitTimestamp: String, columns: [Column], record: Value.Object?,
+        oldRecord: Value.Object?, oldIsWhole: Bool
+    ) {
+        self.schema = schema
+        self.table = table
+        self.kind = kind
+        self.commitTimestamp = commitTimestamp
+        self.columns = columns
+        self.record = record
+        self.oldRecord = oldRecord
+        self.oldIsWhole = oldIsWhole
+    }
+}
+
+/// Reads the changes of the tables in the `supabase_realtime` publication from a logical
+/// replication slot of their own (`switchboard_changes_<database hash>`, wal2json), and hands
+/// them, in commit order, to `deliver` before moving the slot past them: a change committed
+/// while the server is stopped waits in the slot and is delivered when it starts.
+///
+/// It reads when a watched table's trigger says a statement committed (migration 6; the server
+/// puts the trigger on every table of the publication it can) and at least once a second: each
+/// read takes the transactions committed up to the WAL position it starts at (at most 16 MiB
+/// of WAL per read), all whole. The slot's lag (WAL not yet read) goes to `lag`.
+public struct ChangeReader: Sendable {
+    public typealias Deliver = @Sendable ([DecodedChange]) async -> Void
+
+    /// The notification channel of the wake-up triggers.
+    public static let channel = "switchboard_changes"
+    /// The publication whose tables are read, as in Supabase.
+    public static let publication = "supabase_realtime"
+    /// A read takes at most this much WAL.
+    static let readBytes = 16 << 20
+
+    let settings: DatabaseSettings
+    let logger: Logger
+    let deliver: Deliver
+    let lag: @Sendable (Int64) -> Void
+    /// At start, a slot further behind than this many bytes of WAL is dropped and made anew
+    /// (the changes in it are lost, and the log says so): the bound on what a stopped server
+    /// makes PostgreSQL keep.
+    let maxStartLagBytes: Int64
+
+    public init(
+        settings: DatabaseSettings, logger: Logger, maxStartLagBytes: Int64 = 1 << 30, lag: @escaping @Sendable (Int64) -> Void = { _ in },
+        deliver: @escaping Deliver
+    ) {
+        self.settings = settings
+        self.logger = logger
+        self.maxStartLagBytes = maxStartLagBytes
+        self.lag = lag
+        self.deliver = deliver
+    }
+
+    /// The slot's name for the database `connection` is on.
+    static func slotName(on connection: PostgresConnection, logger: Logger) async throws -> String {
+        let rows = try await connection.query("select 'switchboard_changes_' || left(md5(current_database()), 16)", logger: logger)
+        for try await name in rows.decode(String.self) { return name }
+        throw DatabaseError("could not name the changes slot")
+    }
+
+    /// Creates the slot when missing; drops and recreates one that is more than
+    /// `maxStartLagBytes` behind. Returns its name.
+    public func prepare() async throws -> String {
+        try await Database.withConnection(settings, logger: logger) { [logger, maxStartLagBytes] connection in
+            let slot = try await Self.slotName(on: connection, logger: logger)
+            let rows = try await connection.query(
+                """
+                select pg_wal_lsn_diff(pg_current_wal_flush_lsn(), confirmed_flush_lsn)::int8 from pg_replication_slots
+                where slot_name = \(slot)
+                """, logger: logger)
+            var behind: Int64?
+            for try await value in rows.decode(Int64?.self) { behind = value ?? 0 }
+            if let behind, behind > maxStartLagBytes {
+                logger.error(
+                    "the changes slot is too far behind; it is made anew and the changes in it are not delivered",
+                    metadata: ["slot": "\(slot)", "behind_bytes": "\(behind)", "limit_bytes": "\(maxStartLagBytes)"])
+                try await connection.run("select pg_drop_replication_slot(\(slot))", logger: logger)
+            }
+            try await MessageReader.ensureSlot(slot, on: connection, logger: logger)
+            return slot
+        }
+    }
+
+    /// Reads until cancelled, reconnecting (100 ms, doubling to 2 s) when the database goes.
+    public func run(slot: String) async {
+        var backoff = Duration.milliseconds(100)
+        var failing = false
+        while !Task.isCancelled {
+            let started = Atomic(false)
+            do {
+                try await session(slot: slot) { started.store(true, ordering: .relaxed) }
+            } catch {
+                if Task.isCancelled { return }
+                if started.load(ordering: .relaxed) {
+                    backoff = .milliseconds(100)
+                    failing = false
+                }
+                if !failing {
+                    logger.warning("reading the changes slot stopped; retrying", metadata: ["error": "\(DatabaseError.describe(error))"])
+                }
+                failing = true
+            }
+            try? await Task.sleep(for: backoff)
+            backoff = min(backoff * 2, .seconds(2))
+        }
+    }
+
+    /// One pair of connections: one LISTENs for wake-ups, the other reads the slot.
+    private func session(slot: String, started: @escaping @Sendable () -> Void) async throws {
+        let reader = try await Database.connect(settings, logger: logger)
+        do {
+            try await reader.guarded { reader in
+                try await reader.run("set timezone = 'UTC'", logger: logger)
+                let types = try await Self.typeNames(on: reader, logger: logger)
+                let (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+                try await withThrowingDiscardingTaskGroup { group in
+                    group.addTask {
+                        let listener = try await Database.connect(settings, logger: logger)
+                        do {
+                            try await listener.guarded { listener in
+                                try await listener.listen(on: Self.channel) { notifications in
+                                    for try await _ in notifications { wake.yield() }
+                                }
+                            }
+                        } catch {
+                            try? await listener.close()
+                            throw error
+                        }
+                        try? await listener.close()
+                        throw DatabaseError("the database closed the connection")
+                    }
+                    group.addTask {
+                        while !Task.isCancelled {
+                            try await Task.sleep(for: .seconds(1))
+                            wake.yield()
+                        }
+                    }
+                    started()
+                    var triggered: Set<String> = []
+                    wake.yield()
+                    for await _ in wakeups {
+                        // Read until a read finds nothing left behind its position.
+                        while try await read(slot: slot, types: types, triggered: &triggered, on: reader) {}
+                    }
+                }
+            }
+        } catch {
+            try? await reader.close()
+            throw error
+        }
+        try? await reader.close()
+    }
+
+    /// PostgreSQL's short type names by oid (`int4`, `text`), as Supabase reports columns.
+    static func typeNames(on connection: PostgresConnection, logger: Logger) async throws -> [Int64: String] {
+        var names: [Int64: String] = [:]
+        let rows = try await connection.query("select oid::int8, typname::text from pg_type", logger: logger)
+        for try await (oid, name) in rows.decode((Int64, String).self) { names[oid] = name }
+        return names
+    }
+
+    /// One read: delivers the changes committed up to the position it starts at (at most
+    /// `readBytes` of WAL past the slot) and moves the slot there. Returns whether WAL was left
+    /// behind that position (read again at once).
+    private func read(slot: String, types: [Int64: String], triggered: inout Set<String>, on connection: PostgresConnection) async throws
+        -> Bool
+    {
+        let tables = try await publishedTables(on: connection)
+        for table in tables where !triggered.contains(table.qualified) {
+            triggered.insert(table.qualified)
+            await installWakeup(table, on: connection)
+        }
+        let position = try await connection.query(
+            """
+            select least(pg_current_wal_flush_lsn(), confirmed_flush_lsn + \(Self.readBytes)::numeric)::text,
+                   pg_wal_lsn_diff(pg_current_wal_flush_lsn(), confirmed_flush_lsn)::int8,
+                   pg_wal_lsn_diff(pg_current_wal_flush_lsn(), confirmed_flush_lsn + \(Self.readBytes)::numeric)::int8
+            from pg_replication_slots where slot_name = \(slot)
+            """, logger: logger)
+        var upto: String?
+        var behind: Int64 = 0
+        var leftOver: Int64 = 0
+        for try await (lsn, lagBytes, rest) in position.decode((String?, Int64?, Int64?).self) {
+            upto = lsn
+            behind = lagBytes ?? 0
+            leftOver = rest ?? 0
+        }
+        guard let upto else { throw DatabaseError("the changes slot \(slot) is gone") }
+        lag(behind)
+        guard behind > 0 else { return false }
+        if !tables.isEmpty {
+            let filter = tables.map(\.wal2jsonName).joined(separator: ",")
+            let rows = try await connection.query(
+                """
+                select data from pg_logical_slot_peek_changes(\(slot), \(upto)::pg_lsn, null,
+                    'format-version', '2', 'include-timestamp', '1', 'include-type-oids', '1', 'include-pk', '1',
+                    'include-transaction', '0', 'add-tables', \(filter))
+                """, logger: logger)
+            var changes: [DecodedChange] = []
+            for try await data in rows.decode(String.self) {
+                if let change = Self.decode(data, types: types) { changes.append(change) }
+            }
+            if !changes.isEmpty { await deliver(changes) }
+        }
+        try await connection.run("select pg_replication_slot_advance(\(slot), \(upto)::pg_lsn)", logger: logger)
+        return leftOver > 0
+    }
+
+    struct PublishedTable: Sendable {
+        let schema: String
+        let name: String
+        var qualified: String { "\(schema).\(name)" }
+        /// wal2json's `add-tables` form: `.` and `,` inside a name escaped with `\`.
+        var wal2jsonName: String { "\(Self.escaped(schema)).\(Self.escaped(name))" }
+
+        static func escaped(_ part: String) -> String {
+            var out = ""
+            for character in part {
+                if character == "." || character == "," || character == "\\" || character == " " { out.append("\\") }
+                out.append(character)
+            }
+            return out
+        }
+    }
+
+    private func publishedTables(on connection: PostgresConnection) async throws -> [PublishedTable] {
+        let rows = try await connection.query(
+            "select schemaname::text, tablename::text from pg_publication_tables where pubname = \(Self.publication)", logger: logger)
+        var tables: [PublishedTable] = []
+        for try await (schema, name) in rows.decode((String, String).self) { tables.append(PublishedTable(schema: schema, name: name)) }
+        return tables
+    }
+
+    /// Puts the wake-up trigger on `table`; without it (no privilege) its changes still arrive
+    /// within the next second's read.
+    private func installWakeup(_ table: PublishedTable, on connection: PostgresConnection) async {
+        let quoted = "\"\(table.schema.replacingOccurrences(of: "\"", with: "\"\""))\".\"\(table.name.replacingOccurrences(of: "\"", with: "\"\""))\""
+        do {
+            try await connection.run(
+                PostgresQuery(
+                    unsafeSQL: """
+                        create or replace trigger switchboard_changes_wakeup
+                        after insert or update or delete or truncate on \(quoted)
+                        for each statement execute function switchboard.changes_wakeup()
+                        """), logger: logger)
+        } catch {
+            logger.warning(
+                "cannot put the wake-up trigger on a published table; its changes arrive within a second instead of at once",
+                metadata: ["table": "\(table.qualified)", "error": "\(DatabaseError.describe(error))"])
+        }
+    }
+
+    // MARK: Decoding
+
+    /// A wal2json (format 2) change as a `DecodedChange`; nil for anything else.
+    static func decode(_ data: String, types: [Int64: String]) -> DecodedChange? {
+        guard let change = try? JSON.parse(data.utf8), let schema = change["schema"]?.stringValue,
+            let table = change["table"]?.stringValue
+        else { return nil }
+        let kind: DecodedChange.Kind
+        switch change["action"]?.stringValue {
+        case "I": kind = .insert
+        case "U": kind = .update
+        case "D": kind = .delete
+        default: return nil
+        }
+        let (columns, record) = row(change["columns"], types: types)
+        let (identityColumns, identity) = row(change["identity"], types: types)
+        let keyNames = (change["pk"]?.arrayValue ?? []).compactMap { $0["name"]?.stringValue }
+        var old: Value.Object?
+        var oldIsWhole = false
+        switch kind {
+        case .insert:
+            break
+        case .update, .delete:
+            if let identity, !identity.isEmpty {
+                old = identity
+                // A full replica identity logs every column; the default logs the key only.
+                oldIsWhole = identityColumns.count > keyNames.count
+            } else if let record {
+                // The key did not change: the old key is the new row's.
+                old = Value.Object(keyNames.map { ($0, record[$0] ?? .null) })
+            }
+        }
+        let shown = kind == .delete ? identityColumns : columns
+        return DecodedChange(
+            schema: schema, table: table, kind: kind, commitTimestamp: supabaseTimestamp(change["timestamp"]?.stringValue ?? ""),
+            columns: shown, record: kind == .delete ? nil : record ?? Value.Object(), oldRecord: old, oldIsWhole: oldIsWhole)
+    }
+
+    /// wal2json's column list as columns and a record; json and jsonb values (text in
+    /// wal2json) become JSON.
+    private static func row(_ list: Value?, types: [Int64: String]) -> ([DecodedChange.Column], Value.Object?) {
+        guard let list = list?.arrayValue else { return ([], nil) }
+        var columns: [DecodedChange.Column] = []
+        var record = Value.Object()
+        for column in list {
+            guard let name = column["name"]?.stringValue else { continue }
+            let oid = column["typeoid"]?.int64Value ?? 0
+            let type = types[oid] ?? column["type"]?.stringValue ?? "unknown"
+            columns.append(DecodedChange.Column(name: name, type: type))
+            var value = column["value"] ?? .null
+            if type == "json" || type == "jsonb", let text = value.stringValue, let parsed = try? JSON.parse(text.utf8) { value = parsed }
+            record[name] = value
+        }
+        return (columns, record)
+    }
+
+    /// `2026-12-06 03:06:33.13111+00` (the session is in UTC) → `2026-12-06T03:06:33.131Z`.
+    static func supabaseTimestamp(_ text: String) -> String {
+        guard text.count >= 19 else { return text }
+        let date = text.prefix(10)
+        let time = text.dropFirst(11).prefix(8)
+        var fraction = ""
+        let rest = text.dropFirst(19)
+        if rest.hasPrefix(".") {
+            let digits = rest.dropFirst().prefix { $0.isNumber }
+            fraction = String(digits.prefix(3))
+            while fraction.count < 3 { fraction += "0" }
+        } else {
+            fraction = "000"
+        }
+        return "\(date)T\(time).\(fraction)Z"
+    }
+}

@@ -1,0 +1,130 @@
+import Foundation
+import SwitchboardCore
+import SwitchboardPostgres
+import SwitchboardWire
+import Testing
+
+/// Postgres Changes with a real PostgreSQL: committed rows of a table in the
+/// `supabase_realtime` publication reach the channels whose bindings and whose rules allow
+/// them, in Supabase's payload.
+@Suite struct PostgresChangesTests {
+    static let table = """
+        create table public.form_responses (id serial primary key, form_id text, supplier_id text, status text, notes text)
+        """
+
+    /// A migrated database whose form_responses table is in the publication.
+    static func database(_ postgres: TestPostgres) async throws -> DatabaseSettings {
+        let database = try await postgres.makeMigratedDatabase()
+        try await postgres.execute(database, table, "alter publication supabase_realtime add table public.form_responses")
+        return database
+    }
+
+    static func binding(_ event: String, filter: String? = nil) -> Value {
+        var binding: Value.Object = ["event": .string(event), "schema": "public", "table": "form_responses"]
+        if let filter { binding["filter"] = .string(filter) }
+        return .object(binding)
+    }
+
+    static func subscribe(
+        _ server: TestServer, supplier: String, channel: String? = nil, bindings: [Value], version: ProtocolVersion = .v1
+    ) async throws -> PhoenixSocket {
+        let socket = try await PhoenixSocket.connect(
+            server, token: try await server.token(sub: "u-\(supplier)", supplierID: supplier), version: version)
+        var config = PhoenixSocket.defaultConfig.objectValue ?? .init()
+        config["postgres_changes"] = .array(bindings)
+        let reply = try await socket.join(channel ?? "supplier:dashboard:\(supplier)", ref: "1", config: .object(config))
+        try #require(reply.status == "ok", "\(reply)")
+        _ = try await socket.event("system")
+        return socket
+    }
+
+    static func nextChange(_ socket: PhoenixSocket) async throws -> Value {
+        try await socket.event("postgres_changes").payload
+    }
+
+    @Test func committedRowsReachTheChannelsThatAskAndMayReadThem() async throws {
+        let postgres = try await TestPostgres.shared()
+        let database = try await Self.database(postgres)
+        try await withServer({ $0.database = database }) { server in
+            let all = try await Self.subscribe(server, supplier: "s1", bindings: [Self.binding("*")])
+            let newOnly = try await Self.subscribe(
+                server, supplier: "s1", channel: "collaboration:s1:c1", bindings: [Self.binding("INSERT", filter: "status=eq.new")])
+            let other = try await Self.subscribe(server, supplier: "s2", bindings: [Self.binding("*")])
+
+            try await postgres.execute(database, "insert into public.form_responses (form_id, supplier_id, status) values ('f1', 's1', 'new')")
+            let inserted = try await Self.nextChange(all)
+            let data = try #require(inserted["data"])
+            #expect(data["type"] == "INSERT" && data["schema"] == "public" && data["table"] == "form_responses")
+            #expect(data["record"] == ["id": 1, "form_id": "f1", "supplier_id": "s1", "status": "new", "notes": .null])
+            #expect(data["old_record"] == nil)
+            #expect(data["errors"] == .null)
+            #expect(data["columns"]?.arrayValue?.first == ["name": "id", "type": "int4"])
+            let stamp = data["commit_timestamp"]?.stringValue ?? ""
+            #expect(stamp.count == 24 && stamp.hasSuffix("Z") && stamp.contains("T"), "\(stamp)")
+            #expect(inserted["ids"]?.arrayValue?.count == 1)
+            #expect(try await Self.nextChange(newOnly)["data"]?["record"]?["id"] == 1)
+
+            try await postgres.execute(database, "update public.form_responses set status = 'open' where id = 1")
+            let updated = try await Self.nextChange(all)
+            #expect(updated["data"]?["type"] == "UPDATE")
+            #expect(updated["data"]?["record"]?["status"] == "open")
+            #expect(updated["data"]?["old_record"] == ["id": 1], "the default replica identity logs the key only")
+
+            // A delete shows only the key, which the default rule cannot tie to a supplier: with
+            // a full replica identity the old row is whole, and the rule lets its supplier see it.
+            try await postgres.execute(
+                database, "delete from public.form_responses where id = 1", "alter table public.form_responses replica identity full",
+                "insert into public.form_responses (form_id, supplier_id, status) values ('f1', 's1', 'draft')",
+                "delete from public.form_responses where id = 2")
+            let second = try await Self.nextChange(all)
+            #expect(second["data"]?["type"] == "INSERT" && second["data"]?["record"]?["id"] == 2, "\(second)")
+            let deleted = try await Self.nextChange(all)
+            #expect(deleted["data"]?["type"] == "DELETE")
+            #expect(deleted["data"]?["record"] == nil)
+            #expect(deleted["data"]?["old_record"]?["supplier_id"] == "s1")
+
+            // s2's channel saw none of s1's rows: its first change is its own.
+            try await postgres.execute(database, "insert into public.form_responses (form_id, supplier_id, status) values ('f9', 's2', 'new')")
+            #expect(try await Self.nextChange(other)["data"]?["record"]?["supplier_id"] == "s2")
+            // Nor did the INSERT-only, status=new channel see anything but its row and s2's
+            // row is not s1's: the next it gets is the next new row of s1.
+            try await postgres.execute(database, "insert into public.form_responses (form_id, supplier_id, status) values ('f1', 's1', 'new')")
+            #expect(try await Self.nextChange(newOnly)["data"]?["record"]?["id"] == 4)
+            for socket in [all, newOnly, other] { await socket.close() }
+        }
+    }
+
+    /// vsn 2.0.0: the join reply and the change travel as arrays, the change with no refs.
+    @Test func protocolVersionTwoCarriesTheSamePayload() async throws {
+        let postgres = try await TestPostgres.shared()
+        let database = try await Self.database(postgres)
+        try await withServer({ $0.database = database }) { server in
+            let socket = try await Self.subscribe(server, supplier: "s1", bindings: [Self.binding("INSERT")], version: .v2)
+            try await postgres.execute(database, "insert into public.form_responses (form_id, supplier_id) values ('f1', 's1')")
+            let frame = try await socket.event("postgres_changes")
+            #expect(frame.ref == nil)
+            #expect(frame.payload["data"]?["type"] == "INSERT")
+            #expect(frame.payload["ids"]?.arrayValue?.count == 1)
+            await socket.close()
+        }
+    }
+
+    /// A row too large to send keeps its small values, with Supabase's error.
+    @Test func aRowTooLargeArrivesWithItsSmallValuesAndAnError() async throws {
+        let postgres = try await TestPostgres.shared()
+        let database = try await Self.database(postgres)
+        try await withServer({
+            $0.database = database
+            $0.maxPayloadBytes = 4096
+        }) { server in
+            let socket = try await Self.subscribe(server, supplier: "s1", bindings: [Self.binding("INSERT")])
+            try await postgres.execute(
+                database, "insert into public.form_responses (form_id, supplier_id, notes) values ('f1', 's1', repeat('x', 10000))")
+            let data = try #require(try await Self.nextChange(socket)["data"])
+            #expect(data["errors"] == ["Error 413: Payload Too Large"])
+            #expect(data["record"]?["notes"] == nil)
+            #expect(data["record"]?["supplier_id"] == "s1")
+            await socket.close()
+        }
+    }
+}
