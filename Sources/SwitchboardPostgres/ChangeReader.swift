@@ -118,8 +118,10 @@ public struct ChangeReader: Sendable {
         }
     }
 
-    /// Reads until cancelled, reconnecting (100 ms, doubling to 2 s) when the database goes.
-    public func run(slot: String) async {
+    /// Reads until cancelled, reconnecting (100 ms, doubling to 2 s) when the database goes;
+    /// the first read waits for `start` (the server's hold after it starts).
+    public func run(slot: String, start: @Sendable () async -> Void = {}) async {
+        await start()
         var backoff = Duration.milliseconds(100)
         var failing = false
         while !Task.isCancelled {

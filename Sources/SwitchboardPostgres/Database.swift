@@ -65,6 +65,13 @@ public final class Database: Sendable {
         try await MessageReader.slotName(on: connection, logger: logger)
     }
 
+    /// Creates this database's Postgres Changes slot when missing; returns its name.
+    public static func prepareChangesSlot(on connection: PostgresConnection, logger: Logger) async throws -> String {
+        let slot = try await ChangeReader.slotName(on: connection, logger: logger)
+        try await MessageReader.ensureSlot(slot, on: connection, logger: logger)
+        return slot
+    }
+
     /// Creates this database's message slot when missing, and the coming days' partitions;
     /// returns the slot's name.
     public static func prepareSlot(on connection: PostgresConnection, logger: Logger) async throws -> String {

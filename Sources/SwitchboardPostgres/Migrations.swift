@@ -38,6 +38,11 @@ public struct DatabaseStatus: Sendable {
     public let slotName: String
     /// `realtime.messages`' daily partitions, oldest first.
     public let partitions: [String]
+    /// The slot Postgres Changes are read from.
+    public let changesSlot: SlotStatus?
+    public let changesSlotName: String
+    /// The tables in the `supabase_realtime` publication (`schema.table`); nil without one.
+    public let publishedTables: [String]?
 
     public struct SlotStatus: Sendable {
         public let plugin: String
@@ -114,14 +119,17 @@ public struct Migrator: Sendable {
                 }
             }
             let done = Set(applied.map(\.version))
-            var slot: DatabaseStatus.SlotStatus?
-            let slots = try await connection.query(
-                """
-                select plugin::text, active, coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0)::int8
-                from pg_replication_slots where slot_name = \(slotName)
-                """, logger: logger)
-            for try await (plugin, active, retained) in slots.decode((String, Bool, Int64).self) {
-                slot = .init(plugin: plugin, active: active, retainedBytes: retained)
+            let slot = try await slotStatus(slotName)
+            let changesSlotName = try await ChangeReader.slotName(on: connection, logger: logger)
+            let changesSlot = try await slotStatus(changesSlotName)
+            var published: [String]?
+            if try await single("select exists (select 1 from pg_publication where pubname = 'supabase_realtime')::text") == "true" {
+                var tables: [String] = []
+                let rows = try await connection.query(
+                    "select schemaname || '.' || tablename from pg_publication_tables where pubname = 'supabase_realtime' order by 1",
+                    logger: logger)
+                for try await table in rows.decode(String.self) { tables.append(table) }
+                published = tables
             }
             var partitions: [String] = []
             let parts = try await connection.query(
@@ -134,10 +142,23 @@ public struct Migrator: Sendable {
             for try await name in parts.decode(String.self) { partitions.append(name) }
             return DatabaseStatus(
                 serverVersion: version, walLevel: walLevel, applied: applied, pending: migrations.filter { !done.contains($0.version) },
-                slot: slot, slotName: slotName, partitions: partitions)
+                slot: slot, slotName: slotName, partitions: partitions, changesSlot: changesSlot, changesSlotName: changesSlotName,
+                publishedTables: published)
         } catch {
             throw DatabaseError("reading the database's status failed: \(DatabaseError.describe(error))")
         }
+    }
+
+    private func slotStatus(_ name: String) async throws -> DatabaseStatus.SlotStatus? {
+        let slots = try await connection.query(
+            """
+            select plugin::text, active, coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0)::int8
+            from pg_replication_slots where slot_name = \(name)
+            """, logger: logger)
+        for try await (plugin, active, retained) in slots.decode((String, Bool, Int64).self) {
+            return .init(plugin: plugin, active: active, retainedBytes: retained)
+        }
+        return nil
     }
 
     private func single(_ sql: String) async throws -> String {

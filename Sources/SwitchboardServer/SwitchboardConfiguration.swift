@@ -58,6 +58,10 @@ public struct SwitchboardConfiguration: Sendable {
     /// PostgreSQL, when the server has one (`--database-url`): triggers publish through
     /// Supabase's `realtime.send`. nil: embedded, in memory.
     public var database: DatabaseSettings?
+    /// How long after start the server holds back Postgres Changes (`serve --changes-hold`):
+    /// the changes committed while it was down wait in their slot until then, so that the
+    /// clients reconnecting meanwhile receive them. Measured on `clock`. Default 5 s.
+    public var changesHold: Duration = .seconds(5)
     /// Apply pending migrations at start (else refuse to start while any is pending).
     public var migrateDatabase: Bool = true
     /// How long to keep trying to reach the database at start before giving up.

@@ -9,6 +9,7 @@ import SwitchboardAuth
 import SwitchboardCore
 import SwitchboardPostgres
 import SwitchboardRules
+import Synchronization
 
 /// The Switchboard server: one port serving the realtime WebSocket protocol, the REST
 /// broadcast API, `/health` and `/metrics`.
@@ -87,7 +88,11 @@ public struct SwitchboardServer: Sendable {
                 settings: opened.settings, logger: logger, lag: { metrics.changesSlotLag.set($0) },
                 deliver: { [hub] changes in await hub.deliverChanges(changes) })
             do {
-                changes = ChangeService(reader: reader, slot: try await reader.prepare())
+                let hold = StartGate()
+                let nanoseconds = UInt64(max(0, configuration.changesHold.components.seconds)) * 1_000_000_000
+                    + UInt64(max(0, configuration.changesHold.components.attoseconds) / 1_000_000_000)
+                _ = configuration.clock.schedule(afterNanoseconds: nanoseconds, on: group.any()) { hold.open() }
+                changes = ChangeService(reader: reader, slot: try await reader.prepare(), hold: hold)
             } catch {
                 throw ServerStartError.database(DatabaseError("cannot prepare the Postgres Changes slot: \(DatabaseError.describe(error))"))
             }
@@ -223,12 +228,43 @@ struct RealtimeService: Service {
     }
 }
 
-/// Reads Postgres Changes (`ChangeReader`) until a graceful shutdown.
+/// Reads Postgres Changes (`ChangeReader`) until a graceful shutdown, from the moment `hold`
+/// opens.
 struct ChangeService: Service {
     let reader: ChangeReader
     let slot: String
+    let hold: StartGate
 
     func run() async {
-        await cancelWhenGracefulShutdown { await reader.run(slot: slot) }
+        await cancelWhenGracefulShutdown { await reader.run(slot: slot) { await hold.wait() } }
+    }
+}
+
+/// A gate that opens once; `wait` returns when it is open (at once if it already is, or when
+/// the waiting task is cancelled).
+final class StartGate: Sendable {
+    private let state = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+
+    func open() {
+        let waiters = state.withLock { state in
+            defer { state = (true, []) }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    func wait() async {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let resumeNow = state.withLock { state -> Bool in
+                    if state.open || Task.isCancelled { return true }
+                    state.waiters.append(continuation)
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            open()
+        }
     }
 }

@@ -30,7 +30,7 @@ struct DB: AsyncParsableCommand {
 
     struct Migrate: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Apply the pending migrations (each once, in a transaction; safe to run again), create the message slot and partitions.",
+            abstract: "Apply the pending migrations (each once, in a transaction; safe to run again), create the message and changes slots, the supabase_realtime publication (when missing) and partitions.",
             discussion: """
                 Needs wal_level = logical and the wal2json plugin (Debian: postgresql-15-wal2json) for the slot; the SQL API is
                 installed even without them, and the command says what is missing. `serve` also migrates at start unless
@@ -49,10 +49,12 @@ struct DB: AsyncParsableCommand {
                     connection in
                     let applied = try await Migrator(connection: connection, logger: logger).migrate()
                     let slot = try await Database.prepareSlot(on: connection, logger: logger)
-                    return (applied.map { "\($0.version) (\($0.name))" }, slot)
+                    let changes = try await Database.prepareChangesSlot(on: connection, logger: logger)
+                    return (applied.map { "\($0.version) (\($0.name))" }, (slot, changes))
                 }
                 print(applied.isEmpty ? "\(settings): up to date" : "\(settings): applied \(applied.joined(separator: ", "))")
-                print("message slot: \(slot)")
+                print("message slot: \(slot.0)")
+                print("changes slot: \(slot.1) (tables join Postgres Changes with: alter publication supabase_realtime add table …)")
             } catch {
                 FileHandle.standardError.write(Data("switchboard db migrate: \(DatabaseError.describe(error))\n".utf8))
                 throw ExitCode(1)
@@ -62,7 +64,7 @@ struct DB: AsyncParsableCommand {
 
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Show the schema version, pending migrations, the WAL level, the message slot and its retained WAL, and partitions.",
+            abstract: "Show the schema version, pending migrations, the WAL level, the message and changes slots and their retained WAL, partitions, and the tables in the supabase_realtime publication.",
             discussion: "Exits 1 when migrations are pending or the database cannot deliver messages (no logical WAL, no slot)."
         )
 
@@ -92,6 +94,16 @@ struct DB: AsyncParsableCommand {
                 print("slot:       \(status.slotName) missing (run switchboard db migrate)")
             }
             print("partitions: \(status.partitions.isEmpty ? "none" : status.partitions.joined(separator: ", "))")
+            if let slot = status.changesSlot {
+                print("changes:    \(status.changesSlotName) (\(slot.plugin), \(slot.active ? "in use" : "idle"), retains \(slot.retainedBytes) bytes of WAL)")
+            } else {
+                print("changes:    \(status.changesSlotName) missing (run switchboard db migrate, or start the server)")
+            }
+            if let tables = status.publishedTables {
+                print("published:  \(tables.isEmpty ? "no table yet (alter publication supabase_realtime add table …)" : tables.joined(separator: ", "))")
+            } else {
+                print("published:  no supabase_realtime publication (run switchboard db migrate)")
+            }
             if !status.pending.isEmpty || status.slot == nil || status.walLevel != "logical" { throw ExitCode(1) }
         }
     }

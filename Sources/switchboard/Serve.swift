@@ -39,6 +39,8 @@ struct Serve: AsyncParsableCommand {
     var migrate: Bool = true
     @Option(help: "Seconds to keep trying to reach the database at start before giving up (SWITCHBOARD_DATABASE_START_TIMEOUT, default 30).")
     var databaseStartTimeout: Int?
+    @Option(help: "Seconds after start that Postgres Changes are held back, so that clients reconnecting meanwhile receive what was committed while the server was down (SWITCHBOARD_CHANGES_HOLD, default 5).")
+    var changesHold: Int?
     @Option(help: "trace, debug, info, notice, warning, error or critical (SWITCHBOARD_LOG_LEVEL, default info).")
     var logLevel: Logger.Level?
     @Option(help: "text or json (SWITCHBOARD_LOG_FORMAT, default text).") var logFormat: LogFormat?
@@ -83,6 +85,9 @@ struct Serve: AsyncParsableCommand {
             let timeout = try databaseStartTimeout ?? Environment.int("SWITCHBOARD_DATABASE_START_TIMEOUT") ?? 30
             guard timeout >= 0 else { throw ValidationError("--database-start-timeout must be 0 or more seconds") }
             configuration.databaseStartTimeout = .seconds(timeout)
+            let hold = try changesHold ?? Environment.int("SWITCHBOARD_CHANGES_HOLD") ?? 5
+            guard (0...600).contains(hold) else { throw ValidationError("--changes-hold must be 0...600 seconds") }
+            configuration.changesHold = .seconds(hold)
         }
         try Self.validate(configuration)
         if benchmarkAllowEverything {
