@@ -67,6 +67,8 @@ public struct ChangeReader: Sendable {
     public static let publication = "supabase_realtime"
     /// A read takes at most this much WAL.
     static let readBytes = 16 << 20
+    /// The least time between the starts of two reads.
+    static let minimumGap = Duration.milliseconds(50)
 
     let settings: DatabaseSettings
     let logger: Logger
@@ -177,9 +179,21 @@ public struct ChangeReader: Sendable {
                     started()
                     var triggered: Set<String> = []
                     wake.yield()
+                    let clock = ContinuousClock()
+                    var lastStart = clock.now - .seconds(1)
+                    var lastCost = Duration.zero
                     for await _ in wakeups {
+                        // Every read decodes the WAL from the slot's restart point, which
+                        // PostgreSQL moves only every 15 s or so: on a busy database a read costs
+                        // milliseconds of its CPU. Reads start at least `minimumGap` apart, and
+                        // at least as far apart as the last one took, so that reading never takes
+                        // more than about half of a PostgreSQL core; wake-ups meanwhile coalesce.
+                        let next = lastStart + max(Self.minimumGap, lastCost)
+                        if next > clock.now { try await Task.sleep(until: next, clock: clock) }
+                        lastStart = clock.now
                         // Read until a read finds nothing left behind its position.
                         while try await read(slot: slot, types: types, triggered: &triggered, on: reader) {}
+                        lastCost = lastStart.duration(to: clock.now)
                     }
                 }
             }

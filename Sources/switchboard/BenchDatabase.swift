@@ -155,34 +155,10 @@ extension Bench {
                 }
                 return latencies
             }
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for lane in 0..<connections {
-                    group.addTask {
-                        let connection = try await SwitchboardPostgres.Database.connect(settings, logger: logger)
-                        do {
-                            var n = lane + 1
-                            while n <= count {
-                                if let rate {
-                                    let due = start.advanced(by: .seconds(Double(n - 1) / rate))
-                                    if due > clock.now { try await Task.sleep(until: due, clock: clock) }
-                                }
-                                sentAt.times.withLock { $0[n] = clock.now }
-                                if mode == .trigger {
-                                    try await connection.run("insert into public.switchboard_bench (n) values (\(n))", logger: logger)
-                                } else {
-                                    try await connection.run(
-                                        "select realtime.send(jsonb_build_object('n', \(n)), \(event), \(topic))", logger: logger)
-                                }
-                                n += connections
-                            }
-                            try? await connection.close()
-                        } catch {
-                            try? await connection.close()
-                            throw error
-                        }
-                    }
-                }
-                try await group.waitForAll()
+            try await Self.runPaced(settings: settings, connections: connections, count: count, rate: rate, sentAt: sentAt, logger: logger) { n in
+                mode == .trigger
+                    ? "insert into public.switchboard_bench (n) values (\(n))"
+                    : "select realtime.send(jsonb_build_object('n', \(n)), \(event), \(topic))"
             }
             let latencies: [Double]
             do {
@@ -202,6 +178,41 @@ extension Bench {
             return (count, latencies, seconds, postgresCPU)
         }
 
+        /// Runs statement `1...count` (`statement(n)`) over `connections` connections, each its
+        /// own transaction, the n-th due `(n - 1) / rate` seconds after the start (as fast as they
+        /// go without a rate), recording in `sentAt` when each was sent.
+        static func runPaced(
+            settings: DatabaseSettings, connections: Int, count: Int, rate: Double?, sentAt: SendTimes, logger: Logger,
+            statement: @escaping @Sendable (Int) -> PostgresQuery
+        ) async throws {
+            let clock = ContinuousClock()
+            let start = clock.now
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for lane in 0..<connections {
+                    group.addTask {
+                        let connection = try await SwitchboardPostgres.Database.connect(settings, logger: logger)
+                        do {
+                            var n = lane + 1
+                            while n <= count {
+                                if let rate {
+                                    let due = start.advanced(by: .seconds(Double(n - 1) / rate))
+                                    if due > clock.now { try await Task.sleep(until: due, clock: clock) }
+                                }
+                                sentAt.times.withLock { $0[n] = clock.now }
+                                try await connection.run(statement(n), logger: logger)
+                                n += connections
+                            }
+                            try? await connection.close()
+                        } catch {
+                            try? await connection.close()
+                            throw error
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+        }
+
         /// CPU seconds used so far by every process named postgres on this machine.
         static func postgresCPUSeconds() -> Double {
             let pids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc"))?.compactMap(Int32.init) ?? []
@@ -218,6 +229,6 @@ extension Bench {
 }
 
 /// When each numbered message was sent, shared by the publishing lanes and the receiver.
-private final class SendTimes: Sendable {
+final class SendTimes: Sendable {
     let times = Mutex<[Int: ContinuousClock.Instant]>([:])
 }
