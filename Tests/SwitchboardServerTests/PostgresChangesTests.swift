@@ -195,3 +195,43 @@ extension PostgresChangesTests {
         }
     }
 }
+
+extension PostgresChangesTests {
+    /// A reload that drops a table's rule closes the channels bound to that table (default
+    /// deny), with Supabase's message; channels without bindings stay. No database needed.
+    @Test func aReloadThatDropsATablesRuleClosesItsBindings() async throws {
+        let rules = try RulesCopy()
+        defer { rules.delete() }
+        try await HotReloadTests.start(rules) { server in
+            let socket = try await PhoenixSocket.connect(server, token: try await server.token(sub: "u-s1", supplierID: "s1"))
+            var config = PhoenixSocket.defaultConfig.objectValue ?? .init()
+            config["postgres_changes"] = [Self.binding("*")]
+            try #require(try await socket.join("supplier:dashboard:s1", ref: "1", config: .object(config)).status == "ok")
+            try #require(try await socket.join("collaboration:s1:c1", ref: "2").status == "ok")
+            try rules.remove("tables.lua")
+            let system = try await socket.event("system", on: "realtime:supplier:dashboard:s1", timeout: .seconds(60))
+            #expect(
+                system.payload["message"]
+                    == "You no longer have permission to read from this Channel topic: supplier:dashboard:s1 (no rule says who may read changes of table public.form_responses)")
+            _ = try await socket.event("phx_close", on: "realtime:supplier:dashboard:s1", timeout: .seconds(30))
+            try await socket.broadcast("collaboration:s1:c1", event: "still-here", payload: [:], ref: "3", joinRef: "2")
+            await socket.close()
+        }
+    }
+
+    /// `select` sends only the columns asked for.
+    @Test func selectSendsOnlyTheColumnsAskedFor() async throws {
+        let postgres = try await TestPostgres.shared()
+        let database = try await Self.database(postgres)
+        try await withServer({ $0.database = database }) { server in
+            var binding = Self.binding("INSERT").objectValue ?? .init()
+            binding["select"] = ["id", "status"]
+            let socket = try await Self.subscribe(server, supplier: "s1", bindings: [.object(binding)])
+            try await postgres.execute(database, "insert into public.form_responses (form_id, supplier_id, status) values ('f1', 's1', 'new')")
+            let data = try #require(try await Self.nextChange(socket)["data"])
+            #expect(data["record"] == ["id": 1, "status": "new"])
+            #expect(data["columns"] == [["name": "id", "type": "int4"], ["name": "status", "type": "text"]])
+            await socket.close()
+        }
+    }
+}
