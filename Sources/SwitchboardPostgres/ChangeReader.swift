@@ -124,25 +124,10 @@ public struct ChangeReader: Sendable {
     /// the first read waits for `start` (the server's hold after it starts).
     public func run(slot: String, start: @Sendable () async -> Void = {}) async {
         await start()
-        var backoff = Duration.milliseconds(100)
-        var failing = false
-        while !Task.isCancelled {
-            let started = Atomic(false)
-            do {
-                try await session(slot: slot) { started.store(true, ordering: .relaxed) }
-            } catch {
-                if Task.isCancelled { return }
-                if started.load(ordering: .relaxed) {
-                    backoff = .milliseconds(100)
-                    failing = false
-                }
-                if !failing {
-                    logger.warning("reading the changes slot stopped; retrying", metadata: ["error": "\(DatabaseError.describe(error))"])
-                }
-                failing = true
-            }
-            try? await Task.sleep(for: backoff)
-            backoff = min(backoff * 2, .seconds(2))
+        await keepReconnecting { started in
+            try await session(slot: slot, started: started)
+        } failed: { error, first in
+            if first { logger.warning("reading the changes slot stopped; retrying", metadata: ["error": "\(DatabaseError.describe(error))"]) }
         }
     }
 

@@ -12,25 +12,10 @@ Prints one line per check and exits 0 when all pass, 1 otherwise.
 import asyncio
 import sys
 
+from interop_support import subscribe, wait_for
 from realtime import AsyncRealtimeClient, RealtimeSubscribeStates
 
 TIMEOUT = 30.0
-
-
-async def wait_for(what, condition, deadline):
-    loop = asyncio.get_running_loop()
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
-async def subscribe(channel, deadline):
-    states = []
-    await channel.subscribe(lambda state, err: states.append((state, err)))
-    settled = (RealtimeSubscribeStates.SUBSCRIBED, RealtimeSubscribeStates.CHANNEL_ERROR)
-    await wait_for("a join reply", lambda: any(state in settled for state, _ in states), deadline)
-    return states
 
 
 def record(payload):

@@ -13,6 +13,7 @@ Prints one line per check and exits 0 when all pass, 1 otherwise.
 import asyncio
 import sys
 
+from interop_support import subscribe, wait_for
 from realtime import AsyncRealtimeClient, RealtimeSubscribeStates
 
 TOPIC = "collaboration:s1:c1"
@@ -23,22 +24,12 @@ MESSAGE = (
 )
 
 
-async def wait_for(what, condition, deadline):
-    loop = asyncio.get_running_loop()
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
-async def subscribe(client, states, received, deadline):
+async def join(client, states, received, deadline):
     """Subscribes to TOPIC and returns the channel and whether the join was accepted (a refused
     channel goes on retrying by itself, as the client does after any join error)."""
     channel = client.channel(TOPIC, {"config": {"private": True, "broadcast": {"self": False}}})
     channel.on_broadcast("*", lambda message: received.append(message))
-    await channel.subscribe(lambda state, err: states.append((state, err)))
-    settled = (RealtimeSubscribeStates.SUBSCRIBED, RealtimeSubscribeStates.CHANNEL_ERROR)
-    await wait_for("a join reply", lambda: any(state in settled for state, _ in states), deadline)
+    await subscribe(channel, deadline, states)
     return channel, any(state == RealtimeSubscribeStates.SUBSCRIBED for state, _ in states)
 
 
@@ -50,7 +41,7 @@ async def main(port, supplier_token, couple_token, member_token):
         client = AsyncRealtimeClient(f"ws://127.0.0.1:{port}/socket", token, auto_reconnect=False)
         await client.connect()
         clients[name], states[name], received[name] = client, [], []
-        channels[name], joined = await subscribe(client, states[name], received[name], deadline)
+        channels[name], joined = await join(client, states[name], received[name], deadline)
         assert joined, f"{name} could not subscribe: {states[name]}"
     print("ok the team member subscribes through its supplier_team row", flush=True)
     print("READY", flush=True)
@@ -73,7 +64,7 @@ async def main(port, supplier_token, couple_token, member_token):
     # The test inserts the row again: the member may subscribe again. Refused until the row
     # lands, the channel retries on the client's own rejoin timer (1 s, then 2 s, ...).
     again = []
-    await subscribe(clients["member"], again, received["member"], deadline)
+    await join(clients["member"], again, received["member"], deadline)
     await wait_for("the member's new SUBSCRIBED", lambda: any(s == RealtimeSubscribeStates.SUBSCRIBED for s, _ in again), deadline)
     await channels["supplier"].send_broadcast("welcome-back", {"text": "hi again"})
     await wait_for("the member's broadcast", lambda: any(m["event"] == "welcome-back" for m in received["member"]), deadline)

@@ -22,29 +22,15 @@ struct RelationWatcher: Service {
 
     func run() async {
         await cancelWhenGracefulShutdown {
-            var backoff = Duration.milliseconds(100)
-            var failing = false
-            while !Task.isCancelled {
-                let connected = Atomic(false)
-                do {
-                    try await watchOnce { connected.store(true, ordering: .relaxed) }
-                } catch {
-                    if Task.isCancelled { return }
-                    if connected.load(ordering: .relaxed) {
-                        // It was watching: start over from the shortest wait, and say so once.
-                        backoff = .milliseconds(100)
-                        failing = false
-                    }
-                    health.stale(DatabaseError.describe(error))
-                    if !failing {
-                        logger.warning(
-                            "watching the relations' tables stopped; the rows read last keep serving",
-                            metadata: ["error": "\(DatabaseError.describe(error))"])
-                    }
-                    failing = true
+            await keepReconnecting { connected in
+                try await watchOnce(connected: connected)
+            } failed: { error, first in
+                health.stale(DatabaseError.describe(error))
+                if first {
+                    logger.warning(
+                        "watching the relations' tables stopped; the rows read last keep serving",
+                        metadata: ["error": "\(DatabaseError.describe(error))"])
                 }
-                try? await Task.sleep(for: backoff)
-                backoff = min(backoff * 2, .seconds(2))
             }
         }
     }
