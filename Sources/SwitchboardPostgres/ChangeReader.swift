@@ -74,6 +74,8 @@ public struct ChangeReader: Sendable {
     let logger: Logger
     let deliver: Deliver
     let lag: @Sendable (Int64) -> Void
+    /// The published tables and their columns, for checking joins; kept current by the reads.
+    public let catalog = PublishedCatalog()
     /// At start, a slot further behind than this many bytes of WAL is dropped and made anew
     /// (the changes in it are lost, and the log says so): the bound on what a stopped server
     /// makes PostgreSQL keep.
@@ -98,9 +100,9 @@ public struct ChangeReader: Sendable {
     }
 
     /// Creates the slot when missing; drops and recreates one that is more than
-    /// `maxStartLagBytes` behind. Returns its name.
+    /// `maxStartLagBytes` behind; reads the published tables' columns. Returns the slot's name.
     public func prepare() async throws -> String {
-        try await Database.withConnection(settings, logger: logger) { [logger, maxStartLagBytes] connection in
+        let slot = try await Database.withConnection(settings, logger: logger) { [logger, maxStartLagBytes] connection in
             let slot = try await Self.slotName(on: connection, logger: logger)
             let rows = try await connection.query(
                 """
@@ -118,6 +120,10 @@ public struct ChangeReader: Sendable {
             try await MessageReader.ensureSlot(slot, on: connection, logger: logger)
             return slot
         }
+        try await Database.withConnection(settings, logger: logger) { [catalog, logger] connection in
+            catalog.set(try await Self.publishedColumns(on: connection, logger: logger))
+        }
+        return slot
     }
 
     /// Reads until cancelled, reconnecting (100 ms, doubling to 2 s) when the database goes;
@@ -208,6 +214,10 @@ public struct ChangeReader: Sendable {
             triggered.insert(table.qualified)
             await installWakeup(table, on: connection)
         }
+        // Again when the publication's tables change, and every 10 s for new columns.
+        if Set(tables.map(\.qualified)) != Set((catalog.current ?? [:]).keys) || catalog.age > .seconds(10) {
+            catalog.set(try await Self.publishedColumns(on: connection, logger: logger))
+        }
         let position = try await connection.query(
             """
             select least(pg_current_wal_flush_lsn(), confirmed_flush_lsn + \(Self.readBytes)::numeric)::text,
@@ -242,6 +252,21 @@ public struct ChangeReader: Sendable {
         }
         try await connection.run("select pg_replication_slot_advance(\(slot), \(upto)::pg_lsn)", logger: logger)
         return leftOver > 0
+    }
+
+    /// Each published table's columns, in order, by `schema.table`.
+    static func publishedColumns(on connection: PostgresConnection, logger: Logger) async throws -> [String: [String]] {
+        let rows = try await connection.query(
+            """
+            select p.schemaname || '.' || p.tablename, a.attname::text
+            from pg_publication_tables p
+            join pg_attribute a on a.attrelid = format('%I.%I', p.schemaname, p.tablename)::regclass
+            where p.pubname = \(publication) and a.attnum > 0 and not a.attisdropped
+            order by 1, a.attnum
+            """, logger: logger)
+        var columns: [String: [String]] = [:]
+        for try await (table, column) in rows.decode((String, String).self) { columns[table, default: []].append(column) }
+        return columns
     }
 
     struct PublishedTable: Sendable {
@@ -360,4 +385,21 @@ public struct ChangeReader: Sendable {
         }
         return "\(date)T\(time).\(fraction)Z"
     }
+}
+
+/// The tables of the `supabase_realtime` publication and their columns, as the changes reader
+/// last read them (at start, and whenever the publication's tables change): what a join's
+/// `postgres_changes` bindings are checked against. nil until first read.
+public final class PublishedCatalog: Sendable {
+    private let state = Mutex<(tables: [String: [String]]?, readAt: ContinuousClock.Instant)>((nil, .now))
+
+    public init() {}
+
+    /// Columns by `schema.table`.
+    public var current: [String: [String]]? { state.withLock { $0.tables } }
+
+    /// How long ago it was read.
+    var age: Duration { ContinuousClock.now - state.withLock { $0.readAt } }
+
+    func set(_ new: [String: [String]]) { state.withLock { $0 = (new, .now) } }
 }

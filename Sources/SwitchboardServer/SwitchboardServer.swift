@@ -65,9 +65,15 @@ public struct SwitchboardServer: Sendable {
             relations == nil || rules == nil
             ? nil : RelationsHealth { state in metrics.relationsWatching.set(state == .watching ? 1 : 0) }
         if relationsHealth != nil { metrics.relationsWatching.set(0) }
+        let changeReader = opened.map { opened in
+            ChangeReader(
+                settings: opened.settings, logger: logger, lag: { metrics.changesSlotLag.set($0) },
+                deliver: { [hub] changes in await hub.deliverChanges(changes) })
+        }
         let shared = RealtimeContext(
             hub: hub, verifier: verifier, policy: policy, rules: rules, configuration: configuration,
-            database: opened == nil ? nil : health, relations: relationsHealth, history: opened?.history, logger: logger)
+            database: opened == nil ? nil : health, relations: relationsHealth, changesCatalog: changeReader?.catalog,
+            history: opened?.history, logger: logger)
         if let relations, let rules {
             let errors = await relations.fill(rules.rules) { rules.replaceRelation($0, with: $1, source: .database) }
             if !errors.isEmpty { throw ServerStartError.rules(directory: configuration.rulesDirectory, RulesLoadError(errors: errors)) }
@@ -83,10 +89,7 @@ public struct SwitchboardServer: Sendable {
         } else {
             database = nil
         }
-        if let opened {
-            let reader = ChangeReader(
-                settings: opened.settings, logger: logger, lag: { metrics.changesSlotLag.set($0) },
-                deliver: { [hub] changes in await hub.deliverChanges(changes) })
+        if let reader = changeReader {
             do {
                 let hold = StartGate()
                 let nanoseconds = UInt64(max(0, configuration.changesHold.components.seconds)) * 1_000_000_000

@@ -235,3 +235,41 @@ extension PostgresChangesTests {
         }
     }
 }
+
+extension PostgresChangesTests {
+    /// With a database, a binding is checked against the publication: a table outside it, or a
+    /// column the table does not have, is a join error that says how to fix it.
+    @Test func bindingsAreCheckedAgainstThePublishedTables() async throws {
+        let postgres = try await TestPostgres.shared()
+        let database = try await Self.database(postgres)
+        try await postgres.execute(database, "create table public.journey_steps (id serial primary key, journey_id text)")
+        try await withServer({ $0.database = database }) { server in
+            let socket = try await PhoenixSocket.connect(server, token: try await server.token(sub: "u-s1", supplierID: "s1"))
+            var config = PhoenixSocket.defaultConfig.objectValue ?? .init()
+            config["postgres_changes"] = [["event": "*", "schema": "public", "table": "journey_steps"]]
+            var reply = try await socket.join("supplier:dashboard:s1", ref: "1", config: .object(config))
+            #expect(reply.status == "error")
+            #expect(reply.reason?.contains("table public.journey_steps is not in the supabase_realtime publication") == true, "\(reply)")
+            #expect(reply.reason?.contains("alter publication supabase_realtime add table public.journey_steps") == true, "\(reply)")
+
+            config["postgres_changes"] = [Self.binding("INSERT", filter: "colour=eq.red")]
+            reply = try await socket.join("supplier:dashboard:s1", ref: "2", config: .object(config))
+            #expect(reply.status == "error")
+            #expect(reply.reason?.contains("public.form_responses has no column colour (its columns: id, form_id, supplier_id, status, notes)") == true, "\(reply)")
+
+            var binding = Self.binding("INSERT").objectValue ?? .init()
+            binding["select"] = ["id", "colour"]
+            config["postgres_changes"] = [.object(binding)]
+            reply = try await socket.join("supplier:dashboard:s1", ref: "3", config: .object(config))
+            #expect(reply.reason?.contains("has no column colour") == true, "\(reply)")
+
+            // Added to the publication, the table is taken within the reader's next read.
+            try await postgres.execute(database, "alter publication supabase_realtime add table public.journey_steps")
+            config["postgres_changes"] = [["event": "*", "schema": "public", "table": "journey_steps"]]
+            try await ClientTests.eventually("journey_steps is taken once published", timeout: .seconds(60)) {
+                (try? await socket.join("supplier:dashboard:s1", ref: "4", config: .object(config)).status) == "ok"
+            }
+            await socket.close()
+        }
+    }
+}

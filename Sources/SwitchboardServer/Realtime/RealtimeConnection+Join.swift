@@ -35,11 +35,9 @@ extension RealtimeConnection {
             refuse(inbound, .joinDenied(request.channel, why))
             return
         }
-        for binding in request.changes {
-            if let table = binding.qualifiedTable, !shared.policy.hasRowRule(table: table) {
-                refuse(inbound, .noRowRule(table))
-                return
-            }
+        if let refusal = checkChanges(request.changes) {
+            refuse(inbound, refusal)
+            return
         }
         let retention = shared.policy.history(for: request.channel)
         if request.replay != nil, retention == nil {
@@ -144,6 +142,25 @@ extension RealtimeConnection {
             removed += 1
         }
         return removed
+    }
+
+    /// Why a join's `postgres_changes` bindings cannot be served, if they cannot: a table
+    /// without a rule; with a database, a table outside the publication, or a filter or
+    /// `select` naming a column the table does not have.
+    func checkChanges(_ bindings: [ChangeBinding]) -> Refusal? {
+        let catalog = shared.changesCatalog?.current
+        for (position, binding) in bindings.enumerated() {
+            guard let table = binding.qualifiedTable else { continue }
+            if !shared.policy.hasRowRule(table: table) { return .noRowRule(table) }
+            guard let catalog else { continue }
+            guard let columns = catalog[table] else { return .notPublished(table) }
+            let named = (binding.filter?.conditions.map(\.column) ?? []) + (binding.select ?? [])
+            if let missing = named.first(where: { !columns.contains($0) }) {
+                return .invalidPostgresChanges(
+                    "postgres_changes[\(position)]: \(table) has no column \(missing) (its columns: \(columns.joined(separator: ", ")))")
+            }
+        }
+        return nil
     }
 
     /// Counts `refusal` and shuts the join down with its reason.

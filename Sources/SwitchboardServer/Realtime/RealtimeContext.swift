@@ -28,6 +28,9 @@ final class RealtimeContext: Sendable {
     /// Whether the relations the rules read from the database are watched for changes; nil
     /// without a database.
     let relations: RelationsHealth?
+    /// The tables in the `supabase_realtime` publication and their columns; nil without a
+    /// database (joins are then not checked against them).
+    let changesCatalog: PublishedCatalog?
     private let connectionIDs = NIOLockedValueBox<UInt64>(0)
 
     /// A process-unique id for a connection (the owner of its presence entries).
@@ -40,11 +43,13 @@ final class RealtimeContext: Sendable {
 
     init(
         hub: Hub, verifier: TokenVerifier, policy: any Policy, rules: RulesEngine?, configuration: SwitchboardConfiguration,
-        database: DatabaseHealth? = nil, relations: RelationsHealth? = nil, history: HistoryStore? = nil, logger: Logger
+        database: DatabaseHealth? = nil, relations: RelationsHealth? = nil, changesCatalog: PublishedCatalog? = nil,
+        history: HistoryStore? = nil, logger: Logger
     ) {
         self.hub = hub
         self.database = database
         self.relations = relations
+        self.changesCatalog = changesCatalog
         let log = ChannelLog(
             hub: hub, maxHistoryBytes: configuration.maxHistoryBytes, maxHistoryChannels: configuration.maxHistoryChannels,
             recentIDCapacity: configuration.maxRecentMessageIDs, durable: history, now: { [clock = configuration.clock] in clock.wallClockMilliseconds() })

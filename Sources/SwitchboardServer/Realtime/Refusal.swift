@@ -51,6 +51,12 @@ struct Refusal: Error, Equatable, Sendable {
         Refusal(.malformed, "InvalidPostgresChanges: Unable to subscribe to changes with given parameters: \(problem)")
     }
 
+    /// A `postgres_changes` binding on a table outside the `supabase_realtime` publication.
+    static func notPublished(_ table: String) -> Refusal {
+        invalidPostgresChanges(
+            "table \(table) is not in the supabase_realtime publication, so no change of it is read; add it with: alter publication supabase_realtime add table \(table)")
+    }
+
     /// A `postgres_changes` binding on a table no rule covers (default deny).
     static func noRowRule(_ table: String) -> Refusal {
         Refusal(
