@@ -99,12 +99,23 @@ import Testing
         let postgres = try await TestPostgres.shared()
         let database = try await Self.database(postgres)
         try await withServer({ $0.database = database }) { server in
-            let socket = try await Self.subscribe(server, supplier: "s1", bindings: [Self.binding("INSERT")], version: .v2)
+            let socket = try await PhoenixSocket.connect(server, token: try await server.token(sub: "u-s1", supplierID: "s1"), version: .v2)
+            var config = PhoenixSocket.defaultConfig.objectValue ?? .init()
+            config["postgres_changes"] = [Self.binding("INSERT", filter: "status=is.null")]
+            let reply = try await socket.join("supplier:dashboard:s1", ref: "1", config: .object(config))
+            #expect(reply.joinRef == "1" && reply.ref == "1" && reply.status == "ok")
+            let echoed = try #require(reply.payload["response"]?["postgres_changes"]?.arrayValue?.first)
+            #expect(echoed["filter"] == "status=is.null" && echoed["event"] == "INSERT")
+            let id = try #require(echoed["id"]?.int64Value)
+            #expect(try await socket.event("system").payload["message"] == "Subscribed to PostgreSQL")
             try await postgres.execute(database, "insert into public.form_responses (form_id, supplier_id) values ('f1', 's1')")
             let frame = try await socket.event("postgres_changes")
-            #expect(frame.ref == nil)
-            #expect(frame.payload["data"]?["type"] == "INSERT")
-            #expect(frame.payload["ids"]?.arrayValue?.count == 1)
+            #expect(frame.ref == nil && frame.joinRef == nil)
+            #expect(frame.payload["ids"] == [.int(id)])
+            let data = try #require(frame.payload["data"])
+            #expect(data["type"] == "INSERT" && data["table"] == "form_responses" && data["schema"] == "public")
+            #expect(data["record"]?["form_id"] == "f1" && data["errors"] == .null && data["columns"]?.arrayValue?.count == 5)
+            #expect(data["commit_timestamp"]?.stringValue?.hasSuffix("Z") == true)
             await socket.close()
         }
     }

@@ -30,7 +30,8 @@ extension RealtimeConnection {
                 }
                 guard !matched.isEmpty, mayRead(change, as: join.identity) else { continue }
                 let payload = Self.changePayload(change, ids: matched.map(\.id), select: Self.columns(for: matched), limit: shared.configuration.maxPayloadBytes)
-                push(topic: topic, joinRef: join.joinRef, event: "postgres_changes", payload: payload)
+                // A fan-out message: no refs (vsn 2 `[null, null, …]`), as broadcasts.
+                push(topic: topic, joinRef: nil, event: "postgres_changes", payload: payload)
                 shared.metrics.messagesOut.increment()
             }
         }
