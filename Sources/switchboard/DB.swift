@@ -65,7 +65,7 @@ struct DB: AsyncParsableCommand {
     struct Status: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show the schema version, pending migrations, the WAL level, the message and changes slots and their retained WAL, partitions, and the tables in the supabase_realtime publication.",
-            discussion: "Exits 1 when migrations are pending or the database cannot deliver messages (no logical WAL, no slot)."
+            discussion: "Exits 1 when migrations are pending or the database cannot deliver messages or changes (no logical WAL, a slot missing)."
         )
 
         @OptionGroup var connection: Connection
@@ -104,7 +104,7 @@ struct DB: AsyncParsableCommand {
             } else {
                 print("published:  no supabase_realtime publication (run switchboard db migrate)")
             }
-            if !status.pending.isEmpty || status.slot == nil || status.walLevel != "logical" { throw ExitCode(1) }
+            if !status.pending.isEmpty || status.slot == nil || status.changesSlot == nil || status.walLevel != "logical" { throw ExitCode(1) }
         }
     }
 }
