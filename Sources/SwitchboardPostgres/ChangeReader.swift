@@ -145,7 +145,9 @@ public struct ChangeReader: Sendable {
                 try await reader.run("set timezone = 'UTC'", logger: logger)
                 let types = try await Self.typeNames(on: reader, logger: logger)
                 let (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-                try await withThrowingDiscardingTaskGroup { group in
+                // Three tasks: the LISTEN, a tick a second, the reads. The first to end (a
+                // connection lost, a read failing) ends the others and the session.
+                try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask {
                         let listener = try await Database.connect(settings, logger: logger)
                         do {
@@ -167,25 +169,32 @@ public struct ChangeReader: Sendable {
                             wake.yield()
                         }
                     }
-                    started()
-                    var triggered: Set<String> = []
-                    wake.yield()
-                    let clock = ContinuousClock()
-                    var lastStart = clock.now - .seconds(1)
-                    var lastCost = Duration.zero
-                    for await _ in wakeups {
-                        // Every read decodes the WAL from the slot's restart point, which
-                        // PostgreSQL moves only every 15 s or so: on a busy database a read costs
-                        // milliseconds of its CPU. Reads start at least `minimumGap` apart, and
-                        // at least as far apart as the last one took, so that reading never takes
-                        // more than about half of a PostgreSQL core; wake-ups meanwhile coalesce.
-                        let next = lastStart + max(Self.minimumGap, lastCost)
-                        if next > clock.now { try await Task.sleep(until: next, clock: clock) }
-                        lastStart = clock.now
-                        // Read until a read finds nothing left behind its position.
-                        while try await read(slot: slot, types: types, triggered: &triggered, on: reader) {}
-                        lastCost = lastStart.duration(to: clock.now)
+                    group.addTask {
+                        var triggered: Set<String> = []
+                        let clock = ContinuousClock()
+                        var lastStart = clock.now - .seconds(1)
+                        var lastCost = Duration.zero
+                        for await _ in wakeups {
+                            // Every read decodes the WAL from the slot's restart point, which
+                            // PostgreSQL moves only every 15 s or so: on a busy database a read
+                            // costs milliseconds of its CPU. Reads start at least `minimumGap`
+                            // apart, and at least as far apart as the last one took, so that
+                            // reading never takes more than about half of a PostgreSQL core;
+                            // wake-ups meanwhile coalesce.
+                            let next = lastStart + max(Self.minimumGap, lastCost)
+                            if next > clock.now { try await Task.sleep(until: next, clock: clock) }
+                            lastStart = clock.now
+                            // Read until a read finds nothing left behind its position.
+                            while try await read(slot: slot, types: types, triggered: &triggered, on: reader) {}
+                            lastCost = lastStart.duration(to: clock.now)
+                        }
+                        throw CancellationError()
                     }
+                    started()
+                    wake.yield()
+                    defer { group.cancelAll() }
+                    try await group.next()
+                    throw DatabaseError("the changes reader stopped")
                 }
             }
         } catch {

@@ -284,3 +284,25 @@ extension PostgresChangesTests {
         }
     }
 }
+
+extension PostgresChangesTests {
+    /// The database restarting under the server: the reader reconnects and the changes
+    /// committed afterwards arrive.
+    @Test func changesFlowAgainAfterTheDatabaseRestarts() async throws {
+        // A cluster of its own: this test stops it.
+        let postgres = try await TestPostgres.start()
+        let database = try await Self.database(postgres)
+        let insert = "insert into public.form_responses (form_id, supplier_id, status) values"
+        try await withServer({ $0.database = database }) { server in
+            let socket = try await Self.subscribe(server, supplier: "s1", bindings: [Self.binding("INSERT")])
+            try await postgres.execute(database, "\(insert) ('before', 's1', 'new')")
+            #expect(try await Self.nextChange(socket)["data"]?["record"]?["form_id"] == "before")
+            try await postgres.stop()
+            try await postgres.restart()
+            try await postgres.execute(database, "\(insert) ('after', 's1', 'new')")
+            #expect(try await Self.nextChange(socket)["data"]?["record"]?["form_id"] == "after")
+            await socket.close()
+        }
+        try? await postgres.stop()
+    }
+}

@@ -40,7 +40,9 @@ struct RelationWatcher: Service {
     private func watchOnce(connected: @escaping @Sendable () -> Void) async throws {
         let pending = PendingChanges()
         let (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-        try await withThrowingDiscardingTaskGroup { group in
+        // The LISTEN and the refreshes: the first to end (its connection lost, a refresh that
+        // cannot reach the database) ends the other and this connection's watch.
+        try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask {
                 for await _ in wakeups {
                     let changes = pending.take()
@@ -48,18 +50,24 @@ struct RelationWatcher: Service {
                     // Fresh again once everything has been read since the LISTEN began.
                     if changes.everything { health.watching() }
                 }
+                throw CancellationError()
             }
-            try await RelationQuery.listenForChanges(
-                settings: relations.settings, logger: logger,
-                connected: {
-                    connected()
-                    pending.everything()
-                    wake.yield()
-                },
-                changed: { table, keys in
-                    pending.add(table, keys: keys)
-                    wake.yield()
-                })
+            group.addTask {
+                try await RelationQuery.listenForChanges(
+                    settings: relations.settings, logger: logger,
+                    connected: {
+                        connected()
+                        pending.everything()
+                        wake.yield()
+                    },
+                    changed: { table, keys in
+                        pending.add(table, keys: keys)
+                        wake.yield()
+                    })
+            }
+            defer { group.cancelAll() }
+            try await group.next()
+            throw DatabaseError("watching the relations' tables stopped")
         }
     }
 
