@@ -76,6 +76,12 @@ public struct ChangeReader: Sendable {
     let lag: @Sendable (Int64) -> Void
     /// The published tables and their columns, for checking joins; kept current by the reads.
     public let catalog = PublishedCatalog()
+    /// How far this process has delivered. The slot's advance can be lost (the connection drops
+    /// between delivery and advance; PostgreSQL persists an advance only at its next
+    /// checkpoint), so each session first moves the slot up to here: nothing this process
+    /// delivered is delivered again. Across a restart of the server itself, the last read's
+    /// changes may come twice if the advance was lost.
+    private let delivered = DeliveredPosition()
     /// At start, a slot further behind than this many bytes of WAL is dropped and made anew
     /// (the changes in it are lost, and the log says so): the bound on what a stopped server
     /// makes PostgreSQL keep.
@@ -143,6 +149,13 @@ public struct ChangeReader: Sendable {
         do {
             try await reader.guarded { reader in
                 try await reader.run("set timezone = 'UTC'", logger: logger)
+                if let done = delivered.position {
+                    try await reader.run(
+                        """
+                        select pg_replication_slot_advance(slot_name, \(done.description)::pg_lsn) from pg_replication_slots
+                        where slot_name = \(slot) and confirmed_flush_lsn < \(done.description)::pg_lsn
+                        """, logger: logger)
+                }
                 let types = try await Self.typeNames(on: reader, logger: logger)
                 let (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
                 // Three tasks: the LISTEN, a tick a second, the reads. The first to end (a
@@ -259,6 +272,10 @@ public struct ChangeReader: Sendable {
             }
             if !changes.isEmpty { await deliver(changes) }
         }
+        // Delivered up to here: even if the advance below is lost (the connection drops, the
+        // database crashes before its next checkpoint), the next session moves the slot here
+        // before reading.
+        if let position = LSN(upto) { delivered.position = position }
         try await connection.run("select pg_replication_slot_advance(\(slot), \(upto)::pg_lsn)", logger: logger)
         return leftOver > 0
     }
@@ -411,4 +428,14 @@ public final class PublishedCatalog: Sendable {
     var age: Duration { ContinuousClock.now - state.withLock { $0.readAt } }
 
     func set(_ new: [String: [String]]) { state.withLock { $0 = (new, .now) } }
+}
+
+/// The WAL position up to which a `ChangeReader` has delivered, kept across its connections.
+final class DeliveredPosition: Sendable {
+    private let value = Mutex<LSN?>(nil)
+
+    var position: LSN? {
+        get { value.withLock { $0 } }
+        set { value.withLock { $0 = newValue } }
+    }
 }

@@ -42,6 +42,18 @@ import Testing
         try await socket.event("postgres_changes").payload
     }
 
+    static let insert = "insert into public.form_responses (form_id, supplier_id, status) values"
+
+    /// Commits a row of supplier s1 with `formID`, `status` new.
+    static func insertRow(_ postgres: TestPostgres, _ database: DatabaseSettings, formID: String) async throws {
+        try await postgres.execute(database, "\(insert) ('\(formID)', 's1', 'new')")
+    }
+
+    /// The form id of the next change `socket` receives.
+    static func nextFormID(_ socket: PhoenixSocket) async throws -> String? {
+        try await nextChange(socket)["data"]?["record"]?["form_id"]?.stringValue
+    }
+
     @Test func committedRowsReachTheChannelsThatAskAndMayReadThem() async throws {
         let postgres = try await TestPostgres.shared()
         let database = try await Self.database(postgres)
@@ -148,14 +160,14 @@ extension PostgresChangesTests {
     @Test func rowsCommittedWhileTheServerWasDownArriveOnceAfterItStarts() async throws {
         let postgres = try await TestPostgres.shared()
         let database = try await Self.database(postgres)
-        let insert = "insert into public.form_responses (form_id, supplier_id, status) values"
         try await withServer({ $0.database = database }) { server in
             let socket = try await Self.subscribe(server, supplier: "s1", bindings: [Self.binding("INSERT")])
-            try await postgres.execute(database, "\(insert) ('before', 's1', 'new')")
-            #expect(try await Self.nextChange(socket)["data"]?["record"]?["form_id"] == "before")
+            try await Self.insertRow(postgres, database, formID: "before")
+            #expect(try await Self.nextFormID(socket) == "before")
             await socket.close()
         }
-        try await postgres.execute(database, "\(insert) ('down-1', 's1', 'new')", "\(insert) ('down-2', 's1', 'new')")
+        try await Self.insertRow(postgres, database, formID: "down-1")
+        try await Self.insertRow(postgres, database, formID: "down-2")
         let clock = ManualClock.startingNow()
         try await withServer({
             $0.database = database
@@ -165,9 +177,9 @@ extension PostgresChangesTests {
             let socket = try await Self.subscribe(server, supplier: "s1", bindings: [Self.binding("INSERT")])
             clock.advance(by: .seconds(6))
             var seen: [String] = []
-            while seen.count < 2 { seen.append(try await Self.nextChange(socket)["data"]?["record"]?["form_id"]?.stringValue ?? "?") }
-            try await postgres.execute(database, "\(insert) ('after', 's1', 'new')")
-            seen.append(try await Self.nextChange(socket)["data"]?["record"]?["form_id"]?.stringValue ?? "?")
+            while seen.count < 2 { seen.append(try await Self.nextFormID(socket) ?? "?") }
+            try await Self.insertRow(postgres, database, formID: "after")
+            seen.append(try await Self.nextFormID(socket) ?? "?")
             #expect(seen == ["down-1", "down-2", "after"])
             await socket.close()
         }
@@ -189,7 +201,7 @@ extension PostgresChangesTests {
             let script = PythonInteropTests.repositoryRoot.appendingPathComponent("Tests/Interop/python_changes_check.py").path
             let python = try ChildProcess(PythonInteropTests.python, [script, String(server.port), s1, s2])
             try await python.waitForOutput(containing: "READY")
-            let insert = "insert into public.form_responses (form_id, supplier_id, status) values"
+            let insert = Self.insert
             try await postgres.execute(
                 database, "\(insert) ('f1', 's1', 'new')", "\(insert) ('f1', 's1', 'draft')",
                 "update public.form_responses set status = 'open' where id = 2",
@@ -292,15 +304,14 @@ extension PostgresChangesTests {
         // A cluster of its own: this test stops it.
         let postgres = try await TestPostgres.start()
         let database = try await Self.database(postgres)
-        let insert = "insert into public.form_responses (form_id, supplier_id, status) values"
         try await withServer({ $0.database = database }) { server in
             let socket = try await Self.subscribe(server, supplier: "s1", bindings: [Self.binding("INSERT")])
-            try await postgres.execute(database, "\(insert) ('before', 's1', 'new')")
-            #expect(try await Self.nextChange(socket)["data"]?["record"]?["form_id"] == "before")
+            try await Self.insertRow(postgres, database, formID: "before")
+            #expect(try await Self.nextFormID(socket) == "before")
             try await postgres.stop()
             try await postgres.restart()
-            try await postgres.execute(database, "\(insert) ('after', 's1', 'new')")
-            #expect(try await Self.nextChange(socket)["data"]?["record"]?["form_id"] == "after")
+            try await Self.insertRow(postgres, database, formID: "after")
+            #expect(try await Self.nextFormID(socket) == "after")
             await socket.close()
         }
         try? await postgres.stop()
