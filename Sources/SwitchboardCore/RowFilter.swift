@@ -77,7 +77,7 @@ public struct RowFilter: Sendable, Hashable {
             }
             values = [lowered]
         case .match, .imatch:
-            guard (try? Regex(operand)) != nil else { throw fail("\"\(operand)\" is not a valid regular expression") }
+            if let problem = PosixRegex.problem(operand) { throw fail("\"\(operand)\" \(problem)") }
         default:
             values = [unquoted(operand)]
         }
@@ -161,9 +161,8 @@ public struct RowFilter: Sendable, Hashable {
             guard let text = text(of: value) else { return nil }
             return like(text, pattern: operand, ignoringCase: condition.op == .ilike)
         case .match, .imatch:
-            guard let text = text(of: value), let regex = try? Regex(operand) else { return nil }
-            let expression = condition.op == .imatch ? regex.ignoresCase() : regex
-            return text.contains(expression)
+            guard let text = text(of: value) else { return nil }
+            return PosixRegex.matches(text, pattern: operand, ignoringCase: condition.op == .imatch)
         }
     }
 

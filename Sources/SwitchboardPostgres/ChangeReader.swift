@@ -149,6 +149,9 @@ public struct ChangeReader: Sendable {
         do {
             try await reader.guarded { reader in
                 try await reader.run("set timezone = 'UTC'", logger: logger)
+                // DDL (the wake-up triggers) gives up rather than queue the table's writers.
+                try await reader.run("set lock_timeout = '2s'", logger: logger)
+                try await recreateIfLost(slot, on: reader)
                 if let done = delivered.position {
                     try await reader.run(
                         """
@@ -215,6 +218,23 @@ public struct ChangeReader: Sendable {
             throw error
         }
         try? await reader.close()
+    }
+
+    /// Makes the slot anew when it is gone (dropped by hand) or lost (PostgreSQL invalidated it
+    /// past `max_slot_wal_keep_size`): the changes it held are lost, and the log says so loudly,
+    /// but the stream goes on instead of failing for good.
+    private func recreateIfLost(_ slot: String, on connection: PostgresConnection) async throws {
+        let rows = try await connection.query(
+            "select coalesce((select wal_status from pg_replication_slots where slot_name = \(slot)), 'gone')", logger: logger)
+        var status = "gone"
+        for try await value in rows.decode(String.self) { status = value }
+        guard status == "gone" || status == "lost" else { return }
+        logger.error(
+            "the changes slot was \(status == "gone" ? "dropped" : "invalidated by PostgreSQL (max_slot_wal_keep_size)"); it is made anew, and the changes it held are not delivered",
+            metadata: ["slot": "\(slot)"])
+        if status == "lost" { try await connection.run("select pg_drop_replication_slot(\(slot))", logger: logger) }
+        try await MessageReader.ensureSlot(slot, on: connection, logger: logger)
+        delivered.position = nil
     }
 
     /// PostgreSQL's short type names by oid (`int4`, `text`), as Supabase reports columns.
@@ -325,6 +345,13 @@ public struct ChangeReader: Sendable {
     private func installWakeup(_ table: PublishedTable, on connection: PostgresConnection) async {
         let quoted = "\"\(table.schema.replacingOccurrences(of: "\"", with: "\"\""))\".\"\(table.name.replacingOccurrences(of: "\"", with: "\"\""))\""
         do {
+            // Already there (the usual case after a reconnect): no DDL, so no lock on the table.
+            let existing = try await connection.query(
+                """
+                select count(*)::int8 from pg_trigger
+                where tgrelid = to_regclass(\(quoted)) and tgname = 'switchboard_changes_wakeup'
+                """, logger: logger)
+            for try await count in existing.decode(Int64.self) where count > 0 { return }
             try await connection.run(
                 PostgresQuery(
                     unsafeSQL: """
@@ -363,9 +390,12 @@ public struct ChangeReader: Sendable {
             break
         case .update, .delete:
             if let identity, !identity.isEmpty {
-                old = identity
                 // A full replica identity logs every column; the default logs the key only.
                 oldIsWhole = identityColumns.count > keyNames.count
+                // An UPDATE that changed the key, without the whole old row: the old key is not
+                // sent (the rule cannot judge a bare key, and it may be another owner's).
+                let keyChanged = kind == .update && !oldIsWhole && identity.members.contains { record?[$0.key] != $0.value }
+                old = keyChanged ? nil : identity
             } else if let record {
                 // The key did not change: the old key is the new row's.
                 old = Value.Object(keyNames.map { ($0, record[$0] ?? .null) })

@@ -64,6 +64,8 @@ public enum RelationQuery {
         }
         return try await Database.withConnection(settings, logger: logger) { [keyColumnOf] connection in
             try await connection.run("set statement_timeout = '\(unescaped: timeout)'", logger: logger)
+            // The triggers' DDL gives up rather than queue the table's writers behind it.
+            try await connection.run("set lock_timeout = '2s'", logger: logger)
             var results: [String: Result<[(a: String, b: String)], DatabaseError>] = [:]
             for relation in relations {
                 do {

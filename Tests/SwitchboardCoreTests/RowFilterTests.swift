@@ -43,6 +43,7 @@ import Testing
         ("bad column=eq.1", "the column name must be letters"), ("status=in.new", "in needs a list of at least one value in parentheses"),
         ("status=in.()", "in needs a list"), ("status=in.(a,,b)", "in's list has an empty value"),
         ("deleted_at=is.maybe", "is takes null, true, false or unknown"), ("title=match.(", "is not a valid regular expression"),
+        ("title=match.(a)\\1", "uses a back reference"), ("title=match.\(String(repeating: "a", count: 300))", "is longer than 256 bytes"),
     ]
 
     @Test(arguments: malformed)
@@ -54,6 +55,15 @@ import Testing
             #expect(error.message.contains(test.says), "\(error.message)")
             #expect(error.message.hasPrefix("filter \"\(test.filter)\""), "\(error.message)")
         }
+    }
+
+    /// A pattern that makes a backtracking matcher take exponential time (`(a+)+$` against
+    /// many a's and a b) ends: the C library's matcher does not backtrack. (Were it to, this
+    /// test would not finish.)
+    @Test func aPathologicalPatternDoesNotStallTheMatcher() throws {
+        let text = String(repeating: "a", count: 5000) + "b"
+        #expect(try !Self.matches("title=match.(a+)+$", ["title": .string(text)]))
+        #expect(try Self.matches("title=imatch.(A+)+B$", ["title": .string(text)]))
     }
 
     @Test func bindingsAreReadAndCheckedAndKeepTheirOwnShape() throws {

@@ -81,11 +81,16 @@ import Testing
             #expect(updated["data"]?["type"] == "UPDATE")
             #expect(updated["data"]?["record"]?["status"] == "open")
             #expect(updated["data"]?["old_record"] == ["id": 1], "the default replica identity logs the key only")
+            // A changed key without the whole old row: the old key is not sent.
+            try await postgres.execute(database, "update public.form_responses set id = 100 where id = 1")
+            let rekeyed = try await Self.nextChange(all)
+            #expect(rekeyed["data"]?["record"]?["id"] == 100)
+            #expect(rekeyed["data"]?["old_record"] == nil, "\(rekeyed)")
 
             // A delete shows only the key, which the default rule cannot tie to a supplier: with
             // a full replica identity the old row is whole, and the rule lets its supplier see it.
             try await postgres.execute(
-                database, "delete from public.form_responses where id = 1", "alter table public.form_responses replica identity full",
+                database, "delete from public.form_responses where id = 100", "alter table public.form_responses replica identity full",
                 "insert into public.form_responses (form_id, supplier_id, status) values ('f1', 's1', 'draft')",
                 "delete from public.form_responses where id = 2")
             let second = try await Self.nextChange(all)
@@ -315,5 +320,33 @@ extension PostgresChangesTests {
             await socket.close()
         }
         try? await postgres.stop()
+    }
+}
+
+extension PostgresChangesTests {
+    /// A changes slot dropped under the running server is made anew (the changes it held are
+    /// lost, and the log says so), and the changes committed afterwards arrive.
+    @Test func aDroppedSlotIsMadeAnewAndChangesFlowAgain() async throws {
+        let postgres = try await TestPostgres.shared()
+        let database = try await Self.database(postgres)
+        try await withServer({ $0.database = database }) { server in
+            let socket = try await Self.subscribe(server, supplier: "s1", bindings: [Self.binding("INSERT")])
+            try await Self.insertRow(postgres, database, formID: "before")
+            #expect(try await Self.nextFormID(socket) == "before")
+            let slot = try #require(
+                try await postgres.value(
+                    database,
+                    "select slot_name::text from pg_replication_slots where slot_name like 'switchboard_changes_%' and database = current_database()"))
+            // The reader holds the slot only while it reads: retry the drop until it is free.
+            try await ClientTests.eventually("the slot is dropped", timeout: .seconds(30)) {
+                (try? await postgres.execute(database, "select pg_drop_replication_slot('\(slot)')")) != nil
+            }
+            try await ClientTests.eventually("the slot is made anew", timeout: .seconds(60)) {
+                (try? await postgres.value(database, "select count(*)::text from pg_replication_slots where slot_name = '\(slot)'")) == "1"
+            }
+            try await Self.insertRow(postgres, database, formID: "after")
+            #expect(try await Self.nextFormID(socket) == "after")
+            await socket.close()
+        }
     }
 }
