@@ -237,9 +237,6 @@ public final class RelationStore: Sendable {
         state.withLock { $0.relations.related(relation, a) }
     }
 
-    /// The relations defined, with their sizes.
-    public var sizes: [String: Int] { state.withLock { $0.relations.sizes } }
-
     /// Each relation's source, size and last refresh.
     public var info: [String: RelationInfo] { state.withLock { $0.info } }
 

@@ -129,9 +129,6 @@ public final class RulesEngine: Policy, Sendable {
         current.relations.replace(relation, keys: keys, with: pairs, source: source)
     }
 
-    /// The current generation's relations and their sizes.
-    public var relationSizes: [String: Int] { current.relations.sizes }
-
     /// The current generation's relations: source, size and last refresh of each.
     public var relationInfo: [String: RelationInfo] { current.relations.info }
 
