@@ -72,6 +72,11 @@ public struct ChannelPresence: Sendable {
         return diff
     }
 
+    /// Every tracked entry with its owner, in tracking order.
+    public var tracked: [(owner: UInt64, entry: Entry)] {
+        order.compactMap { owner in entries[owner].map { (owner, $0) } }
+    }
+
     /// The `presence_state` payload: every key with its metas, in tracking order.
     public var state: Value {
         Self.grouped(order.compactMap { owner in entries[owner].map { ($0.key, Self.withRef($0)) } })

@@ -111,7 +111,7 @@ public struct History<Item: Sendable>: Sendable {
     public let maxTotalBytes: Int
     /// The cap on channel records.
     public let maxChannels: Int
-    private let makeEpoch: @Sendable () -> String
+    private let makeEpoch: @Sendable (String) -> String
     private var channels: [String: Channel] = [:]
     private var newest: String?
     private var oldest: String?
@@ -119,8 +119,10 @@ public struct History<Item: Sendable>: Sendable {
     /// Retained message bytes over every channel.
     public private(set) var totalBytes = 0
 
-    /// `makeEpoch` names each new record's epoch; it must not repeat (across restarts too).
-    public init(maxTotalBytes: Int, maxChannels: Int, makeEpoch: @escaping @Sendable () -> String) {
+    /// `makeEpoch` names each new record's epoch from its channel's name; it must not repeat
+    /// (across restarts too) unless the history it names cannot have been lost meanwhile (a
+    /// cluster's database keeps it: every node must name a channel's epoch alike).
+    public init(maxTotalBytes: Int, maxChannels: Int, makeEpoch: @escaping @Sendable (String) -> String) {
         self.maxTotalBytes = max(0, maxTotalBytes)
         self.maxChannels = max(1, maxChannels)
         self.makeEpoch = makeEpoch
@@ -190,6 +192,13 @@ public struct History<Item: Sendable>: Sendable {
     public mutating func append(
         _ item: Item, id: String, bytes: Int, to channel: String, retention: Retention, at now: Int64, visible: Bool = true
     ) -> Position {
+        append(item, id: id, bytes: bytes, to: channel, retention: retention, at: now, now: now, visible: visible)
+    }
+
+    /// `append`, with the message's publication time (`at`) apart from the present (`now`).
+    private mutating func append(
+        _ item: Item, id: String, bytes: Int, to channel: String, retention: Retention, at: Int64, now: Int64, visible: Bool = true
+    ) -> Position {
         touch(channel)
         // Taken out of the dictionary while it changes, so that its entries are not copied.
         guard var record = channels.removeValue(forKey: channel) else { return Position(epoch: "", seq: 0, tag: 0) }
@@ -202,7 +211,7 @@ public struct History<Item: Sendable>: Sendable {
             record.head = 0
         }
         if visible { record.visible = record.seq }
-        record.entries.append(Entry(seq: record.seq, id: id, at: now, bytes: bytes, item: item))
+        record.entries.append(Entry(seq: record.seq, id: id, at: at, bytes: bytes, item: item))
         record.bytes += bytes
         totalBytes += bytes
         totalBytes -= Self.trim(&record, retention: retention, now: now)
@@ -220,6 +229,67 @@ public struct History<Item: Sendable>: Sendable {
             channels[channel] = record
         }
         return position
+    }
+
+    /// What `apply` did with a message numbered elsewhere.
+    public enum Applied: Sendable, Equatable {
+        /// Appended at its place.
+        case appended(Position)
+        /// Already held (its seq is not past the channel's last).
+        case duplicate
+        /// Messages between the channel's last seq (`after`) and this one are missing: fetch them
+        /// (or `skip` past them) first.
+        case gap(after: UInt64)
+    }
+
+    /// Appends a message numbered elsewhere (by the database of a cluster) at its own `seq` of
+    /// `epoch`. A record of another epoch (or none) takes this epoch, with everything before
+    /// `seq` counted as dropped; a message already held is a duplicate; one past a gap is not
+    /// appended. `at` is when it was published.
+    public mutating func apply(
+        _ item: Item, id: String, bytes: Int, to channel: String, epoch: String, seq: UInt64, retention: Retention, at: Int64, now: Int64
+    ) -> Applied {
+        guard seq > 0 else { return .duplicate }
+        touch(channel)
+        guard var record = channels.removeValue(forKey: channel) else { return .duplicate }
+        if record.epoch != epoch {
+            totalBytes -= record.bytes
+            record.entries.removeAll()
+            record.head = 0
+            record.bytes = 0
+            record.epoch = epoch
+            record.tag = nextTag
+            nextTag += 1
+            record.seq = seq - 1
+            record.visible = seq - 1
+            record.droppedSeq = seq - 1
+            record.droppedAt = at - 1
+        }
+        guard seq > record.seq else {
+            channels[channel] = record
+            return .duplicate
+        }
+        guard seq == record.seq + 1 else {
+            channels[channel] = record
+            return .gap(after: record.seq)
+        }
+        channels[channel] = record
+        return .appended(append(item, id: id, bytes: bytes, to: channel, retention: retention, at: at, now: now))
+    }
+
+    /// Moves `channel` of `epoch` past messages that cannot be had any more, to `seq`: a
+    /// position before them is not recovered.
+    public mutating func skip(_ channel: String, epoch: String, through seq: UInt64) {
+        guard var record = channels[channel], record.epoch == epoch, seq > record.seq else { return }
+        record.seq = seq
+        record.visible = seq
+        record.droppedSeq = seq
+        channels[channel] = record
+    }
+
+    /// The channel's epoch and last seq, if it has a record (without creating one).
+    public func last(of channel: String) -> (epoch: String, seq: UInt64)? {
+        channels[channel].map { ($0.epoch, $0.seq) }
     }
 
     /// What a client joining `channel` gets for `since`. Creates the record when there is none
@@ -278,7 +348,7 @@ public struct History<Item: Sendable>: Sendable {
         while channels.count >= maxChannels, let victim = oldest {
             forget(victim)
         }
-        var record = Channel(epoch: makeEpoch(), tag: nextTag)
+        var record = Channel(epoch: makeEpoch(channel), tag: nextTag)
         nextTag += 1
         link(channel, &record)
         channels[channel] = record

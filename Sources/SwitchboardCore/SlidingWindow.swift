@@ -39,6 +39,13 @@ public struct SlidingWindow: Sendable {
         return .accepted
     }
 
+    /// Records an event at `now` whatever the limit (one counted elsewhere, such as on another
+    /// node of a cluster, that this window must count too).
+    public mutating func record(at now: Double) {
+        if ringCapacity == 0 { grow(to: 256) }
+        append(now)
+    }
+
     /// Events accepted in `(now - window, now]`.
     public func count(at now: Double) -> Int {
         var total = 0

@@ -86,21 +86,27 @@ public struct ChangeReader: Sendable {
     /// (the changes in it are lost, and the log says so): the bound on what a stopped server
     /// makes PostgreSQL keep.
     let maxStartLagBytes: Int64
+    /// The cluster node this server is (its slot is its own).
+    let node: String
 
     public init(
-        settings: DatabaseSettings, logger: Logger, maxStartLagBytes: Int64 = 1 << 30, lag: @escaping @Sendable (Int64) -> Void = { _ in },
+        settings: DatabaseSettings, node: String, logger: Logger, maxStartLagBytes: Int64 = 1 << 30, lag: @escaping @Sendable (Int64) -> Void = { _ in },
         deliver: @escaping Deliver
     ) {
         self.settings = settings
+        self.node = node
         self.logger = logger
         self.maxStartLagBytes = maxStartLagBytes
         self.lag = lag
         self.deliver = deliver
     }
 
-    /// The slot's name for the database `connection` is on.
-    static func slotName(on connection: PostgresConnection, logger: Logger) async throws -> String {
-        let rows = try await connection.query("select 'switchboard_changes_' || left(md5(current_database()), 16)", logger: logger)
+    /// The slot's name for `node` on the database `connection` is on: one per node, since every
+    /// node delivers the changes to its own subscribers (slot names are unique in a whole
+    /// PostgreSQL cluster, so the database's name is in it too).
+    static func slotName(on connection: PostgresConnection, node: String, logger: Logger) async throws -> String {
+        let rows = try await connection.query(
+            "select 'switchboard_changes_' || left(md5(current_database()), 16) || '_' || left(md5(\(node)), 8)", logger: logger)
         for try await name in rows.decode(String.self) { return name }
         throw DatabaseError("could not name the changes slot")
     }
@@ -108,8 +114,8 @@ public struct ChangeReader: Sendable {
     /// Creates the slot when missing; drops and recreates one that is more than
     /// `maxStartLagBytes` behind; reads the published tables' columns. Returns the slot's name.
     public func prepare() async throws -> String {
-        let slot = try await Database.withConnection(settings, logger: logger) { [logger, maxStartLagBytes] connection in
-            let slot = try await Self.slotName(on: connection, logger: logger)
+        let slot = try await Database.withConnection(settings, logger: logger) { [logger, maxStartLagBytes, node] connection in
+            let slot = try await Self.slotName(on: connection, node: node, logger: logger)
             let rows = try await connection.query(
                 """
                 select pg_wal_lsn_diff(pg_current_wal_flush_lsn(), confirmed_flush_lsn)::int8 from pg_replication_slots

@@ -13,17 +13,20 @@ public final class Database: Sendable {
     public let health: DatabaseHealth
     /// The replay history kept in the database.
     public let history: HistoryStore
+    /// This node's link to the others on the same database.
+    public let cluster: ClusterLink
     let logger: Logger
 
     /// How long partitions of `realtime.messages` are kept (Supabase: 72 hours).
     public static let messageRetention = "72 hours"
 
-    private init(settings: DatabaseSettings, slotName: String, health: DatabaseHealth, logger: Logger) {
+    private init(settings: DatabaseSettings, node: String, clusterID: String, slotName: String, health: DatabaseHealth, logger: Logger) {
         self.settings = settings
         self.slotName = slotName
         self.health = health
         self.logger = logger
-        self.history = HistoryStore(settings: settings, health: health, logger: logger)
+        self.history = HistoryStore(node: node, settings: settings, health: health, logger: logger)
+        self.cluster = ClusterLink(node: node, clusterID: clusterID, settings: settings, health: health, logger: logger)
     }
 
     /// Connects (retrying until `timeout` passes: the database may still be starting), checks
@@ -31,23 +34,29 @@ public final class Database: Sendable {
     /// (else refuses to start with the list of them), creates the message slot and today's
     /// partitions.
     public static func open(
-        _ settings: DatabaseSettings, migrate: Bool, timeout: Duration, health: DatabaseHealth, logger: Logger
+        _ settings: DatabaseSettings, node: String, migrate: Bool, timeout: Duration, health: DatabaseHealth, logger: Logger
     ) async throws(DatabaseError) -> Database {
         let slot: String
+        let clusterID: String
         do {
-            slot = try await withConnection(settings, retryingFor: timeout, logger: logger) { connection in
+            (slot, clusterID) = try await withConnection(settings, retryingFor: timeout, logger: logger) { connection in
                 let migrator = Migrator(connection: connection, logger: logger)
                 if migrate {
                     try await migrator.migrate()
                 } else {
-                    let status = try await migrator.status(slotName: "")
+                    let status = try await migrator.status(slotName: "", node: node)
                     if !status.pending.isEmpty {
                         throw DatabaseError(
                             "the database lacks migrations \(status.pending.map { "\($0.version) (\($0.name))" }.joined(separator: ", ")); "
                                 + "run switchboard db migrate")
                     }
                 }
-                return try await prepareSlot(on: connection, logger: logger)
+                let slot = try await prepareSlot(on: connection, logger: logger)
+                var id = ""
+                for try await found in try await connection.query("select id from switchboard.cluster limit 1", logger: logger).decode(String.self) {
+                    id = found
+                }
+                return (slot, id)
             }
         } catch let error as DatabaseError {
             throw error
@@ -57,7 +66,7 @@ public final class Database: Sendable {
         // Reachable a moment ago: up until the reader says otherwise (so that what is published
         // before the reader's first connection is committed before it is acknowledged).
         health.set(.up)
-        return Database(settings: settings, slotName: slot, health: health, logger: logger)
+        return Database(settings: settings, node: node, clusterID: clusterID, slotName: slot, health: health, logger: logger)
     }
 
     /// The name of this database's message slot.
@@ -66,8 +75,8 @@ public final class Database: Sendable {
     }
 
     /// Creates this database's Postgres Changes slot when missing; returns its name.
-    public static func prepareChangesSlot(on connection: PostgresConnection, logger: Logger) async throws -> String {
-        let slot = try await ChangeReader.slotName(on: connection, logger: logger)
+    public static func prepareChangesSlot(on connection: PostgresConnection, node: String, logger: Logger) async throws -> String {
+        let slot = try await ChangeReader.slotName(on: connection, node: node, logger: logger)
         try await MessageReader.ensureSlot(slot, on: connection, logger: logger)
         return slot
     }
@@ -128,7 +137,9 @@ public final class Database: Sendable {
     /// `pruneBefore()`, in ms since 1970), until the task is cancelled or a graceful shutdown.
     public func service(deliver: @escaping MessageReader.Deliver, pruneBefore: @escaping @Sendable () -> Int64) -> some Service {
         DatabaseService(
-            database: self, reader: MessageReader(settings: settings, slotName: slotName, health: health, logger: logger, deliver: deliver),
+            // The reader's health is its own: in a cluster only one node reads, and the database
+            // counts as up for all of them while their cluster link listens.
+            database: self, reader: MessageReader(settings: settings, slotName: slotName, health: DatabaseHealth(), logger: logger, deliver: deliver),
             pruneBefore: pruneBefore)
     }
 
@@ -142,6 +153,17 @@ public final class Database: Sendable {
             }
         } catch {
             logger.warning("partition upkeep of realtime.messages failed", metadata: ["error": "\(DatabaseError.describe(error))"])
+        }
+    }
+
+    /// The cluster's upkeep (`ClusterLink.upkeep`): gone nodes' slots and rows, old relayed messages.
+    func clusterUpkeep() async {
+        do {
+            try await Self.withConnection(settings, logger: logger) { [logger] connection in
+                try await ClusterLink.upkeep(on: connection, logger: logger)
+            }
+        } catch {
+            logger.warning("cluster upkeep failed", metadata: ["error": "\(DatabaseError.describe(error))"])
         }
     }
 }
@@ -168,6 +190,12 @@ struct DatabaseService: Service {
                     while !Task.isCancelled {
                         await database.upkeep()
                         try? await Task.sleep(for: .seconds(3600))
+                    }
+                }
+                group.addTask {
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: .seconds(60))
+                        await database.clusterUpkeep()
                     }
                 }
                 try? await gracefulShutdown()

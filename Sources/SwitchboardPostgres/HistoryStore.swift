@@ -16,11 +16,14 @@ public struct HistoryRecord: Sendable, Equatable {
     public let asBinary: Bool
     /// Milliseconds since 1970 on the server's clock.
     public let publishedAt: Int64
+    /// The rate-limit budget it was counted on (the other nodes count it there too); nil: none.
+    public let budget: String?
 
     public init(
         topic: String, epoch: String, seq: Int64, id: String, event: String, payloadJSON: String, binaryHex: String, asBinary: Bool,
-        publishedAt: Int64
+        publishedAt: Int64, budget: String? = nil
     ) {
+        self.budget = budget
         self.topic = topic
         self.epoch = epoch
         self.seq = seq
@@ -42,10 +45,11 @@ public struct SavedChannel: Sendable {
     public let records: [HistoryRecord]
 }
 
-/// Writes replayable messages to `switchboard.history` before they are delivered, so that a
-/// restart keeps each channel's epoch and history. Writes are grouped: everything queued while
-/// one transaction runs goes into the next, in queue order, so a publisher waits for about one
-/// commit whatever the rate.
+/// Writes replayable messages to `switchboard.history`, where they are numbered (`seq`, the same
+/// on every node of the cluster) and announced to every node, this one included, which deliver
+/// them from the announcement. Writes are grouped: everything queued while one transaction runs
+/// goes into the next, in queue order, so a publisher waits for about one commit whatever the
+/// rate.
 ///
 /// When a write fails (the database is down), the callers are told at once (their messages are
 /// delivered anyway: local delivery goes on), the records are kept (at most `maxRetained`, the
@@ -71,9 +75,6 @@ public final class HistoryStore: Sendable {
         var stopped = false
         /// A write is in flight.
         var writing = false
-        /// The epoch last written for each topic, to delete a topic's rows of an older epoch
-        /// only when it changes.
-        var epochs: [String: String] = [:]
 
         /// Drops the oldest retained records past `maxRetained`.
         mutating func trimRetained(logger: Logger) {
@@ -86,6 +87,8 @@ public final class HistoryStore: Sendable {
         }
     }
 
+    /// The node writing (it is named in the announcements).
+    private let node: String
     private let settings: DatabaseSettings
     /// The writer's connection while it has one.
     private let connection = Mutex<PostgresConnection?>(nil)
@@ -95,7 +98,8 @@ public final class HistoryStore: Sendable {
     private let wakeups: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
 
-    init(settings: DatabaseSettings, health: DatabaseHealth, logger: Logger) {
+    init(node: String, settings: DatabaseSettings, health: DatabaseHealth, logger: Logger) {
+        self.node = node
         self.settings = settings
         self.health = health
         self.logger = logger
@@ -225,39 +229,16 @@ public final class HistoryStore: Sendable {
         return opened
     }
 
+    /// Stores the records through `switchboard.publish_history`, which numbers each after the last
+    /// of its channel (whichever node wrote that), skips the ids a channel already holds, and
+    /// announces each stored message to every node.
     private func write(_ records: [HistoryRecord], on connection: PostgresConnection) async throws {
-        var last: [String: HistoryRecord] = [:]
-        for record in records { last[record.topic] = record }
-        let changed = queue.withLock { queue in last.values.filter { queue.epochs[$0.topic] != $0.epoch } }
-        try await connection.withTransaction(logger: logger) { connection in
-            if !changed.isEmpty {
-                try await connection.run(
-                    """
-                    delete from switchboard.history h using unnest(\(changed.map(\.topic))::text[], \(changed.map(\.epoch))::text[]) as c(topic, epoch)
-                    where h.topic = c.topic and h.epoch <> c.epoch
-                    """, logger: logger)
-            }
-            try await connection.run(
-                """
-                insert into switchboard.history (topic, epoch, seq, id, event, payload, binary_hex, as_binary, published_at)
-                select * from unnest(\(records.map(\.topic))::text[], \(records.map(\.epoch))::text[], \(records.map(\.seq))::int8[],
-                    \(records.map(\.id))::text[], \(records.map(\.event))::text[], \(records.map(\.payloadJSON))::text[],
-                    \(records.map(\.binaryHex))::text[], \(records.map(\.asBinary))::bool[], \(records.map(\.publishedAt))::int8[])
-                on conflict do nothing
-                """, logger: logger)
-            let tops = Array(last.values)
-            try await connection.run(
-                """
-                insert into switchboard.channels (topic, epoch, seq)
-                select * from unnest(\(tops.map(\.topic))::text[], \(tops.map(\.epoch))::text[], \(tops.map(\.seq))::int8[])
-                on conflict (topic) do update set epoch = excluded.epoch, seq = excluded.seq, updated_at = now()
-                where switchboard.channels.epoch <> excluded.epoch or switchboard.channels.seq < excluded.seq
-                """, logger: logger)
-        }
-        queue.withLock { queue in
-            if queue.epochs.count > 200_000 { queue.epochs.removeAll() }
-            for record in last.values { queue.epochs[record.topic] = record.epoch }
-        }
+        try await connection.run(
+            """
+            select count(*) from switchboard.publish_history(\(records.map(\.topic))::text[], \(records.map(\.epoch))::text[], \(records.map(\.id))::text[],
+                \(records.map(\.event))::text[], \(records.map(\.payloadJSON))::text[], \(records.map(\.binaryHex))::text[],
+                \(records.map(\.asBinary))::bool[], \(records.map(\.publishedAt))::int8[], \(records.map { $0.budget ?? "" })::text[], \(node))
+            """, logger: logger)
     }
 
     /// Every channel touched in the last day, with its messages published at or after
@@ -289,9 +270,6 @@ public final class HistoryStore: Sendable {
             }
         }
         if let done = current { channels.append(SavedChannel(topic: done.topic, epoch: done.epoch, seq: done.seq, records: done.records)) }
-        queue.withLock { queue in
-            for channel in channels { queue.epochs[channel.topic] = channel.epoch }
-        }
         return channels
     }
 
@@ -300,7 +278,8 @@ public final class HistoryStore: Sendable {
         do {
             try await Database.withConnection(settings, logger: logger) { [logger] connection in
                 try await connection.run("delete from switchboard.history where published_at < \(cutoffMilliseconds)", logger: logger)
-                try await connection.run("delete from switchboard.channels where updated_at < now() - interval '1 day'", logger: logger)
+                // A channel's row (its epoch and seq) outlives its messages, so that its seq goes on.
+                try await connection.run("delete from switchboard.channels where updated_at < now() - interval '30 days'", logger: logger)
             }
         } catch {
             logger.warning("pruning the replay history failed", metadata: ["error": "\(DatabaseError.describe(error))"])

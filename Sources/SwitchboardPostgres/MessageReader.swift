@@ -69,7 +69,14 @@ public final class MessageReader: Sendable {
         self.deliver = deliver
     }
 
-    /// Reads until the task is cancelled.
+    /// The advisory lock (per database) held by the node that reads `realtime.messages`.
+    static let readerLock: Int64 = 0x5377_6974_6368_01
+
+    /// Another node holds the reader's lock.
+    struct NotLeader: Error {}
+
+    /// Reads until the task is cancelled (in a cluster, while this node holds the reader's lock;
+    /// the others wait and try again every second).
     public func run() async {
         var backoff = Duration.milliseconds(100)
         while !Task.isCancelled {
@@ -77,6 +84,12 @@ public final class MessageReader: Sendable {
                 try await serveOneConnection()
             } catch is CancellationError {
                 return
+            } catch is NotLeader {
+                // Another node reads the messages; try again in a second (it may be gone by then).
+                if health.isUp { logger.info("another node reads realtime.messages now") }
+                health.set(.down(reason: "another node reads realtime.messages"))
+                try? await Task.sleep(for: .seconds(1))
+                continue
             } catch {
                 if Task.isCancelled { return }
                 let reason = DatabaseError.describe(error)
@@ -128,6 +141,12 @@ public final class MessageReader: Sendable {
     }
 
     private func serve(listener: PostgresConnection, slot: PostgresConnection, closeBoth: @escaping @Sendable () -> Void) async throws {
+        // One node of a cluster reads the messages: the one holding this session lock (it goes
+        // with the connection, so a node that dies hands it on).
+        let rows = try await slot.query("select pg_try_advisory_lock(\(Self.readerLock))", logger: logger)
+        var leader = false
+        for try await held in rows.decode(Bool.self) { leader = held }
+        guard leader else { throw NotLeader() }
         try await Self.ensureSlot(slotName, on: slot, logger: logger)
         let events = ReaderEvents(capacity: Self.queueCapacity)
         try await withThrowingTaskGroup(of: Void.self) { group in

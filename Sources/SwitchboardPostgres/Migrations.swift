@@ -18,6 +18,7 @@ public struct Migration: Sendable, Equatable {
         Migration(
             version: 5, name: "relation_keys", sql: String(decoding: PackageResources.m0005_relation_keys_sql, as: UTF8.self)),
         Migration(version: 6, name: "changes", sql: String(decoding: PackageResources.m0006_changes_sql, as: UTF8.self)),
+        Migration(version: 7, name: "cluster", sql: String(decoding: PackageResources.m0007_cluster_sql, as: UTF8.self)),
     ]
 }
 
@@ -105,7 +106,7 @@ public struct Migrator: Sendable {
     }
 
     /// The schema version, what is pending, the WAL level and the message slot.
-    public func status(slotName: String, _ migrations: [Migration] = Migration.all) async throws(DatabaseError) -> DatabaseStatus {
+    public func status(slotName: String, node: String, _ migrations: [Migration] = Migration.all) async throws(DatabaseError) -> DatabaseStatus {
         do {
             let version = try await single("show server_version")
             let walLevel = try await single("show wal_level")
@@ -120,7 +121,7 @@ public struct Migrator: Sendable {
             }
             let done = Set(applied.map(\.version))
             let slot = try await slotStatus(slotName)
-            let changesSlotName = try await ChangeReader.slotName(on: connection, logger: logger)
+            let changesSlotName = try await ChangeReader.slotName(on: connection, node: node, logger: logger)
             let changesSlot = try await slotStatus(changesSlotName)
             var published: [String]?
             if try await single("select exists (select 1 from pg_publication where pubname = 'supabase_realtime')::text") == "true" {

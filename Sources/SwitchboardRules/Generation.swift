@@ -170,12 +170,16 @@ final class Generation: Sendable {
     let rules: RuleSet
     let relations: RelationStore
     let files: [String]
+    /// A digest of the rule files' names and contents (FNV-1a, hex): equal on two servers
+    /// loading the same rules, so a cluster can tell when its nodes disagree.
+    let digest: String
     let loadedAt: Date
     private let lanes: [Lane]
     private let nextLane = Atomic<Int>(0)
 
-    private init(number: Int, rules: RuleSet, relations: RelationStore, files: [String], lanes: [Lane]) {
+    private init(number: Int, rules: RuleSet, relations: RelationStore, files: [String], digest: String, lanes: [Lane]) {
         self.number = number
+        self.digest = digest
         self.rules = rules
         self.relations = relations
         self.files = files
@@ -280,7 +284,15 @@ final class Generation: Sendable {
             }
         }
         guard let ruleSet else { return .failure(RulesLoadError(errors: [RulesError(.loadFailed, "no lane was loaded")])) }
-        return .success(Generation(number: number, rules: ruleSet, relations: relations, files: files, lanes: lanes))
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for source in sources {
+            for byte in source.name.utf8 + [0] + source.text.utf8 + [0] {
+                hash ^= UInt64(byte)
+                hash &*= 0x100_0000_01b3
+            }
+        }
+        let digest = String(hash, radix: 16)
+        return .success(Generation(number: number, rules: ruleSet, relations: relations, files: files, digest: digest, lanes: lanes))
     }
 
     /// Binds every declared hook of `rules` in one lane's state.

@@ -34,6 +34,8 @@ public final class RulesEngine: Policy, Sendable {
     public struct Status: Sendable {
         public let generation: Int
         public let files: [String]
+        /// A digest of the files' names and contents, equal wherever the same rules are loaded.
+        public let digest: String
         public let loadedAt: Date
         /// The errors of the last reload that failed, if the latest attempt failed.
         public let lastErrors: [RulesError]
@@ -136,7 +138,7 @@ public final class RulesEngine: Policy, Sendable {
     public func relationPairs(_ relation: String) -> [(a: String, b: String)] { current.relations.pairs(of: relation) }
 
     public var status: Status {
-        state.withLock { Status(generation: $0.current.number, files: $0.current.files, loadedAt: $0.current.loadedAt, lastErrors: $0.lastErrors) }
+        state.withLock { Status(generation: $0.current.number, files: $0.current.files, digest: $0.current.digest, loadedAt: $0.current.loadedAt, lastErrors: $0.lastErrors) }
     }
 
     /// The current generation's declarations.

@@ -62,6 +62,10 @@ public struct SwitchboardConfiguration: Sendable {
     /// the changes committed while it was down wait in their slot until then, so that the
     /// clients reconnecting meanwhile receive them. Measured on `clock`. Default 5 s.
     public var changesHold: Duration = .seconds(5)
+    /// This server's name in its database's cluster (`serve --node-name`): 1 to 63 letters,
+    /// digits, `.`, `-`, `_` or `:`, unique among the servers sharing the database and the same
+    /// across restarts (it names the node's Postgres Changes slot). nil: the host name.
+    public var nodeName: String?
     /// Apply pending migrations at start (else refuse to start while any is pending).
     public var migrateDatabase: Bool = true
     /// How long to keep trying to reach the database at start before giving up.

@@ -26,6 +26,8 @@ public struct SwitchboardServer: Sendable {
     let relationWatcher: RelationWatcher?
     /// Reads Postgres Changes from their slot; nil without a database.
     let changes: ChangeService?
+    /// This server as a node of its database's cluster; nil without a database.
+    let cluster: ClusterService?
 
     /// Builds a server; fails with a clear message when the auth configuration is unusable or
     /// the rules directory does not load (`ServerStartError.rules`, every error with file:line).
@@ -50,11 +52,13 @@ public struct SwitchboardServer: Sendable {
         }
         let health = DatabaseHealth { state in metrics.databaseUp.set(state == .up ? 1 : 0) }
         var opened: Database?
+        var node = ""
         if let settings = configuration.database {
             metrics.databaseUp.set(0)
             do {
+                node = try ClusterLink.validNodeName(configuration.nodeName ?? ClusterLink.defaultNodeName())
                 opened = try await Database.open(
-                    settings, migrate: configuration.migrateDatabase, timeout: configuration.databaseStartTimeout, health: health,
+                    settings, node: node, migrate: configuration.migrateDatabase, timeout: configuration.databaseStartTimeout, health: health,
                     logger: logger)
             } catch {
                 throw ServerStartError.database(error)
@@ -67,13 +71,13 @@ public struct SwitchboardServer: Sendable {
         if relationsHealth != nil { metrics.relationsWatching.set(0) }
         let changeReader = opened.map { opened in
             ChangeReader(
-                settings: opened.settings, logger: logger, lag: { metrics.changesSlotLag.set($0) },
+                settings: opened.settings, node: node, logger: logger, lag: { metrics.changesSlotLag.set($0) },
                 deliver: { [hub] changes in await hub.deliverChanges(changes) })
         }
         let shared = RealtimeContext(
             hub: hub, verifier: verifier, policy: policy, rules: rules, configuration: configuration,
             database: opened == nil ? nil : health, relations: relationsHealth, changesCatalog: changeReader?.catalog,
-            history: opened?.history, logger: logger)
+            history: opened?.history, cluster: opened?.cluster, logger: logger)
         if let relations, let rules {
             let errors = await relations.fill(rules.rules) { rules.replaceRelation($0, with: $1, source: .database) }
             if !errors.isEmpty { throw ServerStartError.rules(directory: configuration.rulesDirectory, RulesLoadError(errors: errors)) }
@@ -102,13 +106,16 @@ public struct SwitchboardServer: Sendable {
         } else {
             changes = nil
         }
+        let changesSlot = changes?.slot
+        let clusterNode = opened.map { ClusterNode(link: $0.cluster, shared: shared, changesSlot: changesSlot) }
+        cluster = clusterNode.map { ClusterService(node: $0) }
         if let relations, let rules, let relationsHealth {
             relationWatcher = RelationWatcher(rules: rules, hub: hub, relations: relations, health: relationsHealth)
         } else {
             relationWatcher = nil
         }
         let router = Router()
-        RESTRoutes(shared: shared).register(on: router)
+        RESTRoutes(shared: shared, cluster: clusterNode).register(on: router)
         application = Application(
             router: router,
             server: HTTPServerBuilder { responder in RealtimeChildChannel(responder: responder, shared: shared) },
@@ -178,9 +185,13 @@ public struct SwitchboardServer: Sendable {
 
     /// The services to run, in start order (shut down in reverse: WebSockets drain first).
     public var services: [any Service] {
-        (reloader.map { [$0] } ?? []) + (database.map { [$0] } ?? []) + (relationWatcher.map { [$0] } ?? [])
-            + (changes.map { [$0] } ?? [])
-            + [application, realtime]
+        var services: [any Service] = []
+        if let reloader { services.append(reloader) }
+        if let database { services.append(database) }
+        if let cluster { services.append(cluster) }
+        if let relationWatcher { services.append(relationWatcher) }
+        if let changes { services.append(changes) }
+        return services + [application, realtime]
     }
 
     /// How long a graceful shutdown may take before the services are cancelled: the HTTP server

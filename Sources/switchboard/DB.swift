@@ -15,6 +15,16 @@ struct DB: AsyncParsableCommand {
     struct Connection: ParsableArguments {
         @Option(help: "postgres://user:password@host:5432/database[?sslmode=disable|prefer|require|verify-full] (SWITCHBOARD_DATABASE_URL).")
         var databaseURL: String?
+        @Option(help: "The node whose Postgres Changes slot to create or report (each server of a cluster has its own; default: this machine's host name, as serve).")
+        var nodeName: String?
+
+        func node() throws -> String {
+            do {
+                return try ClusterLink.validNodeName(nodeName ?? ClusterLink.defaultNodeName())
+            } catch {
+                throw ValidationError(error.message)
+            }
+        }
 
         func settings() throws -> DatabaseSettings {
             guard let url = databaseURL ?? Environment.string("SWITCHBOARD_DATABASE_URL") else {
@@ -43,13 +53,14 @@ struct DB: AsyncParsableCommand {
 
         func run() async throws {
             let settings = try connection.settings()
+            let node = try connection.node()
             let logger = LogSetup.bootstrap(level: .info, format: .text)
             do {
                 let (applied, slot) = try await Database.withConnection(settings, retryingFor: .seconds(timeout), logger: logger) {
                     connection in
                     let applied = try await Migrator(connection: connection, logger: logger).migrate()
                     let slot = try await Database.prepareSlot(on: connection, logger: logger)
-                    let changes = try await Database.prepareChangesSlot(on: connection, logger: logger)
+                    let changes = try await Database.prepareChangesSlot(on: connection, node: node, logger: logger)
                     return (applied.map { "\($0.version) (\($0.name))" }, (slot, changes))
                 }
                 print(applied.isEmpty ? "\(settings): up to date" : "\(settings): applied \(applied.joined(separator: ", "))")
@@ -72,12 +83,13 @@ struct DB: AsyncParsableCommand {
 
         func run() async throws {
             let settings = try connection.settings()
+            let node = try connection.node()
             let logger = Logger(label: "switchboard") { _ in SwiftLogNoOpLogHandler() }
             let status: DatabaseStatus
             do {
                 status = try await Database.withConnection(settings, logger: logger) { connection in
                     try await Migrator(connection: connection, logger: logger).status(
-                        slotName: try await Database.slotName(on: connection, logger: logger))
+                        slotName: try await Database.slotName(on: connection, logger: logger), node: node)
                 }
             } catch {
                 FileHandle.standardError.write(Data("switchboard db status: \(DatabaseError.describe(error))\n".utf8))
@@ -95,9 +107,9 @@ struct DB: AsyncParsableCommand {
             }
             print("partitions: \(status.partitions.isEmpty ? "none" : status.partitions.joined(separator: ", "))")
             if let slot = status.changesSlot {
-                print("changes:    \(status.changesSlotName) (\(slot.plugin), \(slot.active ? "in use" : "idle"), retains \(slot.retainedBytes) bytes of WAL)")
+                print("changes:    \(status.changesSlotName) of node \(node) (\(slot.plugin), \(slot.active ? "in use" : "idle"), retains \(slot.retainedBytes) bytes of WAL)")
             } else {
-                print("changes:    \(status.changesSlotName) missing (run switchboard db migrate, or start the server)")
+                print("changes:    \(status.changesSlotName) of node \(node) missing (run switchboard db migrate, or start the server)")
             }
             if let tables = status.publishedTables {
                 print("published:  \(tables.isEmpty ? "no table yet (alter publication supabase_realtime add table …)" : tables.joined(separator: ", "))")

@@ -41,6 +41,8 @@ struct Serve: AsyncParsableCommand {
     var databaseStartTimeout: Int?
     @Option(help: "Seconds after start that Postgres Changes are held back, so that clients reconnecting meanwhile receive what was committed while the server was down (SWITCHBOARD_CHANGES_HOLD, default 5).")
     var changesHold: Int?
+    @Option(help: "This server's name among the servers sharing the database, which form one cluster: 1 to 63 letters, digits, '.', '-', '_' or ':', unique in the cluster and kept across restarts (SWITCHBOARD_NODE_NAME; default: the host name).")
+    var nodeName: String?
     @Option(help: "trace, debug, info, notice, warning, error or critical (SWITCHBOARD_LOG_LEVEL, default info).")
     var logLevel: Logger.Level?
     @Option(help: "text or json (SWITCHBOARD_LOG_FORMAT, default text).") var logFormat: LogFormat?
@@ -88,6 +90,15 @@ struct Serve: AsyncParsableCommand {
             let hold = try changesHold ?? Environment.int("SWITCHBOARD_CHANGES_HOLD") ?? 5
             guard (0...600).contains(hold) else { throw ValidationError("--changes-hold must be 0...600 seconds") }
             configuration.changesHold = .seconds(hold)
+            if let name = nodeName ?? Environment.string("SWITCHBOARD_NODE_NAME") {
+                do {
+                    configuration.nodeName = try ClusterLink.validNodeName(name)
+                } catch {
+                    throw ValidationError(error.message)
+                }
+            }
+        } else if nodeName != nil {
+            throw ValidationError("--node-name names this server in a cluster, which needs --database-url")
         }
         try Self.validate(configuration)
         if benchmarkAllowEverything {

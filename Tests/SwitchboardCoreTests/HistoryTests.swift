@@ -10,7 +10,7 @@ import Testing
     /// A history whose epochs are e1, e2, … in creation order.
     static func history(maxTotalBytes: Int = 1 << 30, maxChannels: Int = 1000) -> History<String> {
         let counter = EpochCounter()
-        return History(maxTotalBytes: maxTotalBytes, maxChannels: maxChannels) { counter.next() }
+        return History(maxTotalBytes: maxTotalBytes, maxChannels: maxChannels) { _ in counter.next() }
     }
 
     /// Appends `count` messages `m<seq>` of 10 bytes at `at`.

@@ -35,7 +35,7 @@ import Testing
         let database = try await postgres.makeDatabase()
         let (first, second, status) = try await Database.withConnection(database, logger: Self.logger) { connection in
             let migrator = Migrator(connection: connection, logger: Self.logger)
-            let before = try await migrator.status(slotName: try await Database.slotName(on: connection, logger: Self.logger))
+            let before = try await migrator.status(slotName: try await Database.slotName(on: connection, logger: Self.logger), node: "n1")
             #expect(before.pending == Migration.all)
             #expect(before.slot == nil)
             #expect(before.changesSlot == nil)
@@ -43,10 +43,10 @@ import Testing
             let first = try await migrator.migrate()
             let second = try await migrator.migrate()
             let slot = try await Database.prepareSlot(on: connection, logger: Self.logger)
-            _ = try await Database.prepareChangesSlot(on: connection, logger: Self.logger)
+            _ = try await Database.prepareChangesSlot(on: connection, node: "n1", logger: Self.logger)
             try await connection.run("create table public.t (id int primary key)", logger: Self.logger)
             try await connection.run("alter publication supabase_realtime add table public.t", logger: Self.logger)
-            return (first, second, try await migrator.status(slotName: slot))
+            return (first, second, try await migrator.status(slotName: slot, node: "n1"))
         }
         #expect(first == Migration.all)
         #expect(second.isEmpty)

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import SwitchboardCore
+import SwitchboardPostgres
 import SwitchboardRules
 import SwitchboardWire
 
@@ -13,6 +14,7 @@ import SwitchboardWire
 struct AdminRoutes {
     let shared: RealtimeContext
     let rest: RESTRoutes
+    let cluster: ClusterNode?
 
     func register(on router: Router<BasicRequestContext>) {
         router.get("/admin/rules") { request, _ in
@@ -23,6 +25,10 @@ struct AdminRoutes {
             return RESTRoutes.json(.ok, Self.describe(rules))
         }
         router.get("/admin/channels") { request, _ in await channels(request) }
+        router.get("/admin/cluster") { request, _ in
+            if let refusal = await refuseUnlessAdmin(request) { return refusal }
+            return RESTRoutes.json(.ok, Self.describe(cluster))
+        }
         router.post("/admin/disconnect") { request, _ in await disconnect(request) }
     }
 
@@ -96,6 +102,32 @@ struct AdminRoutes {
         return .object(described)
     }
 
+    /// `GET /admin/cluster`: every node on the database, its heartbeat, connections and rules, and
+    /// whether the live nodes run the same rules (`rules_agree`: one digest and no failed reload).
+    static func describe(_ cluster: ClusterNode?) -> Value {
+        guard let cluster else {
+            return ["node": .null, "nodes": [], "rules_agree": true, "message": "no database: this server is a cluster of one"]
+        }
+        let rows = cluster.nodes
+        let alive = rows.filter { !$0.isGone }
+        let agree = Set(alive.map(\.rulesDigest)).count <= 1 && alive.allSatisfy { $0.rulesError == nil }
+        return [
+            "node": .string(cluster.name),
+            "gone_after_seconds": .int(Int(ClusterLink.goneAfterSeconds)),
+            "rules_agree": .bool(agree),
+            "nodes": .array(
+                rows.map { row in
+                    [
+                        "name": .string(row.name), "alive": .bool(!row.isGone), "self": .bool(row.name == cluster.name),
+                        "heartbeat_age_seconds": .number(String(format: "%.1f", row.silenceSeconds)), "started_at": .string(row.startedAt),
+                        "address": .string(row.address), "connections": .int(row.connections),
+                        "rules_generation": .int(row.rulesGeneration), "rules_digest": .string(row.rulesDigest),
+                        "rules_error": row.rulesError.map(Value.string) ?? .null,
+                    ]
+                }),
+        ]
+    }
+
     static func describe(_ rules: RulesEngine) -> Value {
         let status = rules.status
         let set = rules.rules
@@ -111,6 +143,7 @@ struct AdminRoutes {
             "generation": .int(status.generation),
             "loaded_at": .string(status.loadedAt.formatted(.iso8601)),
             "files": .array(status.files.map(Value.string)),
+            "digest": .string(status.digest),
             "channels": .int(set.channels.count),
             "events": .int(set.events.count),
             "tiers": .array(set.tiers.keys.sorted().map(Value.string)),

@@ -11,11 +11,14 @@ import SwitchboardWire
 /// answers on the WebSocket paths that explain why an upgrade was refused.
 struct RESTRoutes {
     let shared: RealtimeContext
+    /// This server as a node of its database's cluster; nil without a database.
+    var cluster: ClusterNode? = nil
 
     func register(on router: Router<BasicRequestContext>) {
         router.get("/health") { _, _ in
             let connections = await shared.hub.connectionCount()
             var body: Value.Object = ["status": "ok", "connections": .int(connections)]
+            if let cluster { body["node"] = .string(cluster.name) }
             // Still 200 while the database is down: local delivery goes on.
             switch shared.database?.current {
             case nil: break
@@ -43,7 +46,7 @@ struct RESTRoutes {
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                 body: .init(byteBuffer: ByteBuffer(bytes: shared.metrics.exposition())))
         }
-        AdminRoutes(shared: shared, rest: self).register(on: router)
+        AdminRoutes(shared: shared, rest: self, cluster: cluster).register(on: router)
         for path in RealtimeChildChannel.socketPaths {
             router.get(RouterPath(path)) { request, _ in await explainRefusedUpgrade(request) }
         }

@@ -37,6 +37,8 @@ final class ChannelLog: Sendable {
         let clientID: String?
         /// How long it stays replayable; nil: it does not enter the history.
         let retention: HistoryRetention?
+        /// The rate-limit budget it was counted on, which the other nodes count it on too.
+        var budget: String? = nil
         /// Called once it is published (with a database, a replayable message once committed:
         /// true, or false when the database could not take it and it was delivered anyway).
         var acknowledge: (@Sendable (Bool) -> Void)? = nil
@@ -50,13 +52,31 @@ final class ChannelLog: Sendable {
     private struct State {
         var history: History<Stored>
         var recent: RecentIDs
-        /// Topics with messages waiting for their database commit, and how many publishes.
-        var pending: [String: Int] = [:]
+        /// This node's replayable messages between publish and their announcement: waiting
+        /// (with the connection that sent them, which `self: false` skips) or already delivered
+        /// unnumbered because the database could not take them.
+        var own: [OwnKey: Own] = [:]
     }
+
+    private struct OwnKey: Hashable {
+        let topic: String
+        let id: String
+    }
+
+    private enum Own {
+        case waiting(sender: UInt64?)
+        case delivered
+    }
+
+    /// Bound on `own` (messages published here and not announced back yet).
+    static let maxOwn = 200_000
 
     private let hub: Hub
     /// The database's copy of the history; nil without a database.
     private let durable: HistoryStore?
+    /// The other nodes on the same database, which ephemeral messages are announced to; nil
+    /// without a database.
+    private let cluster: ClusterLink?
     private let state: NIOLockedValueBox<State>
     private let counter: Counter
     private let prefix: String
@@ -65,10 +85,11 @@ final class ChannelLog: Sendable {
     /// `now` is the wall clock in milliseconds since 1970 (history ages and Supabase's `since`).
     init(
         hub: Hub, maxHistoryBytes: Int, maxHistoryChannels: Int, recentIDCapacity: Int, durable: HistoryStore? = nil,
-        now: @escaping @Sendable () -> Int64
+        cluster: ClusterLink? = nil, now: @escaping @Sendable () -> Int64
     ) {
         self.hub = hub
         self.durable = durable
+        self.cluster = cluster
         self.now = now
         let counter = Counter()
         // A random prefix per process, so that ids and epochs do not repeat across restarts
@@ -80,8 +101,25 @@ final class ChannelLog: Sendable {
         self.prefix = prefix
         self.state = NIOLockedValueBox(
             State(
-                history: History(maxTotalBytes: maxHistoryBytes, maxChannels: maxHistoryChannels) { "\(prefix).\(String(counter.next(), radix: 36))" },
+                history: History(maxTotalBytes: maxHistoryBytes, maxChannels: maxHistoryChannels) { topic in
+                    cluster.map { Self.clusterEpoch(of: topic, cluster: $0.clusterID) } ?? "\(prefix).\(String(counter.next(), radix: 36))"
+                },
                 recent: RecentIDs(capacity: recentIDCapacity)))
+    }
+
+    /// A channel's epoch in a cluster: the same on every node without asking (FNV-1a of the
+    /// cluster's id and the topic), so a client told an epoch by one node resumes on another.
+    /// The database keeps a channel's row (its seq goes on) for 30 days of silence, and a new
+    /// database has a new cluster id, so a history that was lost is never taken for this one
+    /// (a client silent for longer than that may be told `recovered` wrongly only if the
+    /// recreated channel has meanwhile passed its old seq).
+    static func clusterEpoch(of topic: String, cluster: String) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in cluster.utf8 + [0] + topic.utf8 {
+            hash ^= UInt64(byte)
+            hash &*= 0x100_0000_01b3
+        }
+        return String(hash, radix: 36)
     }
 
     /// The publisher's own message id from a push's `meta` (`{"id": "…"}`): nil when there is
@@ -108,6 +146,12 @@ final class ChannelLog: Sendable {
     }
 
     /// Publishes messages of one topic in order; for each, false when it repeated an id.
+    ///
+    /// With a database (a cluster of one or more nodes) a replayable message is not numbered
+    /// here: it goes to the history store, whose transaction numbers it after the channel's last
+    /// message on any node and announces it to every node; this node delivers it from that
+    /// announcement (`applyStored`), like the others. When the database cannot take it, it is
+    /// delivered at once without `seq` and numbered once the database is back.
     @discardableResult
     func publish(topic: String, _ messages: [Outgoing]) -> [Bool] {
         guard !messages.isEmpty else { return [] }
@@ -121,102 +165,188 @@ final class ChannelLog: Sendable {
         }
         let needsLock = messages.contains { $0.retention != nil || $0.clientID != nil }
         guard needsLock else {
+            var relayed: [String] = []
             let framed = zip(messages, payloads).map { message, json in
-                (self.frame(message, topic: topic, id: self.nextID(), json: json, position: nil, allocator: allocator), message.sender)
+                let id = self.nextID()
+                if let cluster { relayed.append(Self.ephemeralText(message, topic: topic, id: id, json: json, node: cluster.node)) }
+                return (self.frame(message, topic: topic, id: id, json: json, position: nil, allocator: allocator), message.sender)
             }
             hub.publish(topic: topic, batch: framed)
             for message in messages { message.acknowledge?(true) }
+            cluster?.send(relayed)
             return Array(repeating: true, count: messages.count)
         }
         let now = now()
+        let available = durable?.isAvailable ?? false
+        var relayed: [String] = []
         // Acks go out after the lock is released: (ack, whether the message is stored).
         let (published, acknowledgements) = state.withLockedValue { state -> ([Bool], [(@Sendable (Bool) -> Void, Bool)]) in
             var framed: [(message: EncodedBroadcast, sender: UInt64?)] = []
             var published: [Bool] = []
-            // With a database, replayable messages are delivered once committed, unless the
-            // database is failing and nothing of this topic still waits (then at once, and
-            // written later).
-            let waits = durable.map { $0.isAvailable || state.pending[topic] != nil } ?? false
-            var held: [(message: EncodedBroadcast, sender: UInt64?)] = []
-            var lastHeld: History<Stored>.Position?
-            var records: [HistoryRecord] = []
-            var acknowledgeNow: [@Sendable (Bool) -> Void] = []
-            var acknowledgeLater: [@Sendable (Bool) -> Void] = []
+            var acknowledgements: [(@Sendable (Bool) -> Void, Bool)] = []
+            var stored: [Waiting] = []
+            var later: [HistoryRecord] = []
             for (message, json) in zip(messages, payloads) {
                 if let clientID = message.clientID, !state.recent.insert(clientID, on: topic, at: now) {
-                    message.acknowledge.map { acknowledgeNow.append($0) }
+                    message.acknowledge.map { acknowledgements.append(($0, true)) }
                     published.append(false)
                     continue
                 }
+                published.append(true)
                 let id = message.clientID ?? nextID()
-                var position: History<Stored>.Position?
                 if let retention = message.retention {
-                    let body = json?.readableBytes ?? message.binaryBody?.readableBytes ?? 0
-                    // An exact-size copy: the serializing buffer's capacity can be twice its content.
-                    let kept = json.map { Array($0.readableBytesView) }
-                    let stored = Stored(event: message.event, payloadJSON: kept, binaryBody: message.binaryBody, asBinary: message.asBinary)
-                    let appended = state.history.append(
-                        stored, id: id, bytes: body + message.event.utf8.count + id.utf8.count + Self.entryOverheadBytes, to: topic,
-                        retention: retention, at: now, visible: !waits)
-                    position = appended
                     if durable != nil {
-                        records.append(Self.record(stored, topic: topic, id: id, position: appended, at: now))
-                    }
-                    if waits {
-                        held.append((frame(message, topic: topic, id: id, json: json, position: appended, allocator: allocator), message.sender))
-                        lastHeld = appended
-                        message.acknowledge.map { acknowledgeLater.append($0) }
-                        published.append(true)
+                        // The epoch for the channel's row if it is new (the same on every node).
+                        let epoch = cluster.map { Self.clusterEpoch(of: topic, cluster: $0.clusterID) } ?? ""
+                        let record = Self.record(message, json: json, topic: topic, id: id, epoch: epoch, at: now)
+                        if available {
+                            state.own[OwnKey(topic: topic, id: id)] = .waiting(sender: message.sender)
+                            stored.append(Waiting(record: record, message: message, json: json, id: id))
+                        } else {
+                            // The database is down: delivered now, numbered when it is back.
+                            state.own[OwnKey(topic: topic, id: id)] = .delivered
+                            framed.append((frame(message, topic: topic, id: id, json: json, position: nil, allocator: allocator), message.sender))
+                            later.append(record)
+                            message.acknowledge.map { acknowledgements.append(($0, false)) }
+                        }
                         continue
                     }
+                    let body = json?.readableBytes ?? message.binaryBody?.readableBytes ?? 0
+                    // An exact-size copy: the serializing buffer's capacity can be twice its content.
+                    let kept = Stored(event: message.event, payloadJSON: json.map { Array($0.readableBytesView) }, binaryBody: message.binaryBody, asBinary: message.asBinary)
+                    let position = state.history.append(
+                        kept, id: id, bytes: body + message.event.utf8.count + id.utf8.count + Self.entryOverheadBytes, to: topic,
+                        retention: retention, at: now)
+                    framed.append((frame(message, topic: topic, id: id, json: json, position: position, allocator: allocator), message.sender))
+                } else {
+                    framed.append((frame(message, topic: topic, id: id, json: json, position: nil, allocator: allocator), message.sender))
+                    if let cluster { relayed.append(Self.ephemeralText(message, topic: topic, id: id, json: json, node: cluster.node)) }
                 }
-                framed.append((frame(message, topic: topic, id: id, json: json, position: position, allocator: allocator), message.sender))
-                message.acknowledge.map { acknowledgeNow.append($0) }
-                published.append(true)
+                message.acknowledge.map { acknowledgements.append(($0, true)) }
             }
-            var acknowledgements = acknowledgeNow.map { ($0, true) }
             // Inside the lock: the next numbered message of this channel is queued after these.
             hub.publish(topic: topic, batch: framed)
-            if let durable, !records.isEmpty {
-                if let lastHeld {
-                    let held = held
-                    let acknowledgeLater = acknowledgeLater
-                    let queued = durable.persist(records) { [self] committed in
-                        self.state.withLockedValue { state in self.release(topic, held, through: lastHeld, in: &state) }
-                        for acknowledge in acknowledgeLater { acknowledge(committed) }
+            if let durable {
+                if !later.isEmpty { durable.persist(later, then: nil) }
+                if !stored.isEmpty {
+                    let stored = stored
+                    let queued = durable.persist(stored.map(\.record)) { [self] committed in
+                        // Committed: every node (this one too) delivers them from the announcement.
+                        if !committed { self.state.withLockedValue { self.deliverUnnumbered(stored, topic: topic, in: &$0) } }
+                        for waiting in stored { waiting.message.acknowledge?(committed) }
                     }
-                    state.pending[topic, default: 0] += 1
                     if !queued {
                         // Writes are failing: deliver now (the records wait in the store).
-                        release(topic, held, through: lastHeld, in: &state)
-                        acknowledgements += acknowledgeLater.map { ($0, false) }
+                        deliverUnnumbered(stored, topic: topic, in: &state)
+                        acknowledgements += stored.compactMap { $0.message.acknowledge.map { ($0, false) } }
                     }
-                } else {
-                    durable.persist(records, then: nil)
                 }
             }
+            if state.own.count > Self.maxOwn { state.own.removeAll() }
             return (published, acknowledgements)
         }
         for (acknowledge, stored) in acknowledgements { acknowledge(stored) }
+        cluster?.send(relayed)
         return published
     }
 
-    /// Delivers held messages (their commit is done, or failed) and shows them to replays; runs
-    /// under the lock, so that they keep their place among the topic's messages.
-    private func release(
-        _ topic: String, _ held: [(message: EncodedBroadcast, sender: UInt64?)], through position: History<Stored>.Position,
-        in state: inout State
-    ) {
-        state.history.reveal(topic, through: position.seq, epoch: position.epoch)
-        if let count = state.pending[topic], count > 1 { state.pending[topic] = count - 1 } else { state.pending[topic] = nil }
-        hub.publish(topic: topic, batch: held)
+    /// A replayable message waiting for its database write.
+    private struct Waiting: Sendable {
+        let record: HistoryRecord
+        let message: Outgoing
+        let json: ByteBuffer?
+        let id: String
     }
 
-    private static func record(_ stored: Stored, topic: String, id: String, position: History<Stored>.Position, at now: Int64) -> HistoryRecord {
+    /// Delivers messages whose write failed, without `seq` (they are numbered later); under the lock.
+    private func deliverUnnumbered(_ waiting: [Waiting], topic: String, in state: inout State) {
+        let allocator = ByteBufferAllocator()
+        var framed: [(message: EncodedBroadcast, sender: UInt64?)] = []
+        for item in waiting {
+            let key = OwnKey(topic: topic, id: item.id)
+            // Announced meanwhile (the write committed, its answer was lost): already delivered.
+            guard state.own[key] != nil else { continue }
+            state.own[key] = .delivered
+            framed.append((frame(item.message, topic: topic, id: item.id, json: item.json, position: nil, allocator: allocator), item.message.sender))
+        }
+        hub.publish(topic: topic, batch: framed)
+    }
+
+    /// Takes a replayable message numbered by the database (announced to every node, this one
+    /// included) into the history and delivers it to this node's subscribers, unless this node
+    /// delivered it already (published here while the database was down). A gap (announcements
+    /// missed) is returned for the caller to fill from the database first.
+    func applyStored(
+        topic: String, epoch: String, seq: UInt64, id: String, event: String, payloadJSON: [UInt8]?, binaryBody: ByteBuffer?, asBinary: Bool,
+        publishedAt: Int64, retention: HistoryRetention
+    ) -> History<Stored>.Applied {
+        let now = now()
+        let stored = Stored(event: event, payloadJSON: payloadJSON, binaryBody: binaryBody, asBinary: asBinary)
+        let bytes = (payloadJSON?.count ?? binaryBody?.readableBytes ?? 0) + event.utf8.count + id.utf8.count + Self.entryOverheadBytes
+        return state.withLockedValue { state in
+            let applied = state.history.apply(
+                stored, id: id, bytes: bytes, to: topic, epoch: epoch, seq: seq, retention: retention, at: publishedAt, now: now)
+            guard case .appended(let position) = applied else { return applied }
+            _ = state.recent.insert(id, on: topic, at: now)
+            var sender: UInt64?
+            switch state.own.removeValue(forKey: OwnKey(topic: topic, id: id)) {
+            case .delivered: return applied
+            case .waiting(let own): sender = own
+            case nil: break
+            }
+            let frame = BroadcastFrame(
+                topic: topic, event: event, payload: nil, binaryBody: binaryBody,
+                meta: ["id": .string(id), "seq": .int(position.seq), "epoch": .string(position.epoch)],
+                payloadJSON: payloadJSON.map { ByteBuffer(bytes: $0) })
+            hub.publish(
+                topic: topic,
+                message: EncodedBroadcast(frame, asBinary: asBinary, allocator: ByteBufferAllocator(), seq: position.seq, tag: position.tag),
+                sender: sender)
+            return applied
+        }
+    }
+
+    /// Marks messages of `topic` up to `seq` as lost to this node (the database no longer has
+    /// them): a replay from before them is not recovered.
+    func skip(topic: String, epoch: String, through seq: UInt64) {
+        state.withLockedValue { $0.history.skip(topic, epoch: epoch, through: seq) }
+    }
+
+    /// The channel's epoch and last seq on this node, if it has a record.
+    func last(of topic: String) -> (epoch: String, seq: UInt64)? {
+        state.withLockedValue { $0.history.last(of: topic) }
+    }
+
+    /// Delivers an ephemeral message another node published to this node's subscribers (a
+    /// repeat of a publisher's own id is dropped).
+    func applyEphemeral(topic: String, id: String, clientChosen: Bool, event: String, payloadJSON: [UInt8]?, binaryBody: ByteBuffer?, asBinary: Bool) {
+        if clientChosen {
+            let now = now()
+            guard state.withLockedValue({ $0.recent.insert(id, on: topic, at: now) }) else { return }
+        }
+        let frame = BroadcastFrame(
+            topic: topic, event: event, payload: nil, binaryBody: binaryBody, meta: ["id": .string(id)],
+            payloadJSON: payloadJSON.map { ByteBuffer(bytes: $0) })
+        hub.publish(topic: topic, message: EncodedBroadcast(frame, asBinary: asBinary, allocator: ByteBufferAllocator()), sender: nil)
+    }
+
+    /// The cluster announcement of an ephemeral message:
+    /// `["e", node, topic, id, event, asBinary, isHex, budget, clientChosen]`, a newline, then the
+    /// payload's JSON (or a binary body as hex).
+    private static func ephemeralText(_ message: Outgoing, topic: String, id: String, json: ByteBuffer?, node: String) -> String {
+        let body = message.binaryBody.map { hex($0.readableBytesView) } ?? json.map { String(buffer: $0) } ?? "null"
+        let header: Value = [
+            "e", .string(node), .string(topic), .string(id), .string(message.event), .bool(message.asBinary), .bool(message.binaryBody != nil),
+            message.budget.map { .string($0) } ?? .null, .bool(message.clientID != nil),
+        ]
+        return JSON.string(header) + "\n" + body
+    }
+
+    private static func record(_ message: Outgoing, json: ByteBuffer?, topic: String, id: String, epoch: String, at now: Int64) -> HistoryRecord {
         HistoryRecord(
-            topic: topic, epoch: position.epoch, seq: Int64(position.seq), id: id, event: stored.event,
-            payloadJSON: stored.payloadJSON.map { String(decoding: $0, as: UTF8.self) } ?? "",
-            binaryHex: stored.binaryBody.map { Self.hex($0.readableBytesView) } ?? "", asBinary: stored.asBinary, publishedAt: now)
+            topic: topic, epoch: epoch, seq: 0, id: id, event: message.event, payloadJSON: json.map { String(buffer: $0) } ?? "",
+            binaryHex: message.binaryBody.map { Self.hex($0.readableBytesView) } ?? "", asBinary: message.asBinary, publishedAt: now,
+            budget: message.budget)
     }
 
     /// Puts back what the database kept (at start, before any client).
@@ -254,7 +384,7 @@ final class ChannelLog: Sendable {
         return String(decoding: text, as: UTF8.self)
     }
 
-    private static func bytes(hex: String) -> [UInt8] {
+    static func bytes(hex: String) -> [UInt8] {
         func nibble(_ c: UInt8) -> UInt8 {
             switch c {
             case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")

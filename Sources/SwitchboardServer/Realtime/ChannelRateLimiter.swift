@@ -34,6 +34,12 @@ final class ChannelRateLimiter: Sendable {
         }
     }
 
+    /// Counts a message on budget `key` that was accepted elsewhere (another node of the cluster).
+    func record(key: String, now: Double) {
+        let stripe = stripes[Int(UInt(bitPattern: key.hashValue) % UInt(stripes.count))]
+        stripe.withLockedValue { $0.windows[key, default: SlidingWindow(window: Self.windowSeconds)].record(at: now) }
+    }
+
     /// Messages counted on budget `key` in the window ending at `now`.
     func count(key: String, now: Double) -> Int {
         let stripe = stripes[Int(UInt(bitPattern: key.hashValue) % UInt(stripes.count))]

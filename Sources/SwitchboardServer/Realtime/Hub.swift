@@ -61,6 +61,11 @@ final class Hub: Sendable {
         }
     }
 
+    /// Whether any loop has a subscriber of `topic`.
+    func hasSubscribers(_ topic: String) -> Bool {
+        stripe(for: topic).withLockedValue { $0[topic] != nil }
+    }
+
     /// Records that shard `index` now has (or no longer has) subscribers of `topic`.
     func setShard(_ index: Int, topic: String, hasSubscribers: Bool) {
         stripe(for: topic).withLockedValue { masks in

@@ -13,8 +13,10 @@ final class PresenceRegistry: Sendable {
         refs = NIOLockedValueBox(PresenceRefs(seed: seed))
     }
 
-    func track(topic: String, owner: UInt64, key: String, meta: Value.Object) -> ChannelPresence.Diff? {
-        let ref = refs.withLockedValue { $0.next() }
+    /// Tracks `meta` for `owner`; `ref` is the entry's `phx_ref` when another node gave it one,
+    /// else a new one.
+    func track(topic: String, owner: UInt64, key: String, meta: Value.Object, ref given: String? = nil) -> ChannelPresence.Diff? {
+        let ref = given ?? refs.withLockedValue { $0.next() }
         return stripe(topic).withLockedValue { channels in
             channels[topic, default: ChannelPresence()].track(owner: owner, key: key, meta: meta, ref: ref)
         }
@@ -26,6 +28,17 @@ final class PresenceRegistry: Sendable {
             let diff = presence.untrack(owner: owner)
             channels[topic] = presence.isEmpty ? nil : presence
             return diff
+        }
+    }
+
+    /// Every entry whose owner is below `limit` (this node's connections), with its topic.
+    func entries(ownersBelow limit: UInt64) -> [(topic: String, owner: UInt64, entry: ChannelPresence.Entry)] {
+        stripes.flatMap { stripe in
+            stripe.withLockedValue { channels in
+                channels.flatMap { topic, presence in
+                    presence.tracked.filter { $0.owner < limit }.map { (topic, $0.owner, $0.entry) }
+                }
+            }
         }
     }
 

@@ -32,6 +32,9 @@ extension RealtimeConnection {
             }
             let diff = shared.presence.track(topic: inbound.topic, owner: id, key: join.presenceKey, meta: meta)
             if let diff, diff.leaves.isEmpty { shared.metrics.presences(scope: join.channel.scope)?.increment(by: 1) }
+            if let link = shared.cluster, let ref = diff?.joins.first?.meta["phx_ref"]?.stringValue {
+                ClusterNode.tracked(topic: inbound.topic, owner: id, key: join.presenceKey, ref: ref, meta: meta, link: link)
+            }
             joins[inbound.topic]?.tracking = true
             replyOK(to: inbound, response: .object(.init()))
             publishPresence(diff, topic: inbound.topic)
@@ -39,6 +42,7 @@ extension RealtimeConnection {
             joins[inbound.topic]?.tracking = false
             let diff = shared.presence.untrack(topic: inbound.topic, owner: id)
             if diff != nil { shared.metrics.presences(scope: join.channel.scope)?.decrement(by: 1) }
+            if diff != nil, let link = shared.cluster { ClusterNode.untracked(topic: inbound.topic, owner: id, link: link) }
             replyOK(to: inbound, response: .object(.init()))
             publishPresence(diff, topic: inbound.topic)
         default:
@@ -51,6 +55,7 @@ extension RealtimeConnection {
         guard join.tracking else { return }
         let diff = shared.presence.untrack(topic: topic, owner: id)
         if diff != nil { shared.metrics.presences(scope: join.channel.scope)?.decrement(by: 1) }
+        if diff != nil, let link = shared.cluster { ClusterNode.untracked(topic: topic, owner: id, link: link) }
         publishPresence(diff, topic: topic)
     }
 

@@ -31,6 +31,8 @@ final class RealtimeContext: Sendable {
     /// The tables in the `supabase_realtime` publication and their columns; nil without a
     /// database (joins are then not checked against them).
     let changesCatalog: PublishedCatalog?
+    /// The other nodes on the same database; nil without one.
+    let cluster: ClusterLink?
     private let connectionIDs = NIOLockedValueBox<UInt64>(0)
 
     /// A process-unique id for a connection (the owner of its presence entries).
@@ -44,7 +46,7 @@ final class RealtimeContext: Sendable {
     init(
         hub: Hub, verifier: TokenVerifier, policy: any Policy, rules: RulesEngine?, configuration: SwitchboardConfiguration,
         database: DatabaseHealth? = nil, relations: RelationsHealth? = nil, changesCatalog: PublishedCatalog? = nil,
-        history: HistoryStore? = nil, logger: Logger
+        history: HistoryStore? = nil, cluster: ClusterLink? = nil, logger: Logger
     ) {
         self.hub = hub
         self.database = database
@@ -52,10 +54,14 @@ final class RealtimeContext: Sendable {
         self.changesCatalog = changesCatalog
         let log = ChannelLog(
             hub: hub, maxHistoryBytes: configuration.maxHistoryBytes, maxHistoryChannels: configuration.maxHistoryChannels,
-            recentIDCapacity: configuration.maxRecentMessageIDs, durable: history, now: { [clock = configuration.clock] in clock.wallClockMilliseconds() })
+            recentIDCapacity: configuration.maxRecentMessageIDs, durable: history, cluster: cluster, now: { [clock = configuration.clock] in clock.wallClockMilliseconds() })
         self.log = log
         self.batches = BatchRegistry(log: log, clock: configuration.clock)
-        self.presence = PresenceRegistry(seed: UInt64(max(0, configuration.clock.wallClockMilliseconds())))
+        self.cluster = cluster
+        // Seeded by the start time and the node, so refs differ across restarts and nodes.
+        var seed = UInt64(max(0, configuration.clock.wallClockMilliseconds()))
+        if let cluster { seed ^= UInt64(truncatingIfNeeded: Self.stableHash(cluster.node)) << 40 }
+        self.presence = PresenceRegistry(seed: seed)
         self.verifier = verifier
         self.policy = policy
         self.rules = rules
@@ -115,6 +121,7 @@ final class RealtimeContext: Sendable {
     ) -> Refusal? {
         let travel = policy.eventPolicy(event, channel: channel)
         let now = configuration.clock.monotonicSeconds()
+        var budget: String?
         if !derived.limited {
             // Not counted: a database's committed rows.
         } else if let rate = travel.rateLimit {
@@ -122,11 +129,13 @@ final class RealtimeContext: Sendable {
             if case .refused(let retryAfter) = rateLimiter.attempt(key: key, limit: rate.perMinute, now: now) {
                 return counted(.eventRateLimited(event, on: channel, rate: rate, retryAfter: retryAfter))
             }
+            budget = key
         } else {
             let limit = limits(for: identity).messagesPerMinute
             if case .refused(let retryAfter) = rateLimiter.attempt(key: channel.rawValue, limit: limit, now: now) {
                 return counted(.channelRateLimited(channel, limit: limit, retryAfter: retryAfter))
             }
+            budget = channel.rawValue
         }
         var payload = original
         if travel.transforms, binaryBody == nil {
@@ -140,7 +149,7 @@ final class RealtimeContext: Sendable {
         activity.record(topic: topic, now: now)
         var outgoing = ChannelLog.Outgoing(
             event: event, payload: payload, binaryBody: binaryBody, asBinary: asBinary, sender: sender, clientID: clientID,
-            retention: travel.retention(on: policy.history(for: channel)))
+            retention: travel.retention(on: policy.history(for: channel)), budget: budget)
         if let batch = travel.batch {
             // Batched messages are acknowledged when accepted, not when their window flushes.
             acknowledge?(true)
@@ -214,6 +223,16 @@ final class RealtimeContext: Sendable {
         case .string(let text), .number(let text): text
         default: nil
         }
+    }
+
+    /// FNV-1a of `text` (the same in every process, unlike `hashValue`).
+    static func stableHash(_ text: String) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in text.utf8 {
+            hash ^= UInt64(byte)
+            hash &*= 0x100_0000_01b3
+        }
+        return hash
     }
 
     /// A presence key for a join that gave none (Supabase generates one too).

@@ -1,0 +1,364 @@
+import Logging
+import NIOCore
+import NIOPosix
+import PostgresNIO
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A node as `switchboard.nodes` lists it.
+public struct ClusterNodeRow: Sendable, Equatable {
+    public let name: String
+    /// When it (last) started, as PostgreSQL prints a timestamptz.
+    public let startedAt: String
+    /// Seconds since its last heartbeat, on the database's clock (so nodes' clocks need not agree).
+    public let silenceSeconds: Double
+    public let address: String
+    public let connections: Int
+    public let rulesGeneration: Int
+    public let rulesDigest: String
+    public let rulesError: String?
+
+    /// Whether it has been silent for longer than ``ClusterLink/goneAfterSeconds``.
+    public var isGone: Bool { silenceSeconds > ClusterLink.goneAfterSeconds }
+}
+
+/// What a node says about itself in each heartbeat.
+public struct ClusterNodeStatus: Sendable {
+    public var address: String
+    public var connections: Int
+    public var rulesGeneration: Int
+    public var rulesDigest: String
+    public var rulesError: String?
+    public var changesSlot: String?
+
+    public init(
+        address: String, connections: Int, rulesGeneration: Int, rulesDigest: String, rulesError: String?, changesSlot: String?
+    ) {
+        self.address = address
+        self.connections = connections
+        self.rulesGeneration = rulesGeneration
+        self.rulesDigest = rulesDigest
+        self.rulesError = rulesError
+        self.changesSlot = changesSlot
+    }
+}
+
+/// A node's link to the others through their shared database: the only coordinator the cluster
+/// has (no protocol of its own between nodes).
+///
+/// - **Listening.** One connection LISTENs on `switchboard_cluster` and hands every notification,
+///   in the order PostgreSQL delivers them (commit order), to `received`; a notification too
+///   large for PostgreSQL's 8,000 bytes arrives as `@id` and is read from `switchboard.relay`.
+///   Each time the LISTEN starts, `connected` runs first (on a second connection, which
+///   `received` gets too, for reads) so the server can catch up on what it missed; the
+///   notifications arriving meanwhile wait. The listening session is what `health` reports:
+///   the database is up while it serves.
+/// - **Sending.** `send` queues texts; a writer hands everything queued to
+///   `switchboard.cluster_notify` in one statement, on a connection that commits
+///   asynchronously (these are ephemeral: typing, presence). While it has no connection, what is
+///   queued is dropped (counted) — presence is announced whole again on reconnection.
+/// - **Heartbeat.** Every second the writer refreshes the node's row in `switchboard.nodes` and
+///   reads every node's row, which `nodes` hears. A node silent for more than
+///   ``goneAfterSeconds`` on the database's clock counts as gone.
+public final class ClusterLink: Sendable {
+    public static let channel = "switchboard_cluster"
+    public static let heartbeatInterval = Duration.seconds(1)
+    /// How long a node may be silent before the others take it as gone (its presences leave).
+    public static let goneAfterSeconds: Double = 5
+    /// Texts waiting to be sent, at most; past it the oldest are dropped.
+    static let maxQueued = 50_000
+
+    public typealias Received = @Sendable (String, PostgresConnection) async -> Void
+
+    public let node: String
+    /// The cluster's identity (`switchboard.cluster`), part of every channel's epoch.
+    public let clusterID: String
+    private let settings: DatabaseSettings
+    private let health: DatabaseHealth
+    private let logger: Logger
+    private let queue = Mutex<(texts: [String], connected: Bool, dropped: Int)>(([], false, 0))
+    private let wakeups: AsyncStream<Void>
+    private let wake: AsyncStream<Void>.Continuation
+
+    public init(node: String, clusterID: String, settings: DatabaseSettings, health: DatabaseHealth, logger: Logger) {
+        self.node = node
+        self.clusterID = clusterID
+        self.settings = settings
+        self.health = health
+        self.logger = logger
+        (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Queues texts for every node (this one hears them too), in order.
+    public func send(_ texts: [String]) {
+        guard !texts.isEmpty else { return }
+        let sent = queue.withLock { queue -> Bool in
+            guard queue.connected else {
+                queue.dropped += texts.count
+                return false
+            }
+            queue.texts.append(contentsOf: texts)
+            let over = queue.texts.count - Self.maxQueued
+            if over > 0 {
+                queue.texts.removeFirst(over)
+                queue.dropped += over
+            }
+            return true
+        }
+        if sent { wake.yield() }
+    }
+
+    /// Cluster messages dropped because the database could not take them.
+    public var dropped: Int { queue.withLock { $0.dropped } }
+
+    /// Listens, sends and beats until cancelled.
+    public func run(
+        connected: @escaping @Sendable (PostgresConnection) async throws -> Void, received: @escaping Received,
+        status: @escaping @Sendable () async -> ClusterNodeStatus, nodes: @escaping @Sendable ([ClusterNodeRow]) async -> Void,
+        ended: @escaping @Sendable () -> Void
+    ) async {
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.listen(connected: connected, received: received, ended: ended) }
+            group.addTask { await self.write(status: status, nodes: nodes) }
+        }
+    }
+
+    /// Tells the others that this node is leaving (its presences go at once) and removes its row.
+    public func leave() async {
+        let node = node
+        do {
+            try await Database.withConnection(settings, logger: logger) { [logger] connection in
+                try await connection.run("delete from switchboard.nodes where name = \(node)", logger: logger)
+                try await connection.run(
+                    "select switchboard.cluster_notify(array[\(Self.leaving(node))]::text[])", logger: logger)
+            }
+        } catch {
+            logger.warning("could not tell the cluster this node is leaving", metadata: ["error": "\(DatabaseError.describe(error))"])
+        }
+    }
+
+    /// The notification that says `node` left.
+    static func leaving(_ node: String) -> String {
+        #"["x",\#(jsonString(node))]"# + "\n"
+    }
+
+    /// A JSON string literal.
+    static func jsonString(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            case _ where scalar.value < 0x20: out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count) + String(scalar.value, radix: 16)
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out + "\""
+    }
+
+    // MARK: - Listening
+
+    private func listen(
+        connected: @escaping @Sendable (PostgresConnection) async throws -> Void, received: @escaping Received, ended: @escaping @Sendable () -> Void
+    ) async {
+        await keepReconnecting { up in
+            let listener = try await Database.connect(settings, logger: logger)
+            let reader: PostgresConnection
+            do {
+                reader = try await Database.connect(settings, logger: logger)
+            } catch {
+                try? await listener.close()
+                throw error
+            }
+            do {
+                try await self.serve(listener: listener, reader: reader, connected: connected, received: received, up: up)
+            } catch {
+                // Closed before they are released (postgres-nio asserts that).
+                try? await listener.close()
+                try? await reader.close()
+                throw error
+            }
+        } failed: { error, first in
+            ended()
+            health.set(.down(reason: DatabaseError.describe(error)))
+            if first {
+                logger.error("cluster link lost; local delivery goes on", metadata: ["error": "\(DatabaseError.describe(error))"])
+            }
+        }
+    }
+
+    private func serve(
+        listener: PostgresConnection, reader: PostgresConnection, connected: @escaping @Sendable (PostgresConnection) async throws -> Void,
+        received: @escaping Received, up: @escaping @Sendable () -> Void
+    ) async throws {
+        try await listener.guarded { listener in
+            try await reader.guarded { reader in
+                try await listener.listen(on: Self.channel) { notifications in
+                    try await connected(reader)
+                    up()
+                    self.health.set(.up)
+                    self.logger.info("cluster link up", metadata: ["node": "\(self.node)"])
+                    for try await notification in notifications {
+                        var text = notification.payload
+                        if text.hasPrefix("@"), let id = Int64(text.dropFirst()) {
+                            guard let stored = try await self.relayed(id, on: reader) else { continue }
+                            text = stored
+                        }
+                        await received(text, reader)
+                    }
+                }
+            }
+        }
+        throw DatabaseError("the database closed the connection")
+    }
+
+    private func relayed(_ id: Int64, on connection: PostgresConnection) async throws -> String? {
+        let rows = try await connection.query("select body from switchboard.relay where id = \(id)", logger: logger)
+        for try await body in rows.decode(String.self) { return body }
+        logger.warning("a relayed cluster message was gone before it was read", metadata: ["relay": "\(id)"])
+        return nil
+    }
+
+    // MARK: - Sending and the heartbeat
+
+    private func write(status: @escaping @Sendable () async -> ClusterNodeStatus, nodes: @escaping @Sendable ([ClusterNodeRow]) async -> Void) async {
+        let ticker = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: Self.heartbeatInterval)
+                wake.yield()
+            }
+        }
+        defer { ticker.cancel() }
+        var registered = false
+        // One iterator for the writer's life (an AsyncStream ends when its iterator goes).
+        var wakes = wakeups.makeAsyncIterator()
+        await keepReconnecting { up in
+            let connection = try await Database.connect(settings, logger: logger)
+            do {
+                try await send(on: connection, up: up, wakes: &wakes, registered: &registered, status: status, nodes: nodes)
+            } catch {
+                queue.withLock { $0.connected = false }
+                try? await connection.close()
+                throw error
+            }
+            queue.withLock { $0.connected = false }
+            try? await connection.close()
+        } failed: { error, first in
+            queue.withLock { queue in
+                queue.dropped += queue.texts.count
+                queue.texts = []
+            }
+            if first {
+                logger.warning("the cluster writer lost its connection", metadata: ["error": "\(DatabaseError.describe(error))"])
+            }
+        }
+    }
+
+    private func send(
+        on connection: PostgresConnection, up: @Sendable () -> Void, wakes: inout AsyncStream<Void>.Iterator, registered: inout Bool,
+        status: @Sendable () async -> ClusterNodeStatus, nodes: @Sendable ([ClusterNodeRow]) async -> Void
+    ) async throws {
+        // Each statement guarded: it ends when the connection closes.
+        try await connection.guarded { [logger] in try await $0.run("set synchronous_commit = off", logger: logger) }
+        queue.withLock { $0.connected = true }
+        up()
+        var lastBeat = ContinuousClock.now - Self.heartbeatInterval
+        while await wakes.next() != nil {
+            if ContinuousClock.now - lastBeat >= Self.heartbeatInterval {
+                lastBeat = ContinuousClock.now
+                let status = await status()
+                let restarted = !registered
+                let rows = try await connection.guarded { connection in
+                    try await self.beat(status, restarted: restarted, on: connection)
+                    return try await self.nodes(on: connection)
+                }
+                registered = true
+                await nodes(rows)
+            }
+            while true {
+                let texts = queue.withLock { queue -> [String] in
+                    defer { queue.texts = [] }
+                    return queue.texts
+                }
+                if texts.isEmpty { break }
+                try await connection.guarded { [logger] in
+                    try await $0.run("select switchboard.cluster_notify(\(texts)::text[])", logger: logger)
+                }
+            }
+        }
+    }
+
+    private func beat(_ status: ClusterNodeStatus, restarted: Bool, on connection: PostgresConnection) async throws {
+        try await connection.run(
+            """
+            insert into switchboard.nodes as n (name, address, connections, rules_generation, rules_digest, rules_error, changes_slot)
+            values (\(node), \(status.address), \(status.connections), \(Int64(status.rulesGeneration)), \(status.rulesDigest),
+                \(status.rulesError), \(status.changesSlot))
+            on conflict (name) do update set heartbeat_at = now(), address = excluded.address, connections = excluded.connections,
+                rules_generation = excluded.rules_generation, rules_digest = excluded.rules_digest, rules_error = excluded.rules_error,
+                changes_slot = excluded.changes_slot,
+                started_at = case when \(restarted) then now() else n.started_at end
+            """, logger: logger)
+    }
+
+    /// Every node's row.
+    public func nodes(on connection: PostgresConnection) async throws -> [ClusterNodeRow] {
+        let rows = try await connection.query(
+            """
+            select name, started_at::text, extract(epoch from now() - heartbeat_at)::float8, address, connections,
+                rules_generation, rules_digest, rules_error
+            from switchboard.nodes order by name
+            """, logger: logger)
+        var found: [ClusterNodeRow] = []
+        for try await (name, started, silence, address, connections, generation, digest, error) in rows.decode(
+            (String, String, Double, String, Int32, Int64, String, String?).self)
+        {
+            found.append(
+                ClusterNodeRow(
+                    name: name, startedAt: started, silenceSeconds: silence, address: address, connections: Int(connections),
+                    rulesGeneration: Int(generation), rulesDigest: digest, rulesError: error))
+        }
+        return found
+    }
+
+    /// Drops the Postgres Changes slots of nodes gone for an hour, forgets nodes gone for a day,
+    /// and deletes relayed messages older than a minute.
+    public static func upkeep(on connection: PostgresConnection, logger: Logger) async throws {
+        try await connection.run(
+            """
+            select pg_drop_replication_slot(s.slot_name) from pg_replication_slots s
+            join switchboard.nodes n on n.changes_slot = s.slot_name
+            where n.heartbeat_at < now() - interval '1 hour' and not s.active
+            """, logger: logger)
+        try await connection.run("delete from switchboard.nodes where heartbeat_at < now() - interval '1 day'", logger: logger)
+        try await connection.run("delete from switchboard.relay where created_at < now() - interval '1 minute'", logger: logger)
+    }
+}
+
+extension ClusterLink {
+    /// The node name a server takes when none is given: this machine's host name.
+    public static func defaultNodeName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "switchboard" }
+        let name = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return (try? validNodeName(name)) ?? "switchboard"
+    }
+
+    /// `name` when it is usable as a node's name (1 to 63 characters of letters, digits, `.`,
+    /// `-`, `_` and `:`), else an error that says so.
+    public static func validNodeName(_ name: String) throws(DatabaseError) -> String {
+        let allowed = name.utf8.allSatisfy { byte in
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+                || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || ".-_:".utf8.contains(byte)
+        }
+        guard (1...63).contains(name.utf8.count), allowed else {
+            throw DatabaseError("a node name is 1 to 63 letters, digits, '.', '-', '_' or ':' (got \"\(name)\")")
+        }
+        return name
+    }
+}
