@@ -4,6 +4,10 @@ import Logging
 public struct ClientConfiguration: Sendable {
     /// The socket URL, e.g. `ws://127.0.0.1:4000/socket/websocket` (the token and `vsn` are added).
     public var url: String
+    /// Other servers of the same cluster (sharing one database), tried in turn, after `url`,
+    /// whenever a connection fails or drops: a client whose server dies resumes on another
+    /// (with replay) without a load balancer in front. Empty: `url` only.
+    public var fallbackURLs: [String] = []
     /// The JWT the connection and its joins authenticate with.
     public var token: String
     /// How often a heartbeat is sent (Phoenix's server closes a socket silent for 60 s). A

@@ -176,12 +176,17 @@ public actor SwitchboardClient {
     // MARK: Connection loop
 
     private func run() async {
+        let servers = [configuration.url] + configuration.fallbackURLs
+        var server = 0
         while !isClosed, !Task.isCancelled {
             setState(.connecting)
             nextConnectionID += 1
             let id = nextConnectionID
-            let separator = configuration.url.contains("?") ? "&" : "?"
-            let url = "\(configuration.url)\(separator)apikey=\(configuration.token)&vsn=1.0.0"
+            let base = servers[server % servers.count]
+            // The next attempt goes to the next server of the cluster.
+            server += 1
+            let separator = base.contains("?") ? "&" : "?"
+            let url = "\(base)\(separator)apikey=\(configuration.token)&vsn=1.0.0"
             var reason = "the server closed the connection"
             do {
                 let close = try await WebSocketClient.connect(

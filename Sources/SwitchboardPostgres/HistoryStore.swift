@@ -193,19 +193,23 @@ public final class HistoryStore: Sendable {
                     for item in batch { item.done?(true) }
                 } catch {
                     await dropConnection()
-                    let wasFailing = queue.withLock { queue -> Bool in
+                    // What was queued behind this write goes back in order too (and is told of
+                    // the failure): from now on `persist` appends to `retained`, after it.
+                    let (wasFailing, behind) = queue.withLock { queue -> (Bool, [(records: [HistoryRecord], done: Done?)]) in
                         let was = queue.failing
                         queue.failing = true
-                        queue.retained = records + queue.retained
+                        let behind = queue.waiting
+                        queue.waiting = []
+                        queue.retained = records + queue.retained + behind.flatMap(\.records)
                         queue.trimRetained(logger: logger)
-                        return was
+                        return (was, behind)
                     }
                     if !wasFailing {
                         logger.error(
                             "writing the replay history failed; messages are delivered and kept for a later write",
                             metadata: ["error": "\(DatabaseError.describe(error))", "records": "\(records.count)"])
                     }
-                    for item in batch { item.done?(false) }
+                    for item in batch + behind { item.done?(false) }
                     try? await Task.sleep(for: backoff)
                     backoff = min(backoff * 2, .seconds(2))
                 }

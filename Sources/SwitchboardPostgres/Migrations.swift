@@ -71,14 +71,19 @@ public struct Migrator: Sendable {
     @discardableResult
     public func migrate(_ migrations: [Migration] = Migration.all) async throws(DatabaseError) -> [Migration] {
         do {
-            try await connection.run("create schema if not exists switchboard", logger: logger)
-            try await connection.run(
-                """
-                create table if not exists switchboard.schema_migrations (
-                    version integer primary key,
-                    name text not null,
-                    applied_at timestamptz not null default now())
-                """, logger: logger)
+            // Under the lock too: `create … if not exists` run at once by two nodes can both
+            // try to create (a duplicate key in pg_type).
+            try await connection.withTransaction(logger: logger) { connection in
+                try await connection.run("select pg_advisory_xact_lock(\(Self.advisoryLock))", logger: logger)
+                try await connection.run("create schema if not exists switchboard", logger: logger)
+                try await connection.run(
+                    """
+                    create table if not exists switchboard.schema_migrations (
+                        version integer primary key,
+                        name text not null,
+                        applied_at timestamptz not null default now())
+                    """, logger: logger)
+            }
             var done: [Migration] = []
             for migration in migrations {
                 let applied = try await connection.withTransaction(logger: logger) { connection in
