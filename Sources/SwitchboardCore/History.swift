@@ -73,9 +73,6 @@ public struct History<Item: Sendable>: Sendable {
         var epoch: String
         var tag: UInt64
         var seq: UInt64 = 0
-        /// The last sequence number that positions and replays show: messages appended
-        /// `visible: false` (waiting for their database commit) stay hidden until `reveal`.
-        var visible: UInt64 = 0
         var entries: [Entry] = []
         /// Index of the oldest live entry in `entries` (dropped ones are compacted lazily).
         var head = 0
@@ -138,15 +135,7 @@ public struct History<Item: Sendable>: Sendable {
     public mutating func position(of channel: String) -> Position {
         touch(channel)
         guard let record = channels[channel] else { return Position(epoch: "", seq: 0, tag: 0) }
-        return Position(epoch: record.epoch, seq: record.visible, tag: record.tag)
-    }
-
-    /// Shows the hidden messages of `channel` up to `seq` (their commit succeeded or failed;
-    /// either way they are delivered now), unless the record has changed epoch meanwhile.
-    public mutating func reveal(_ channel: String, through seq: UInt64, epoch: String) {
-        guard var record = channels[channel], record.epoch == epoch, seq > record.visible else { return }
-        record.visible = min(seq, record.seq)
-        channels[channel] = record
+        return Position(epoch: record.epoch, seq: record.seq, tag: record.tag)
     }
 
     /// Recreates a channel's record as a database kept it (at start): its epoch, last sequence
@@ -162,7 +151,6 @@ public struct History<Item: Sendable>: Sendable {
         guard var record = channels.removeValue(forKey: channel) else { return }
         record.epoch = epoch
         record.seq = seq
-        record.visible = seq
         var run = entries.filter { $0.seq <= seq }
         // Keep the newest contiguous run that ends at `seq`.
         var expected = seq
@@ -186,18 +174,15 @@ public struct History<Item: Sendable>: Sendable {
 
     /// Appends a message and returns its sequence number and the channel's epoch. Drops what
     /// the retention and the caps no longer allow (possibly older channels' histories).
-    ///
-    /// `visible: false` keeps it (and the channel's position) hidden from positions and replays
-    /// until `reveal`: a message whose database commit is still on its way.
     public mutating func append(
-        _ item: Item, id: String, bytes: Int, to channel: String, retention: Retention, at now: Int64, visible: Bool = true
+        _ item: Item, id: String, bytes: Int, to channel: String, retention: Retention, at now: Int64
     ) -> Position {
-        append(item, id: id, bytes: bytes, to: channel, retention: retention, at: now, now: now, visible: visible)
+        append(item, id: id, bytes: bytes, to: channel, retention: retention, at: now, now: now)
     }
 
     /// `append`, with the message's publication time (`at`) apart from the present (`now`).
     private mutating func append(
-        _ item: Item, id: String, bytes: Int, to channel: String, retention: Retention, at: Int64, now: Int64, visible: Bool = true
+        _ item: Item, id: String, bytes: Int, to channel: String, retention: Retention, at: Int64, now: Int64
     ) -> Position {
         touch(channel)
         // Taken out of the dictionary while it changes, so that its entries are not copied.
@@ -210,7 +195,6 @@ public struct History<Item: Sendable>: Sendable {
             record.entries.removeFirst(record.head)
             record.head = 0
         }
-        if visible { record.visible = record.seq }
         record.entries.append(Entry(seq: record.seq, id: id, at: at, bytes: bytes, item: item))
         record.bytes += bytes
         totalBytes += bytes
@@ -261,7 +245,6 @@ public struct History<Item: Sendable>: Sendable {
             record.tag = nextTag
             nextTag += 1
             record.seq = seq - 1
-            record.visible = seq - 1
             record.droppedSeq = seq - 1
             record.droppedAt = at - 1
         }
@@ -282,7 +265,6 @@ public struct History<Item: Sendable>: Sendable {
     public mutating func skip(_ channel: String, epoch: String, through seq: UInt64) {
         guard var record = channels[channel], record.epoch == epoch, seq > record.seq else { return }
         record.seq = seq
-        record.visible = seq
         record.droppedSeq = seq
         channels[channel] = record
     }
@@ -301,11 +283,11 @@ public struct History<Item: Sendable>: Sendable {
         }
         totalBytes -= Self.trim(&record, retention: retention, now: now)
         channels[channel] = record
-        let position = Position(epoch: record.epoch, seq: record.visible, tag: record.tag)
-        let shown = record.live.filter { $0.seq <= record.visible }
+        let position = Position(epoch: record.epoch, seq: record.seq, tag: record.tag)
+        let shown = record.live
         switch since {
         case .sequence(let seq, let epoch):
-            guard epoch == record.epoch, seq <= record.visible else {
+            guard epoch == record.epoch, seq <= record.seq else {
                 return Replay(entries: [], recovered: false, position: position)
             }
             // Recovered when every message after `seq` is still held.

@@ -8,7 +8,7 @@ import SwitchboardBench
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure a running server (loopback only).",
-        subcommands: [Fanout.self, Idle.self, Typing.self, Replay.self, DatabaseLatency.self, Changes.self, RelationsCost.self, Revocation.self]
+        subcommands: [Fanout.self, Idle.self, Typing.self, Replay.self, DatabaseLatency.self, Changes.self, RelationsCost.self, Revocation.self, Cluster.self]
     )
 
     /// Where to connect and how to authenticate; shared by the bench commands.

@@ -28,9 +28,10 @@ import Testing
     }
 
     /// Starts one node per name on `database`, and waits until each listens and hears the cluster.
-    static func start(_ names: [String], postgres: TestPostgres, database: DatabaseSettings, rules: String = TestServer.defaultRules)
-        async throws -> [Node]
-    {
+    static func start(
+        _ names: [String], postgres: TestPostgres, database: DatabaseSettings, rules: String = TestServer.defaultRules,
+        rulesOf: [String: String] = [:]
+    ) async throws -> [Node] {
         try #require(FileManager.default.isExecutableFile(atPath: binary), "no switchboard binary next to the tests at \(binary)")
         let url = "postgres://postgres@127.0.0.1:\(postgres.port)/\(database.database)?sslmode=disable"
         var nodes: [Node] = []
@@ -39,7 +40,7 @@ import Testing
             let process = try ChildProcess(
                 binary,
                 [
-                    "serve", "--host", "127.0.0.1", "--port", String(port), "--jwt-secret", TestServer.secret, "--rules-dir", rules,
+                    "serve", "--host", "127.0.0.1", "--port", String(port), "--jwt-secret", TestServer.secret, "--rules-dir", rulesOf[name] ?? rules,
                     "--database-url", url, "--no-watch-rules", "--node-name", name, "--changes-hold", "0",
                 ])
             nodes.append(Node(name: name, port: port, process: process))
@@ -347,5 +348,92 @@ import Testing
         await onB.close()
         await publisher.close()
         try? await postgres.stop()
+    }
+
+    /// Pushes `event` on `channel` with a publisher's own id, asking for an ack; returns the reply.
+    static func publish(_ socket: PhoenixSocket, event: String, payload: Value, id: String? = nil, ref: String) async throws -> PhoenixSocket.Frame {
+        var push: Value.Object = ["type": "broadcast", "event": .string(event), "payload": payload]
+        if let id { push["meta"] = ["id": .string(id)] }
+        try await socket.push("realtime:\(channel)", "broadcast", .object(push), ref: ref, joinRef: "1")
+        return try await socket.reply(to: ref)
+    }
+
+    @Test(.timeLimit(.minutes(3))) func aChannelsBudgetAndAPublishersIdHoldForTheWholeCluster() async throws {
+        let postgres = try await TestPostgres.shared()
+        let database = try await postgres.makeDatabase()
+        let nodes = try await Self.start(["A", "B"], postgres: postgres, database: database)
+        defer { for node in nodes { node.process.killHard() } }
+        let (a, b) = (nodes[0], nodes[1])
+        let ackConfig: Value = ["broadcast": ["self": false, "ack": true], "presence": ["key": "", "enabled": false], "private": false]
+        var sockets: [PhoenixSocket] = []
+        for (node, sub) in [(a, "pa"), (b, "pb"), (a, "sa"), (b, "sb")] {
+            let socket = try await Self.socket(node, token: try await Self.token(sub: sub, supplierID: "s1"))
+            #expect(try await socket.join(Self.channel, ref: "1", config: ackConfig).status == "ok")
+            sockets.append(socket)
+        }
+        let (publisherA, publisherB, subscriberA, subscriberB) = (sockets[0], sockets[1], sockets[2], sockets[3])
+        func document(_ frame: PhoenixSocket.Frame) -> String { frame.payload["payload"]?["document_id"]?.stringValue ?? "?" }
+
+        // A publisher's own id, published on A and then on B, is delivered once on each node.
+        #expect(try await Self.publish(publisherA, event: "document:saved", payload: ["document_id": "d1"], id: "same-1", ref: "r1").status == "ok")
+        #expect(document(try await subscriberB.event("broadcast")) == "d1")
+        #expect(document(try await subscriberA.event("broadcast")) == "d1")
+        #expect(try await Self.publish(publisherB, event: "document:saved", payload: ["document_id": "d1-again"], id: "same-1", ref: "r2").status == "ok")
+        // Ephemeral too: each node remembers the ids the others announced.
+        #expect(try await Self.publish(publisherA, event: "user:online", payload: ["user_id": "u1"], id: "same-2", ref: "r3").status == "ok")
+        #expect(try await subscriberB.event("broadcast").payload["event"] == "user:online")
+        #expect(try await subscriberA.event("broadcast").payload["event"] == "user:online")
+        #expect(try await Self.publish(publisherB, event: "user:online", payload: ["user_id": "u1-again"], id: "same-2", ref: "r4").status == "ok")
+        // Nothing more came of the repeats: the next message each subscriber sees is the marker.
+        #expect(try await Self.publish(publisherA, event: "document:saved", payload: ["document_id": "marker"], ref: "r5").status == "ok")
+        #expect(document(try await subscriberA.event("broadcast")) == "marker")
+        #expect(document(try await subscriberB.event("broadcast")) == "marker")
+
+        // The channel's 100 messages a minute (the default rules' free tier) count on every node:
+        // A has published 3 (d1, u1 and the marker; the repeats cost nothing), 57 more make 60,
+        // and B (once it has seen them) takes only 40.
+        var accepted = 0
+        for n in 0..<57 {
+            let reply = try await Self.publish(publisherA, event: "document:saved", payload: ["document_id": .string("a\(n)")], ref: "a\(n)")
+            if reply.status == "ok" { accepted += 1 }
+        }
+        #expect(accepted == 57)
+        var seenOnB = 0
+        while seenOnB < 57 {
+            _ = try await subscriberB.event("broadcast")
+            seenOnB += 1
+        }
+        var acceptedOnB = 0
+        var refusal = ""
+        for n in 0..<60 {
+            let reply = try await Self.publish(publisherB, event: "document:saved", payload: ["document_id": .string("b\(n)")], ref: "b\(n)")
+            if reply.status == "ok" { acceptedOnB += 1 } else { refusal = reply.reason ?? "" }
+        }
+        #expect(acceptedOnB == 40, "B accepted \(acceptedOnB) of 60 with 60 already counted on A")
+        #expect(refusal.hasPrefix("ChannelRateLimitReached:"), "\(refusal)")
+        for socket in sockets { await socket.close() }
+    }
+
+    @Test(.timeLimit(.minutes(2))) func nodesWithDifferentRulesShowAsDisagreeing() async throws {
+        let postgres = try await TestPostgres.shared()
+        let database = try await postgres.makeDatabase()
+        let edited = try RulesCopy()
+        defer { edited.delete() }
+        try edited.write("tiers.lua", try edited.read("tiers.lua") + "\n-- edited on B only\n")
+        let nodes = try await Self.start(["A", "B"], postgres: postgres, database: database, rulesOf: ["B": edited.path])
+        defer { for node in nodes { node.process.killHard() } }
+        let admin = try await Self.token(role: "admin", sub: "ops")
+        func get(_ path: String) async throws -> Value {
+            let reply = try await LoopbackHTTP.request(port: nodes[0].port, method: .GET, path: path, headers: [("Authorization", "Bearer \(admin)")])
+            return try JSON.parse(Array(reply.body.utf8))
+        }
+        try await ClientTests.eventually("A's view lists both nodes") { (try? await get("/admin/cluster"))?["nodes"]?.arrayValue?.count == 2 }
+        let cluster = try await get("/admin/cluster")
+        #expect(cluster["rules_agree"] == false, "\(cluster)")
+        let digests = Set(cluster["nodes"]?.arrayValue?.compactMap { $0["rules_digest"]?.stringValue } ?? [])
+        #expect(digests.count == 2, "\(cluster)")
+        let rules = try await get("/admin/rules")
+        #expect(rules["node"] == "A" && rules["cluster_rules_agree"] == false, "\(rules)")
+        #expect(rules["cluster"]?.arrayValue?.count == 2, "\(rules)")
     }
 }

@@ -10,7 +10,9 @@ import SwitchboardWire
 /// `GET /admin/channels`: the busiest channels with subscriber, message-rate and presence counts.
 /// `POST /admin/disconnect?sub=S`: closes every connection of one user.
 /// `GET /admin/rules`: the rules generation in force, its files and load time, and the errors
-/// of the last reload when it failed (the previous generation then keeps serving).
+/// of the last reload when it failed (the previous generation then keeps serving); in a
+/// cluster, every node's generation, digest and last error, and whether they agree.
+/// `GET /admin/cluster`: the nodes sharing the database, their heartbeats, connections and rules.
 struct AdminRoutes {
     let shared: RealtimeContext
     let rest: RESTRoutes
@@ -22,7 +24,22 @@ struct AdminRoutes {
             guard let rules = shared.rules else {
                 return RESTRoutes.json(.notFound, ["message": "this server runs a policy given by its embedder, not a rules directory"])
             }
-            return RESTRoutes.json(.ok, Self.describe(rules))
+            var described = Self.describe(rules)
+            if let cluster, case .object(var object) = described {
+                // The other nodes' rules as of their last heartbeat: do they load the same files?
+                let view = Self.describe(cluster)
+                object["node"] = view["node"] ?? .null
+                object["cluster_rules_agree"] = view["rules_agree"] ?? .null
+                object["cluster"] = .array(
+                    (view["nodes"]?.arrayValue ?? []).map { node in
+                        [
+                            "name": node["name"] ?? .null, "alive": node["alive"] ?? .null, "generation": node["rules_generation"] ?? .null,
+                            "digest": node["rules_digest"] ?? .null, "last_error": node["rules_error"] ?? .null,
+                        ]
+                    })
+                described = .object(object)
+            }
+            return RESTRoutes.json(.ok, described)
         }
         router.get("/admin/channels") { request, _ in await channels(request) }
         router.get("/admin/cluster") { request, _ in
