@@ -79,6 +79,8 @@ public final class ClusterLink: Sendable {
     private let health: DatabaseHealth
     private let logger: Logger
     private let queue = Mutex<(texts: [String], connected: Bool, dropped: Int)>(([], false, 0))
+    /// This process, in its node's row (random per start).
+    private let instance = String(UInt64.random(in: 0...UInt64.max), radix: 36)
     private let wakeups: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
 
@@ -294,16 +296,32 @@ public final class ClusterLink: Sendable {
     }
 
     private func beat(_ status: ClusterNodeStatus, restarted: Bool, on connection: PostgresConnection) async throws {
-        try await connection.run(
+        let rows = try await connection.query(
             """
-            insert into switchboard.nodes as n (name, address, connections, rules_generation, rules_digest, rules_error, changes_slot)
+            with previous as (
+                select instance, extract(epoch from now() - heartbeat_at)::float8 as age from switchboard.nodes where name = \(node))
+            insert into switchboard.nodes as n (name, address, connections, rules_generation, rules_digest, rules_error, changes_slot, instance)
             values (\(node), \(status.address), \(status.connections), \(Int64(status.rulesGeneration)), \(status.rulesDigest),
-                \(status.rulesError), \(status.changesSlot))
+                \(status.rulesError), \(status.changesSlot), \(instance))
             on conflict (name) do update set heartbeat_at = now(), address = excluded.address, connections = excluded.connections,
                 rules_generation = excluded.rules_generation, rules_digest = excluded.rules_digest, rules_error = excluded.rules_error,
-                changes_slot = excluded.changes_slot,
+                changes_slot = excluded.changes_slot, instance = excluded.instance,
                 started_at = case when \(restarted) then now() else n.started_at end
+            returning (select instance from previous), (select age from previous)
             """, logger: logger)
+        for try await (previous, age) in rows.decode((String?, Double?).self) {
+            guard let previous, previous != instance, !previous.isEmpty, let age else { continue }
+            if !restarted {
+                // Someone else wrote this node's row since our last beat: another live server.
+                logger.error(
+                    "another server is running with the same node name; give each server of a cluster its own --node-name",
+                    metadata: ["node": "\(node)"])
+            } else if age < Self.goneAfterSeconds {
+                logger.warning(
+                    "this node's row was refreshed \(String(format: "%.1f", age)) s ago by another process: if that server is still running, give each server its own --node-name",
+                    metadata: ["node": "\(node)"])
+            }
+        }
     }
 
     /// Every node's row.
@@ -337,6 +355,12 @@ public final class ClusterLink: Sendable {
             """, logger: logger)
         try await connection.run("delete from switchboard.nodes where heartbeat_at < now() - interval '1 day'", logger: logger)
         try await connection.run("delete from switchboard.relay where created_at < now() - interval '1 minute'", logger: logger)
+        // The one changes slot of the database from before clusters (one per node since).
+        try await connection.run(
+            """
+            select pg_drop_replication_slot(slot_name) from pg_replication_slots
+            where slot_name = 'switchboard_changes_' || left(md5(current_database()), 16) and not active
+            """, logger: logger)
     }
 }
 

@@ -289,6 +289,9 @@ public final class MessageReader: Sendable {
             throw error
         } catch {
             let reason = DatabaseError.describe(error)
+            // Made meanwhile by another server starting at the same moment (the check and the
+            // creation are not one step).
+            if reason.contains("42710") { return }
             if reason.contains("wal2json") {
                 throw DatabaseError(
                     "the database cannot load the wal2json output plugin (\(reason)); install it where PostgreSQL runs "

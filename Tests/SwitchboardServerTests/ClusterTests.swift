@@ -188,6 +188,8 @@ import Testing
         #expect(cluster["node"] == "B", "\(cluster)")
         #expect(cluster["nodes"]?.arrayValue?.allSatisfy { $0["alive"] == true } == true, "\(cluster)")
         #expect(cluster["rules_agree"] == true, "\(cluster)")
+        let metrics = try await LoopbackHTTP.request(port: b.port, method: .GET, path: "/metrics")
+        #expect(metrics.body.contains("switchboard_cluster_nodes 3"), "\(metrics.body)")
         let user = try await Self.token(sub: "u", supplierID: "s1")
         let refused = try await LoopbackHTTP.request(
             port: b.port, method: .GET, path: "/admin/cluster", headers: [("Authorization", "Bearer \(user)")])
@@ -435,5 +437,13 @@ import Testing
         let rules = try await get("/admin/rules")
         #expect(rules["node"] == "A" && rules["cluster_rules_agree"] == false, "\(rules)")
         #expect(rules["cluster"]?.arrayValue?.count == 2, "\(rules)")
+    }
+
+    @Test(.timeLimit(.minutes(2))) func twoServersGivenOneNodeNameAreReported() async throws {
+        let postgres = try await TestPostgres.shared()
+        let database = try await postgres.makeDatabase()
+        let nodes = try await Self.start(["same", "same"], postgres: postgres, database: database)
+        defer { for node in nodes { node.process.killHard() } }
+        try await nodes[1].process.waitForOutput(containing: "another server is running with the same node name")
     }
 }

@@ -34,7 +34,9 @@ create table if not exists switchboard.nodes (
     rules_digest text not null default '',
     rules_error text,
     -- Its Postgres Changes slot, dropped once the node has been gone for an hour.
-    changes_slot text
+    changes_slot text,
+    -- The process beating (random per start): two servers given the same name show as two.
+    instance text not null default ''
 );
 
 -- One message id per channel: a publish repeated with the same id (on any node) is stored,

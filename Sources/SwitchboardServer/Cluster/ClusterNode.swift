@@ -118,8 +118,10 @@ final class ClusterNode: Sendable {
         let asBinary = header[7].boolValue ?? false
         let isHex = header[8].boolValue ?? false
         let publishedAt = header[9].int64Value ?? 0
-        if header[1].stringValue != name, let budget = header[10].stringValue {
-            shared.rateLimiter.record(key: budget, now: shared.configuration.clock.monotonicSeconds())
+        if header[1].stringValue != name {
+            let now = shared.configuration.clock.monotonicSeconds()
+            if let budget = header[10].stringValue { shared.rateLimiter.record(key: budget, now: now) }
+            shared.activity.record(topic: topic, now: now)
         }
         let message = StoredMessage(
             seq: UInt64(seq), id: id, event: event, payloadJSON: isHex ? nil : Array(body.utf8),
@@ -208,14 +210,16 @@ final class ClusterNode: Sendable {
     private func ephemeral(_ header: [Value], body: Substring) {
         guard header.count >= 9, let topic = header[2].stringValue, let id = header[3].stringValue, let event = header[4].stringValue
         else { return }
-        if let budget = header[7].stringValue {
-            shared.rateLimiter.record(key: budget, now: shared.configuration.clock.monotonicSeconds())
-        }
+        let now = shared.configuration.clock.monotonicSeconds()
+        if let budget = header[7].stringValue { shared.rateLimiter.record(key: budget, now: now) }
+        shared.activity.record(topic: topic, now: now)
+        // A publisher's own id is remembered (a repeat here is dropped) before anything else.
+        if header[8].boolValue == true, !shared.log.remember(id, topic: topic) { return }
         // A node with no subscriber of the channel does no more.
         guard shared.hub.hasSubscribers(topic) else { return }
         let isHex = header[6].boolValue ?? false
         shared.log.applyEphemeral(
-            topic: topic, id: id, clientChosen: header[8].boolValue ?? false, event: event,
+            topic: topic, id: id, event: event,
             payloadJSON: isHex ? nil : Array(body.utf8), binaryBody: isHex ? ByteBuffer(bytes: ChannelLog.bytes(hex: String(body))) : nil,
             asBinary: header[5].boolValue ?? false)
     }
@@ -323,6 +327,7 @@ final class ClusterNode: Sendable {
     /// Every heartbeat's view of the nodes: a node silent too long (or whose row is gone) loses
     /// its presences here; one heard again after that is asked to announce them again.
     func nodesRead(_ rows: [ClusterNodeRow]) {
+        shared.metrics.clusterNodes.set(rows.filter { !$0.isGone }.count)
         let (lost, back) = state.withLock { state -> ([String], [String]) in
             state.nodes = rows
             let alive = Set(rows.filter { !$0.isGone }.map(\.name))

@@ -317,13 +317,14 @@ final class ChannelLog: Sendable {
         state.withLockedValue { $0.history.last(of: topic) }
     }
 
-    /// Delivers an ephemeral message another node published to this node's subscribers (a
-    /// repeat of a publisher's own id is dropped).
-    func applyEphemeral(topic: String, id: String, clientChosen: Bool, event: String, payloadJSON: [UInt8]?, binaryBody: ByteBuffer?, asBinary: Bool) {
-        if clientChosen {
-            let now = now()
-            guard state.withLockedValue({ $0.recent.insert(id, on: topic, at: now) }) else { return }
-        }
+    /// Records a publisher's own `id` on `topic`; false when it was already there (a repeat).
+    func remember(_ id: String, topic: String) -> Bool {
+        let now = now()
+        return state.withLockedValue { $0.recent.insert(id, on: topic, at: now) }
+    }
+
+    /// Delivers an ephemeral message another node published to this node's subscribers.
+    func applyEphemeral(topic: String, id: String, event: String, payloadJSON: [UInt8]?, binaryBody: ByteBuffer?, asBinary: Bool) {
         let frame = BroadcastFrame(
             topic: topic, event: event, payload: nil, binaryBody: binaryBody, meta: ["id": .string(id)],
             payloadJSON: payloadJSON.map { ByteBuffer(bytes: $0) })

@@ -46,6 +46,8 @@ final class ServerMetrics: Sendable {
     let relationsWatching: CoreMetrics.Meter
     /// Bytes of WAL the changes slot has not read yet (absent without a database).
     let changesSlotLag: CoreMetrics.Meter
+    /// Nodes of the cluster that are alive (this one included), as of the last heartbeat.
+    let clusterNodes: CoreMetrics.Meter
     /// Per relation: its rows (labelled with its source) and when they were last read.
     private let relationMeters = Mutex<[String: RelationMeters]>([:])
     private let subscriptionsByScope: [String: CoreMetrics.Meter]
@@ -87,6 +89,7 @@ final class ServerMetrics: Sendable {
             label: "switchboard_database_messages_total", dimensions: [("result", "ignored")], factory: factory)
         relationsWatching = CoreMetrics.Meter(label: "switchboard_relations_watching", factory: factory)
         changesSlotLag = CoreMetrics.Meter(label: "switchboard_changes_slot_lag_bytes", factory: factory)
+        clusterNodes = CoreMetrics.Meter(label: "switchboard_cluster_nodes", factory: factory)
         var scopes: [String: CoreMetrics.Meter] = [:]
         for scope in Self.knownScopes.union(["other"]) {
             scopes[scope] = CoreMetrics.Meter(label: "switchboard_subscriptions", dimensions: [("scope", scope)], factory: factory)
