@@ -203,6 +203,14 @@ import Testing
         let database = try await postgres.makeDatabase()
         let rules = try RulesCopy(messagesPerMinute: 100_000)
         defer { rules.delete() }
+        // The channel keeps all 200 (a slow machine may let the publisher run far ahead of the
+        // raw client before B dies; the standard 100 would then not recover).
+        let channels = try rules.read("channels.lua")
+        let kept = channels.replacingOccurrences(
+            of: "channel \"collaboration:{supplier_id}:{couple_id}\" {\n  kind = \"shared\",",
+            with: "channel \"collaboration:{supplier_id}:{couple_id}\" {\n  kind = \"shared\",\n  history = { messages = 1000, seconds = 600 },")
+        try #require(kept != channels, "the collaboration channel's declaration changed")
+        try rules.write("channels.lua", kept)
         let nodes = try await Self.start(["A", "B", "C"], postgres: postgres, database: database, rules: rules.path)
         defer { for node in nodes { node.process.killHard() } }
         let (a, b, c) = (nodes[0], nodes[1], nodes[2])
@@ -445,5 +453,45 @@ import Testing
         let nodes = try await Self.start(["same", "same"], postgres: postgres, database: database)
         defer { for node in nodes { node.process.killHard() } }
         try await nodes[1].process.waitForOutput(containing: "another server is running with the same node name")
+    }
+
+    @Test(.timeLimit(.minutes(2))) func messagesTooLargeForANotificationReachTheOtherNodesThroughTheRelay() async throws {
+        let postgres = try await TestPostgres.shared()
+        let database = try await postgres.makeDatabase()
+        let nodes = try await Self.start(["A", "B"], postgres: postgres, database: database)
+        defer { for node in nodes { node.process.killHard() } }
+        let ackConfig: Value = ["broadcast": ["self": false, "ack": true], "presence": ["key": "", "enabled": false], "private": false]
+        let publisher = try await Self.socket(nodes[0], token: try await Self.token(sub: "p", supplierID: "s1"))
+        #expect(try await publisher.join(Self.channel, ref: "1", config: ackConfig).status == "ok")
+        let subscriber = try await Self.socket(nodes[1], token: try await Self.token(sub: "s", supplierID: "s1"))
+        #expect(try await subscriber.join(Self.channel, ref: "1", config: ackConfig).status == "ok")
+        // 20 KB of text with quotes and non-ASCII, past PostgreSQL's 8,000-byte notifications.
+        let text = String(repeating: "ünïcode \"quoted\" ", count: 1000)
+        #expect(try await Self.publish(publisher, event: "document:saved", payload: ["document_id": "big", "text": .string(text)], ref: "r1").status == "ok")
+        let stored = try await subscriber.event("broadcast")
+        #expect(stored.payload["payload"]?["text"]?.stringValue == text)
+        #expect(stored.payload["meta"]?["seq"]?.int64Value == 1, "\(stored.payload["meta"] ?? .null)")
+        #expect(try await Self.publish(publisher, event: "user:online", payload: ["user_id": "u", "status": .string(text)], ref: "r2").status == "ok")
+        let ephemeral = try await subscriber.event("broadcast")
+        #expect(ephemeral.payload["event"] == "user:online" && ephemeral.payload["payload"]?["status"]?.stringValue == text)
+
+        // A binary body (vsn 2, kind 3 in) reaches the other node's vsn 2 subscriber as kind 4.
+        let sender = PhoenixSocket(
+            client: try await WebSocketClient.connect(
+                host: "127.0.0.1", port: nodes[0].port, path: "/socket/websocket?vsn=2.0.0&apikey=\(try await Self.token(sub: "p2", supplierID: "s1"))"),
+            version: .v2)
+        let receiver = PhoenixSocket(
+            client: try await WebSocketClient.connect(
+                host: "127.0.0.1", port: nodes[1].port, path: "/socket/websocket?vsn=2.0.0&apikey=\(try await Self.token(sub: "s2", supplierID: "s1"))"),
+            version: .v2)
+        for socket in [sender, receiver] { #expect(try await socket.join(Self.channel, ref: "1").status == "ok") }
+        try await sender.client.send(
+            binary: ProtocolVersionTests.kind3(joinRef: "1", ref: "2", topic: "realtime:\(Self.channel)", event: "blob", json: false, body: [0, 255, 7]))
+        guard case .binary(let kind4) = try await receiver.client.receive(timeout: .seconds(30)) else {
+            Issue.record("the vsn 2 subscriber on B did not get a binary frame")
+            return
+        }
+        #expect(kind4.first == 4 && kind4[4] == 0 && Array(kind4.suffix(3)) == [0, 255, 7], "\(kind4)")
+        for socket in [publisher, subscriber, sender, receiver] { await socket.close() }
     }
 }
