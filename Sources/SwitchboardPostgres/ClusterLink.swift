@@ -326,6 +326,11 @@ public final class ClusterLink: Sendable {
 
     /// Every node's row.
     public func nodes(on connection: PostgresConnection) async throws -> [ClusterNodeRow] {
+        try await Self.nodes(on: connection, logger: logger)
+    }
+
+    /// Every node's row (none before migration 7).
+    public static func nodes(on connection: PostgresConnection, logger: Logger) async throws -> [ClusterNodeRow] {
         let rows = try await connection.query(
             """
             select name, started_at::text, extract(epoch from now() - heartbeat_at)::float8, address, connections,

@@ -116,6 +116,13 @@ struct DB: AsyncParsableCommand {
             } else {
                 print("published:  no supabase_realtime publication (run switchboard db migrate)")
             }
+            let nodes = (try? await Database.withConnection(settings, logger: logger) { connection in
+                try await ClusterLink.nodes(on: connection, logger: logger)
+            }) ?? []
+            let listed = nodes.map { node in
+                "\(node.name) (\(node.isGone ? "gone, silent \(Int(node.silenceSeconds)) s" : "alive"), \(node.connections) connections, rules \(node.rulesDigest))"
+            }
+            print("nodes:      \(listed.isEmpty ? "none has run yet" : listed.joined(separator: "; "))")
             if !status.pending.isEmpty || status.slot == nil || status.changesSlot == nil || status.walLevel != "logical" { throw ExitCode(1) }
         }
     }

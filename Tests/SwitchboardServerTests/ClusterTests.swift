@@ -445,6 +445,11 @@ import Testing
         let rules = try await get("/admin/rules")
         #expect(rules["node"] == "A" && rules["cluster_rules_agree"] == false, "\(rules)")
         #expect(rules["cluster"]?.arrayValue?.count == 2, "\(rules)")
+        // `db status` lists the nodes too.
+        let url = "postgres://postgres@127.0.0.1:\(postgres.port)/\(database.database)?sslmode=disable"
+        let (status, output) = try await runProcess(Self.binary, ["db", "status", "--database-url", url, "--node-name", "A"])
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("nodes:      A (alive") && output.contains("; B (alive"), "\(output)")
     }
 
     @Test(.timeLimit(.minutes(2))) func twoServersGivenOneNodeNameAreReported() async throws {
