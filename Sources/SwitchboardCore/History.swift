@@ -246,7 +246,7 @@ public struct History<Item: Sendable>: Sendable {
             nextTag += 1
             record.seq = seq - 1
             record.droppedSeq = seq - 1
-            record.droppedAt = at - 1
+            record.droppedAt = at == .min ? at : at - 1
         }
         guard seq > record.seq else {
             channels[channel] = record
@@ -260,12 +260,13 @@ public struct History<Item: Sendable>: Sendable {
         return .appended(append(item, id: id, bytes: bytes, to: channel, retention: retention, at: at, now: now))
     }
 
-    /// Moves `channel` of `epoch` past messages that cannot be had any more, to `seq`: a
-    /// position before them is not recovered.
-    public mutating func skip(_ channel: String, epoch: String, through seq: UInt64) {
+    /// Moves `channel` of `epoch` past messages that cannot be had any more, to `seq` (the last
+    /// of them published before `at`): a position, or a time, before them is not recovered.
+    public mutating func skip(_ channel: String, epoch: String, through seq: UInt64, before at: Int64) {
         guard var record = channels[channel], record.epoch == epoch, seq > record.seq else { return }
         record.seq = seq
         record.droppedSeq = seq
+        record.droppedAt = max(record.droppedAt, at == .min ? at : at - 1)
         channels[channel] = record
     }
 

@@ -69,8 +69,14 @@ public final class ClusterLink: Sendable {
     public static let goneAfterSeconds: Double = 5
     /// Texts waiting to be sent, at most; past it the oldest are dropped.
     static let maxQueued = 50_000
+    /// Texts sent in one statement (one transaction), at most.
+    static let maxPerStatement = 2_000
+    /// How long the LISTEN may hear nothing (not even this node's own heartbeat ping, sent every
+    /// second) before its session is taken as dead and started again.
+    static let listenSilence = Duration.seconds(10)
 
-    public typealias Received = @Sendable (String, PostgresConnection) async -> Void
+    /// Handles one notification; an error ends the listening session (the next one catches up).
+    public typealias Received = @Sendable (String, PostgresConnection) async throws -> Void
 
     public let node: String
     /// The cluster's identity (`switchboard.cluster`), part of every channel's epoch.
@@ -81,6 +87,15 @@ public final class ClusterLink: Sendable {
     private let queue = Mutex<(texts: [String], connected: Bool, dropped: Int)>(([], false, 0))
     /// This process, in its node's row (random per start).
     private let instance = String(UInt64.random(in: 0...UInt64.max), radix: 36)
+    private let pings = Atomic<Int>(0)
+    /// When the LISTEN last heard anything.
+    private let lastHeard = Mutex(ContinuousClock.now)
+    /// Called each time the writer's connection opens.
+    private let writerConnectedHandler = Mutex<@Sendable () -> Void>({})
+
+    private func writerConnected() {
+        writerConnectedHandler.withLock { $0 }()
+    }
     private let wakeups: AsyncStream<Void>
     private let wake: AsyncStream<Void>.Continuation
 
@@ -93,11 +108,14 @@ public final class ClusterLink: Sendable {
         (wakeups, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
-    /// Queues texts for every node (this one hears them too), in order.
-    public func send(_ texts: [String]) {
-        guard !texts.isEmpty else { return }
+    /// Queues texts for every node (this one hears them too), in order. `build` runs under the
+    /// queue's lock, so what it reads is queued before anything sent after it (a presence
+    /// snapshot cannot be overtaken by a change made after it was taken).
+    public func send(whileDown keep: Bool = false, _ build: () -> [String]) {
         let sent = queue.withLock { queue -> Bool in
-            guard queue.connected else {
+            let texts = build()
+            guard !texts.isEmpty else { return false }
+            guard queue.connected || keep else {
                 queue.dropped += texts.count
                 return false
             }
@@ -112,6 +130,11 @@ public final class ClusterLink: Sendable {
         if sent { wake.yield() }
     }
 
+    /// Queues texts for every node (this one hears them too), in order.
+    public func send(_ texts: [String]) {
+        send { texts }
+    }
+
     /// Cluster messages dropped because the database could not take them.
     public var dropped: Int { queue.withLock { $0.dropped } }
 
@@ -119,8 +142,9 @@ public final class ClusterLink: Sendable {
     public func run(
         connected: @escaping @Sendable (PostgresConnection) async throws -> Void, received: @escaping Received,
         status: @escaping @Sendable () async -> ClusterNodeStatus, nodes: @escaping @Sendable ([ClusterNodeRow]) async -> Void,
-        ended: @escaping @Sendable () -> Void
+        ended: @escaping @Sendable () -> Void, writerUp: @escaping @Sendable () -> Void = {}
     ) async {
+        writerConnectedHandler.withLock { $0 = writerUp }
         await withDiscardingTaskGroup { group in
             group.addTask { await self.listen(connected: connected, received: received, ended: ended) }
             group.addTask { await self.write(status: status, nodes: nodes) }
@@ -198,21 +222,43 @@ public final class ClusterLink: Sendable {
         listener: PostgresConnection, reader: PostgresConnection, connected: @escaping @Sendable (PostgresConnection) async throws -> Void,
         received: @escaping Received, up: @escaping @Sendable () -> Void
     ) async throws {
+        lastHeard.withLock { $0 = .now }
         try await listener.guarded { listener in
             try await reader.guarded { reader in
-                try await listener.listen(on: Self.channel) { notifications in
-                    try await connected(reader)
-                    up()
-                    self.health.set(.up)
-                    self.logger.info("cluster link up", metadata: ["node": "\(self.node)"])
-                    for try await notification in notifications {
-                        var text = notification.payload
-                        if text.hasPrefix("@"), let id = Int64(text.dropFirst()) {
-                            guard let stored = try await self.relayed(id, on: reader) else { continue }
-                            text = stored
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    // A LISTEN that hears nothing, not even this node's own pings, is dead
+                    // (a connection dropped without a word): start again.
+                    group.addTask {
+                        while true {
+                            try await Task.sleep(for: .seconds(1))
+                            let quiet = ContinuousClock.now - self.lastHeard.withLock { $0 }
+                            if quiet > Self.listenSilence {
+                                throw DatabaseError("the cluster's LISTEN heard nothing for \(quiet); starting it again")
+                            }
                         }
-                        await received(text, reader)
                     }
+                    group.addTask {
+                        try await listener.listen(on: Self.channel) { notifications in
+                            try await connected(reader)
+                            self.lastHeard.withLock { $0 = .now }
+                            up()
+                            self.health.set(.up)
+                            self.logger.info("cluster link up", metadata: ["node": "\(self.node)"])
+                            for try await notification in notifications {
+                                self.lastHeard.withLock { $0 = .now }
+                                var text = notification.payload
+                                if text.hasPrefix("@"), let id = Int64(text.dropFirst()) {
+                                    guard let stored = try await self.relayed(id, on: reader) else { continue }
+                                    text = stored
+                                }
+                                try await received(text, reader)
+                                self.lastHeard.withLock { $0 = .now }
+                            }
+                        }
+                        throw DatabaseError("the database closed the connection")
+                    }
+                    try await group.next()
+                    group.cancelAll()
                 }
             }
         }
@@ -269,23 +315,31 @@ public final class ClusterLink: Sendable {
         try await connection.guarded { [logger] in try await $0.run("set synchronous_commit = off", logger: logger) }
         queue.withLock { $0.connected = true }
         up()
+        // What the others must hear again from a writer that was away (presence, requests).
+        writerConnected()
         var lastBeat = ContinuousClock.now - Self.heartbeatInterval
         while await wakes.next() != nil {
-            if ContinuousClock.now - lastBeat >= Self.heartbeatInterval {
-                lastBeat = ContinuousClock.now
-                let status = await status()
-                let restarted = !registered
-                let rows = try await connection.guarded { connection in
-                    try await self.beat(status, restarted: restarted, on: connection)
-                    return try await self.nodes(on: connection)
-                }
-                registered = true
-                await nodes(rows)
-            }
             while true {
+                // The heartbeat first, also in the middle of a long burst of sends: a node that
+                // sends without pause must not fall silent.
+                if ContinuousClock.now - lastBeat >= Self.heartbeatInterval {
+                    lastBeat = ContinuousClock.now
+                    let status = await status()
+                    let restarted = !registered
+                    let ping = Self.pingLine(node: node, count: pings.add(1, ordering: .relaxed).newValue)
+                    let rows = try await connection.guarded { connection in
+                        try await self.beat(status, restarted: restarted, on: connection)
+                        // Heard back by this node's own LISTEN, which proves it alive.
+                        try await connection.run("select switchboard.cluster_notify(array[\(ping)]::text[])", logger: self.logger)
+                        return try await self.nodes(on: connection)
+                    }
+                    registered = true
+                    await nodes(rows)
+                }
                 let texts = queue.withLock { queue -> [String] in
-                    defer { queue.texts = [] }
-                    return queue.texts
+                    let taken = queue.texts.prefix(Self.maxPerStatement)
+                    queue.texts.removeFirst(taken.count)
+                    return Array(taken)
                 }
                 if texts.isEmpty { break }
                 try await connection.guarded { [logger] in
@@ -293,6 +347,11 @@ public final class ClusterLink: Sendable {
                 }
             }
         }
+    }
+
+    /// The line a node sends itself with each heartbeat.
+    static func pingLine(node: String, count: Int) -> String {
+        #"["p",\#(jsonString(node)),\#(count)]"# + "\n"
     }
 
     private func beat(_ status: ClusterNodeStatus, restarted: Bool, on connection: PostgresConnection) async throws {

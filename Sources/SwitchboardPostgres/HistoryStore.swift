@@ -43,6 +43,13 @@ public struct SavedChannel: Sendable {
     public let seq: Int64
     /// Oldest first.
     public let records: [HistoryRecord]
+
+    public init(topic: String, epoch: String, seq: Int64, records: [HistoryRecord]) {
+        self.topic = topic
+        self.epoch = epoch
+        self.seq = seq
+        self.records = records
+    }
 }
 
 /// Writes replayable messages to `switchboard.history`, where they are numbered (`seq`, the same
@@ -191,6 +198,13 @@ public final class HistoryStore: Sendable {
                     queue.withLock { $0.failing = false }
                     backoff = .milliseconds(100)
                     for item in batch { item.done?(true) }
+                } catch where DatabaseError.describe(error).contains("SQLSTATE 22") {
+                    // Data the database refuses (a data exception): writing it again cannot help,
+                    // and it must not hold back every message after it.
+                    logger.error(
+                        "the database refused to store these messages' history; they were delivered and are not kept for replay",
+                        metadata: ["error": "\(DatabaseError.describe(error))", "records": "\(records.count)"])
+                    for item in batch { item.done?(false) }
                 } catch {
                     await dropConnection()
                     // What was queued behind this write goes back in order too (and is told of
@@ -237,6 +251,20 @@ public final class HistoryStore: Sendable {
     /// of its channel (whichever node wrote that), skips the ids a channel already holds, and
     /// announces each stored message to every node.
     private func write(_ records: [HistoryRecord], on connection: PostgresConnection) async throws {
+        // A few thousand per statement: one statement holds its channels' row locks, and the
+        // notifying commit lock, until it commits.
+        var start = records.startIndex
+        while start < records.endIndex {
+            let end = min(start + Self.maxPerStatement, records.endIndex)
+            try await write(chunk: Array(records[start..<end]), on: connection)
+            start = end
+        }
+    }
+
+    /// Records stored by one statement, at most.
+    static let maxPerStatement = 2_000
+
+    private func write(chunk records: [HistoryRecord], on connection: PostgresConnection) async throws {
         try await connection.run(
             """
             select count(*) from switchboard.publish_history(\(records.map(\.topic))::text[], \(records.map(\.epoch))::text[], \(records.map(\.id))::text[],
@@ -277,13 +305,13 @@ public final class HistoryStore: Sendable {
         return channels
     }
 
-    /// Deletes messages published before `cutoffMilliseconds` and channels untouched for a day.
+    /// Deletes messages published before `cutoffMilliseconds`. A channel's row (its epoch and
+    /// seq) is kept, so that its seq goes on: a position in it is never taken for a position in
+    /// a newer run under the same epoch (every node names a channel's epoch alike).
     func prune(before cutoffMilliseconds: Int64) async {
         do {
             try await Database.withConnection(settings, logger: logger) { [logger] connection in
                 try await connection.run("delete from switchboard.history where published_at < \(cutoffMilliseconds)", logger: logger)
-                // A channel's row (its epoch and seq) outlives its messages, so that its seq goes on.
-                try await connection.run("delete from switchboard.channels where updated_at < now() - interval '30 days'", logger: logger)
             }
         } catch {
             logger.warning("pruning the replay history failed", metadata: ["error": "\(DatabaseError.describe(error))"])

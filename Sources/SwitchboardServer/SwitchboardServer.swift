@@ -36,6 +36,8 @@ public struct SwitchboardServer: Sendable {
         logger: Logger,
         onListening: @escaping @Sendable (Int) async -> Void = { _ in }
     ) async throws {
+        // Before the history is read: a cluster node catches up on what was stored after it.
+        let started = ContinuousClock.now
         let group = MultiThreadedEventLoopGroup.singleton
         let metrics = ServerMetrics()
         let hub = Hub(group: group, metrics: metrics)
@@ -107,7 +109,7 @@ public struct SwitchboardServer: Sendable {
             changes = nil
         }
         let changesSlot = changes?.slot
-        let clusterNode = opened.map { ClusterNode(link: $0.cluster, shared: shared, changesSlot: changesSlot) }
+        let clusterNode = opened.map { ClusterNode(link: $0.cluster, shared: shared, changesSlot: changesSlot, started: started) }
         cluster = clusterNode.map { ClusterService(node: $0) }
         if let relations, let rules, let relationsHealth {
             relationWatcher = RelationWatcher(rules: rules, hub: hub, relations: relations, health: relationsHealth)

@@ -173,12 +173,15 @@ struct Serve: AsyncParsableCommand {
             An admin token (may send on system:announcements, 24 h):
               \(admin ?? "(could not mint)")
 
+            The operator console, signed in with that admin token:
+              http://\(base)/console#token=\(admin ?? "TOKEN")
+
             Try it (Python: pip install realtime==2.34.1):
               python3 -c "
             import asyncio; from realtime import AsyncRealtimeClient
             async def main():
                 c = AsyncRealtimeClient('ws://\(base)/socket', '\(supplier ?? "TOKEN")')
-                await c.connect(); ch = c.channel('collaboration:s1:c1')
+                await c.connect(); ch = c.channel('collaboration:s1:c1', {'config': {'broadcast': {'self': True}}})
                 ch.on_broadcast('hello', lambda m: print('got', m))
                 await ch.subscribe(); await asyncio.sleep(0.5)
                 await ch.send_broadcast('hello', {'text': 'hi'}); await asyncio.sleep(5)

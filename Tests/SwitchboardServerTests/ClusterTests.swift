@@ -45,9 +45,15 @@ import Testing
                 ])
             nodes.append(Node(name: name, port: port, process: process))
         }
-        for node in nodes {
-            try await node.process.waitForOutput(containing: "cluster link up")
-            try await node.process.waitForOutput(containing: "listening")
+        do {
+            for node in nodes {
+                try await node.process.waitForOutput(containing: "cluster link up")
+                try await node.process.waitForOutput(containing: "listening")
+            }
+        } catch {
+            // None is left running when one did not start.
+            for node in nodes { node.process.killHard() }
+            throw error
         }
         return nodes
     }

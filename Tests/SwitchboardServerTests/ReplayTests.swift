@@ -288,7 +288,17 @@ import Testing
                 "realtime:\(Self.channel)", "broadcast",
                 ["type": "broadcast", "event": "comment:added", "payload": ["comment_id": "q", "text": "t"], "meta": ["id": .string(long)]],
                 ref: "long", joinRef: "1")
-            #expect(try await pair.publisher.reply(to: "long").reason == "MalformedMessage: meta.id must be a string of 1 to 100 bytes")
+            #expect(try await pair.publisher.reply(to: "long").reason == "MalformedMessage: meta.id must be a string of 1 to 100 bytes without NUL")
+            // A NUL could never be stored in PostgreSQL: refused in an id and in an event name.
+            try await pair.publisher.push(
+                "realtime:\(Self.channel)", "broadcast",
+                ["type": "broadcast", "event": "comment:added", "payload": ["comment_id": "q", "text": "t"], "meta": ["id": "a\u{0}b"]],
+                ref: "nul-id", joinRef: "1")
+            #expect(try await pair.publisher.reply(to: "nul-id").reason?.hasPrefix("MalformedMessage: meta.id") == true)
+            try await pair.publisher.push(
+                "realtime:\(Self.channel)", "broadcast", ["type": "broadcast", "event": "odd\u{0}event", "payload": [:]], ref: "nul-event",
+                joinRef: "1")
+            #expect(try await pair.publisher.reply(to: "nul-event").reason == "MalformedMessage: an event name cannot contain a NUL character")
             await pair.subscriber.close()
             await pair.publisher.close()
         }

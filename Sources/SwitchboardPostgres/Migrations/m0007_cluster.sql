@@ -73,7 +73,7 @@ begin
         if exists (select 1 from switchboard.history h where h.topic = p_topics[i] and h.id = p_ids[i]) then
             continue;
         end if;
-        update switchboard.channels c set seq = c.seq + 1, updated_at = now()
+        update switchboard.channels c set seq = c.seq + 1, updated_at = clock_timestamp()
         where c.topic = p_topics[i]
         returning c.epoch, c.seq into v_epoch, v_seq;
         insert into switchboard.history (topic, epoch, seq, id, event, payload, binary_hex, as_binary, published_at)

@@ -47,20 +47,22 @@ final class ClusterNode: Sendable {
         var nextOwner = ClusterNode.remoteOwnerBase
         /// A node's whole state while it is being announced (between `sb` and `se`).
         var collecting: [String: [(topic: String, owner: UInt64, key: String, ref: String, meta: Value.Object)]] = [:]
-        /// When the last listening session ended (to catch up on what it missed).
-        var sessionEnded: ContinuousClock.Instant?
-        let started = ContinuousClock.now
+        /// When this node last heard an announcement (a listening session catches up from
+        /// there); at first, when the server started (before its history was read).
+        var lastHeard: ContinuousClock.Instant
     }
 
-    private let state = Mutex(State())
+    private let state: Mutex<State>
 
     /// This node's Postgres Changes slot (reported in its heartbeat, dropped an hour after it is gone).
     let changesSlot: String?
 
-    init(link: ClusterLink, shared: RealtimeContext, changesSlot: String?) {
+    /// `started`: when the server started, before it read its history from the database.
+    init(link: ClusterLink, shared: RealtimeContext, changesSlot: String?, started: ContinuousClock.Instant) {
         self.link = link
         self.shared = shared
         self.changesSlot = changesSlot
+        self.state = Mutex(State(lastHeard: started))
     }
 
     /// The nodes as last read (for `/admin/cluster`).
@@ -71,21 +73,18 @@ final class ClusterNode: Sendable {
     /// Runs at the start of every listening session, before its notifications: reads what this
     /// node missed, announces its presences and asks the others for theirs.
     func connected(_ connection: PostgresConnection) async throws {
-        let since = state.withLock { state in
-            let from = state.sessionEnded ?? state.started
-            return (ContinuousClock.now - from) + .seconds(10)
-        }
+        let since = state.withLock { (ContinuousClock.now - $0.lastHeard) + .seconds(10) }
         try await catchUp(within: since, on: connection)
+        state.withLock { $0.lastHeard = .now }
         announcePresence()
-        link.send([ClusterNode.line(["q", .string(name), .null])])
     }
 
-    /// Notes that a listening session ended (its successor catches up from here).
-    func disconnected() {
-        state.withLock { $0.sessionEnded = $0.sessionEnded ?? .now }
+    /// The writer's connection opened: what the others must hear of this node again.
+    func writerConnected() {
+        announcePresence()
     }
 
-    func received(_ text: String, on connection: PostgresConnection) async {
+    func received(_ text: String, on connection: PostgresConnection) async throws {
         let newline = text.utf8.firstIndex(of: UInt8(ascii: "\n")) ?? text.utf8.endIndex
         guard case .array(let header)? = try? JSON.parse(text.utf8[..<newline]), header.count >= 2,
             let kind = header[0].stringValue, let node = header[1].stringValue
@@ -94,16 +93,17 @@ final class ClusterNode: Sendable {
             return
         }
         let body = newline < text.utf8.endIndex ? Substring(text.utf8[text.utf8.index(after: newline)...]) : ""
-        state.withLock { $0.sessionEnded = nil }
+        state.withLock { $0.lastHeard = .now }
         switch kind {
-        case "r": await stored(header, body: body, on: connection)
+        case "r": try await stored(header, body: body, on: connection)
         case "e" where node != name: ephemeral(header, body: body)
         case "t" where node != name: remoteTrack(node: node, header, body: body)
         case "u" where node != name: remoteUntrack(node: node, header)
         case "sb" where node != name: state.withLock { $0.collecting[node] = [] }
         case "se" where node != name: replaceState(of: node)
+        case "p": break
         case "q" where node != name:
-            if header.count < 3 || header[2].isNull || header[2].stringValue == name { announcePresence() }
+            if header.count < 3 || header[2].isNull || header[2].stringValue == name { announceState(asking: false) }
         case "x" where node != name: drop(node: node, reason: "left")
         default: break
         }
@@ -111,7 +111,7 @@ final class ClusterNode: Sendable {
 
     // MARK: - Messages
 
-    private func stored(_ header: [Value], body: Substring, on connection: PostgresConnection) async {
+    private func stored(_ header: [Value], body: Substring, on connection: PostgresConnection) async throws {
         guard header.count >= 11, let topic = header[2].stringValue, let epoch = header[3].stringValue, let seq = header[4].int64Value,
             seq > 0, let id = header[5].stringValue, let event = header[6].stringValue
         else { return }
@@ -126,7 +126,7 @@ final class ClusterNode: Sendable {
         let message = StoredMessage(
             seq: UInt64(seq), id: id, event: event, payloadJSON: isHex ? nil : Array(body.utf8),
             binaryHex: isHex ? String(body) : nil, asBinary: asBinary, publishedAt: publishedAt)
-        await apply(message, topic: topic, epoch: epoch, on: connection)
+        try await apply(message, topic: topic, epoch: epoch, on: connection)
     }
 
     private struct StoredMessage {
@@ -139,14 +139,22 @@ final class ClusterNode: Sendable {
         let publishedAt: Int64
     }
 
-    /// Applies a stored message, first reading from the database any this node missed before it.
-    private func apply(_ message: StoredMessage, topic: String, epoch: String, on connection: PostgresConnection) async {
-        if case .gap(let after) = applyOnce(message, topic: topic, epoch: epoch) {
-            await fill(topic: topic, epoch: epoch, after: after, before: message.seq, on: connection)
-            if case .gap = applyOnce(message, topic: topic, epoch: epoch) {
-                shared.log.skip(topic: topic, epoch: epoch, through: message.seq - 1)
-                _ = applyOnce(message, topic: topic, epoch: epoch)
-            }
+    /// Applies a stored message; when this node lacks messages before it, first reads them from
+    /// the database.
+    private func apply(_ message: StoredMessage, topic: String, epoch: String, on connection: PostgresConnection) async throws {
+        guard case .gap(let after) = applyOnce(message, topic: topic, epoch: epoch) else { return }
+        let retention = retention(of: topic)
+        if after == 0 {
+            // This node holds nothing of the channel yet (never seen, evicted, or only joined):
+            // no subscriber here has a position in it, so what came before is loaded for
+            // replays, not delivered.
+            try await load(topic: topic, epoch: epoch, through: message.seq - 1, retention: retention, on: connection)
+        } else {
+            try await fill(topic: topic, epoch: epoch, after: after, through: message.seq - 1, retention: retention, on: connection)
+        }
+        if case .gap = applyOnce(message, topic: topic, epoch: epoch) {
+            shared.log.skip(topic: topic, epoch: epoch, through: message.seq - 1, before: message.publishedAt)
+            _ = applyOnce(message, topic: topic, epoch: epoch)
         }
     }
 
@@ -157,33 +165,51 @@ final class ClusterNode: Sendable {
             publishedAt: message.publishedAt, retention: retention(of: topic))
     }
 
-    /// Reads a channel's stored messages `after` < seq < `before` and applies them in order.
-    private func fill(topic: String, epoch: String, after: UInt64, before: UInt64?, on connection: PostgresConnection) async {
-        do {
-            let upper = before.map { Int64($0) } ?? Int64.max
-            let rows = try await connection.query(
-                """
-                select seq, id, event, payload, binary_hex, as_binary, published_at from switchboard.history
-                where topic = \(topic) and epoch = \(epoch) and seq > \(Int64(after)) and seq < \(upper) order by seq
-                """, logger: shared.logger)
-            var found: [StoredMessage] = []
-            for try await (seq, id, event, payload, hex, binary, at) in rows.decode((Int64, String, String, String, String, Bool, Int64).self) {
-                found.append(
-                    StoredMessage(
-                        seq: UInt64(max(1, seq)), id: id, event: event, payloadJSON: hex.isEmpty ? Array(payload.utf8) : nil,
-                        binaryHex: hex.isEmpty ? nil : hex, asBinary: binary, publishedAt: at))
-            }
-            for message in found {
-                if case .gap = applyOnce(message, topic: topic, epoch: epoch) {
-                    // Pruned from the database: what came before cannot be had.
-                    shared.log.skip(topic: topic, epoch: epoch, through: message.seq - 1)
-                    _ = applyOnce(message, topic: topic, epoch: epoch)
-                }
-            }
-        } catch {
-            shared.logger.warning(
-                "reading missed messages from the database failed", metadata: ["topic": "\(topic)", "error": "\(DatabaseError.describe(error))"])
+    /// A channel's stored messages `after` < seq <= `through`, oldest first: at most the newest
+    /// the channel retains.
+    private func read(topic: String, epoch: String, after: UInt64, through: UInt64, retention: HistoryRetention, on connection: PostgresConnection)
+        async throws -> [StoredMessage]
+    {
+        let rows = try await connection.query(
+            """
+            select seq, id, event, payload, binary_hex, as_binary, published_at from switchboard.history
+            where topic = \(topic) and epoch = \(epoch) and seq > \(Int64(clamping: after)) and seq <= \(Int64(clamping: through))
+            order by seq desc limit \(retention.maxMessages)
+            """, logger: shared.logger)
+        var found: [StoredMessage] = []
+        for try await (seq, id, event, payload, hex, binary, at) in rows.decode((Int64, String, String, String, String, Bool, Int64).self) {
+            found.append(
+                StoredMessage(
+                    seq: UInt64(max(1, seq)), id: id, event: event, payloadJSON: hex.isEmpty ? Array(payload.utf8) : nil,
+                    binaryHex: hex.isEmpty ? nil : hex, asBinary: binary, publishedAt: at))
         }
+        return found.reversed()
+    }
+
+    /// Reads and delivers what this node missed of a channel it holds (`after` is its last seq).
+    private func fill(
+        topic: String, epoch: String, after: UInt64, through: UInt64, retention: HistoryRetention, on connection: PostgresConnection
+    ) async throws {
+        for message in try await read(topic: topic, epoch: epoch, after: after, through: through, retention: retention, on: connection) {
+            if case .gap = applyOnce(message, topic: topic, epoch: epoch) {
+                // Pruned, or past the retention: what came before cannot be had.
+                shared.log.skip(topic: topic, epoch: epoch, through: message.seq - 1, before: message.publishedAt)
+                _ = applyOnce(message, topic: topic, epoch: epoch)
+            }
+        }
+    }
+
+    /// Loads a channel this node holds nothing of, up to `through`, into the history without
+    /// delivering it (as at start).
+    private func load(topic: String, epoch: String, through: UInt64, retention: HistoryRetention, on connection: PostgresConnection) async throws {
+        let messages = try await read(topic: topic, epoch: epoch, after: 0, through: through, retention: retention, on: connection)
+        let records = messages.map { message in
+            HistoryRecord(
+                topic: topic, epoch: epoch, seq: Int64(clamping: message.seq), id: message.id, event: message.event,
+                payloadJSON: message.payloadJSON.map { String(decoding: $0, as: UTF8.self) } ?? "", binaryHex: message.binaryHex ?? "",
+                asBinary: message.asBinary, publishedAt: message.publishedAt)
+        }
+        shared.log.restore([SavedChannel(topic: topic, epoch: epoch, seq: Int64(clamping: through), records: records)]) { _ in retention }
     }
 
     /// Reads every channel changed in the last `window` whose messages this node lacks.
@@ -192,18 +218,24 @@ final class ClusterNode: Sendable {
         let rows = try await connection.query(
             "select topic, epoch, seq from switchboard.channels where updated_at > now() - make_interval(secs => \(seconds))",
             logger: shared.logger)
-        var behind: [(topic: String, epoch: String, after: UInt64)] = []
-        for try await (topic, epoch, seq) in rows.decode((String, String, Int64).self) {
-            let local = shared.log.last(of: topic)
-            if let local, local.epoch == epoch {
-                if local.seq < UInt64(max(0, seq)) { behind.append((topic, epoch, local.seq)) }
-            } else if seq > 0 {
-                behind.append((topic, epoch, 0))
-            }
+        var changed: [(topic: String, epoch: String, seq: UInt64)] = []
+        for try await (topic, epoch, seq) in rows.decode((String, String, Int64).self) where seq > 0 {
+            changed.append((topic, epoch, UInt64(seq)))
         }
-        for channel in behind { await fill(topic: channel.topic, epoch: channel.epoch, after: channel.after, before: nil, on: connection) }
-        if !behind.isEmpty {
-            shared.logger.info("caught up with the cluster's messages", metadata: ["channels": "\(behind.count)"])
+        var caughtUp = 0
+        for channel in changed {
+            let retention = retention(of: channel.topic)
+            switch shared.log.last(of: channel.topic) {
+            case let local? where local.epoch == channel.epoch && local.seq > 0:
+                guard local.seq < channel.seq else { continue }
+                try await fill(topic: channel.topic, epoch: channel.epoch, after: local.seq, through: channel.seq, retention: retention, on: connection)
+            default:
+                try await load(topic: channel.topic, epoch: channel.epoch, through: channel.seq, retention: retention, on: connection)
+            }
+            caughtUp += 1
+        }
+        if caughtUp > 0 {
+            shared.logger.info("caught up with the cluster's messages", metadata: ["channels": "\(caughtUp)"])
         }
     }
 
@@ -247,19 +279,36 @@ final class ClusterNode: Sendable {
         line(["t", .string(node), .string(topic), .int(owner), .string(key), .string(ref)]) + JSON.string(.object(meta))
     }
 
-    private static func line(_ header: [Value]) -> String {
-        JSON.string(.array(header)) + "\n"
+    /// Numbers every line this process sends: PostgreSQL delivers identical notifications of one
+    /// transaction once, and an untrack repeated in one batch (untrack, track, untrack) must
+    /// arrive twice.
+    private static let lineCount = Atomic<Int>(0)
+
+    static func line(_ header: [Value]) -> String {
+        JSON.string(.array(header + [.int(lineCount.add(1, ordering: .relaxed).newValue)])) + "\n"
     }
 
-    /// Announces every presence of this node's connections, whole.
+    /// Announces every presence of this node's connections, whole, and asks the others for
+    /// theirs (at the start of each listening session, and when the writer's connection opens).
     func announcePresence() {
-        let entries = shared.presence.entries(ownersBelow: Self.remoteOwnerBase)
-        var lines = [Self.line(["sb", .string(name)])]
-        for (topic, owner, entry) in entries {
-            lines.append(Self.trackLine(node: name, topic: topic, owner: owner, key: entry.key, ref: entry.ref, meta: entry.meta))
+        announceState(asking: true)
+    }
+
+    /// Every presence of this node's connections, whole (`sb` … `se`), then, when `asking`, a
+    /// request for the others'. The snapshot is taken under the link's queue lock, so a change
+    /// made after it is queued after it; it is kept while the writer is away.
+    private func announceState(asking: Bool) {
+        let name = name
+        let presence = shared.presence
+        link.send(whileDown: true) {
+            var lines = [Self.line(["sb", .string(name)])]
+            for (topic, owner, entry) in presence.entries(ownersBelow: Self.remoteOwnerBase) {
+                lines.append(Self.trackLine(node: name, topic: topic, owner: owner, key: entry.key, ref: entry.ref, meta: entry.meta))
+            }
+            lines.append(Self.line(["se", .string(name)]))
+            if asking { lines.append(Self.line(["q", .string(name), .null])) }
+            return lines
         }
-        lines.append(Self.line(["se", .string(name)]))
-        link.send(lines)
     }
 
     private func remoteTrack(node: String, _ header: [Value], body: Substring) {
@@ -276,7 +325,6 @@ final class ClusterNode: Sendable {
 
     private func track(node: String, topic: String, owner: UInt64, key: String, ref: String, meta: Value.Object) {
         let local = state.withLock { state -> UInt64 in
-            state.gone.remove(node)
             let remote = RemoteOwner(node: node, topic: topic, owner: owner)
             if let known = state.owners[remote] { return known }
             state.nextOwner += 1
@@ -300,11 +348,14 @@ final class ClusterNode: Sendable {
 
     /// A node's whole state has been announced: what it no longer has leaves, what is new joins.
     private func replaceState(of node: String) {
-        let (entries, stale) = state.withLock { state -> ([(topic: String, owner: UInt64, key: String, ref: String, meta: Value.Object)], [RemoteOwner]) in
-            let entries = state.collecting.removeValue(forKey: node) ?? []
+        let replaced = state.withLock { state -> ([(topic: String, owner: UInt64, key: String, ref: String, meta: Value.Object)], [RemoteOwner])? in
+            // An end without its start (the start was lost) replaces nothing.
+            guard let entries = state.collecting.removeValue(forKey: node) else { return nil }
+            state.gone.remove(node)
             let kept = Set(entries.map { RemoteOwner(node: node, topic: $0.topic, owner: $0.owner) })
             return (entries, state.owners.keys.filter { $0.node == node && !kept.contains($0) })
         }
+        guard let (entries, stale) = replaced else { return }
         for remote in stale { untrack(remote) }
         for entry in entries { track(node: node, topic: entry.topic, owner: entry.owner, key: entry.key, ref: entry.ref, meta: entry.meta) }
     }
@@ -360,9 +411,9 @@ struct ClusterService: Service {
         await cancelWhenGracefulShutdown {
             await node.link.run(
                 connected: { connection in try await node.connected(connection) },
-                received: { text, connection in await node.received(text, on: connection) },
+                received: { text, connection in try await node.received(text, on: connection) },
                 status: { await node.status() }, nodes: { node.nodesRead($0) },
-                ended: { node.disconnected() })
+                ended: {}, writerUp: { node.writerConnected() })
         }
         await node.link.leave()
     }

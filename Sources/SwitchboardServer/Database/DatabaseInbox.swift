@@ -55,6 +55,7 @@ struct DatabaseInbox: Sendable {
     func publish(_ message: DatabaseMessage, stored: @escaping @Sendable (Bool) -> Void = { _ in }) -> Outcome {
         guard message.extension == "broadcast" else { return .ignored }
         shared.metrics.messagesIn.increment()
+        shared.metrics.totals.received()
         if let problem = message.problem { return .refused(problem) }
         guard let event = message.event, !event.isEmpty else { return .refused("the row has no event") }
         let channel: ChannelName

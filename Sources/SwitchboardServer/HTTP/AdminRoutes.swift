@@ -90,8 +90,13 @@ struct AdminRoutes {
             ])
     }
 
-    private func refuseUnlessAdmin(_ request: Request) async -> Response? {
-        guard let identity = await rest.authenticate(request) else {
+    func refuseUnlessAdmin(_ request: Request) async -> Response? {
+        refuseUnlessAdmin(await rest.authenticate(request))
+    }
+
+    /// 401 without a valid token, 403 for a role other than admin or service_role, else nil.
+    func refuseUnlessAdmin(_ identity: Identity?) -> Response? {
+        guard let identity else {
             shared.metrics.rejected(.badToken)
             return RESTRoutes.json(.unauthorized, ["message": "Unauthorized: send an admin token as Authorization: Bearer <jwt>"])
         }

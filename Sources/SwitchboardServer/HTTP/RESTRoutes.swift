@@ -47,6 +47,7 @@ struct RESTRoutes {
                 body: .init(byteBuffer: ByteBuffer(bytes: shared.metrics.exposition())))
         }
         AdminRoutes(shared: shared, rest: self, cluster: cluster).register(on: router)
+        ConsoleRoutes(shared: shared, rest: self, cluster: cluster).register(on: router)
         for path in RealtimeChildChannel.socketPaths {
             router.get(RouterPath(path)) { request, _ in await explainRefusedUpgrade(request) }
         }
@@ -78,6 +79,11 @@ struct RESTRoutes {
             header.lowercased().hasPrefix("bearer ") ? String(header.dropFirst(7)) : nil
         }
         if token?.isEmpty ?? true { token = request.headers[.apikey] }
+        return await authenticate(token: token)
+    }
+
+    /// The identity of a token, when it verifies.
+    func authenticate(token: String?) async -> Identity? {
         guard let token, !token.isEmpty else { return nil }
         if case .success(let identity) = await shared.verifier.verify(token, now: shared.configuration.clock.wallClockSeconds()) {
             return identity
@@ -207,6 +213,7 @@ struct RESTRoutes {
     @discardableResult
     private func publish(_ channel: ChannelName, event: String, payload: Value, id: String?, identity: Identity) -> PublishOutcome {
         shared.metrics.messagesIn.increment()
+        shared.metrics.totals.received()
         guard shared.policy.authorizeSend(identity, channel: channel, event: event, payload: payload).isAllowed else {
             shared.metrics.rejected(.unauthorized)
             return .denied

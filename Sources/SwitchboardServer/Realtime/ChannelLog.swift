@@ -126,8 +126,8 @@ final class ChannelLog: Sendable {
     /// none, an error when it is not a string of 1 to ``maxClientIDLength`` bytes.
     static func clientID(in meta: Value?) -> Result<String?, InputError> {
         guard let id = meta?["id"], !id.isNull else { return .success(nil) }
-        guard let text = id.stringValue, (1...maxClientIDLength).contains(text.utf8.count) else {
-            return .failure(InputError("meta.id must be a string of 1 to \(maxClientIDLength) bytes"))
+        guard let text = id.stringValue, (1...maxClientIDLength).contains(text.utf8.count), !text.utf8.contains(0) else {
+            return .failure(InputError("meta.id must be a string of 1 to \(maxClientIDLength) bytes without NUL"))
         }
         return .success(text)
     }
@@ -308,8 +308,8 @@ final class ChannelLog: Sendable {
 
     /// Marks messages of `topic` up to `seq` as lost to this node (the database no longer has
     /// them): a replay from before them is not recovered.
-    func skip(topic: String, epoch: String, through seq: UInt64) {
-        state.withLockedValue { $0.history.skip(topic, epoch: epoch, through: seq) }
+    func skip(topic: String, epoch: String, through seq: UInt64, before at: Int64) {
+        state.withLockedValue { $0.history.skip(topic, epoch: epoch, through: seq, before: at) }
     }
 
     /// The channel's epoch and last seq on this node, if it has a record.

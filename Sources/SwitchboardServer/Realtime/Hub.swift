@@ -1,5 +1,6 @@
 import NIOConcurrencyHelpers
 import NIOCore
+import Synchronization
 import SwitchboardPostgres
 
 /// Channels and fan-out. Subscriptions are sharded by event loop: each loop's `HubShard` holds
@@ -15,6 +16,13 @@ final class Hub: Sendable {
     private let shards: [NIOLoopBoundBox<HubShard>]
     private let stripes: [NIOLockedValueBox<[String: UInt64]>]
     let metrics: ServerMetrics
+    /// The console's taps: per topic, streams that get a copy of each message's vsn 1 frame.
+    private let taps = Mutex<[String: [Int: AsyncStream<ByteBuffer>.Continuation]]>([:])
+    /// How many taps are open (read on every publish: no lock while there are none).
+    private let tapCount = Atomic<Int>(0)
+    private let nextFeed = Atomic<Int>(0)
+    /// The console feeds open, each with what ends it (at shutdown).
+    private let feeds = Mutex<[Int: @Sendable () -> Void]>([:])
 
     init(group: any EventLoopGroup, metrics: ServerMetrics) {
         let loops = Array(group.makeIterator())
@@ -51,6 +59,7 @@ final class Hub: Sendable {
     /// handed them (the channel log relies on it for `seq` order).
     func publish(topic: String, batch: [(message: EncodedBroadcast, sender: UInt64?)]) {
         guard !batch.isEmpty else { return }
+        if tapCount.load(ordering: .relaxed) > 0 { copyToTaps(topic: topic, batch) }
         let mask = stripe(for: topic).withLockedValue { $0[topic] ?? 0 }
         guard mask != 0 else { return }
         for index in 0..<shards.count where mask & (1 << UInt64(index)) != 0 {
@@ -66,6 +75,46 @@ final class Hub: Sendable {
         stripe(for: topic).withLockedValue { $0[topic] != nil }
     }
 
+    /// A copy of every message published on `topic` from now on (its vsn 1 frame, WebSocket
+    /// header included; binary-only messages have none), at most the newest `buffer` waiting.
+    func tap(_ topic: String, buffer: Int = 256) -> (stream: AsyncStream<ByteBuffer>, id: Int) {
+        let (stream, continuation) = AsyncStream.makeStream(of: ByteBuffer.self, bufferingPolicy: .bufferingNewest(buffer))
+        let id = nextFeed.add(1, ordering: .relaxed).newValue
+        taps.withLock { $0[topic, default: [:]][id] = continuation }
+        tapCount.add(1, ordering: .relaxed)
+        return (stream, id)
+    }
+
+    func untap(_ topic: String, id: Int) {
+        let removed = taps.withLock { taps -> AsyncStream<ByteBuffer>.Continuation? in
+            let continuation = taps[topic]?.removeValue(forKey: id)
+            if taps[topic]?.isEmpty == true { taps[topic] = nil }
+            return continuation
+        }
+        if let removed {
+            removed.finish()
+            tapCount.subtract(1, ordering: .relaxed)
+        }
+    }
+
+    private func copyToTaps(topic: String, _ batch: [(message: EncodedBroadcast, sender: UInt64?)]) {
+        let listeners = taps.withLock { $0[topic].map { Array($0.values) } } ?? []
+        for listener in listeners {
+            for item in batch { if let frame = item.message.v1 { listener.yield(frame) } }
+        }
+    }
+
+    /// Registers an open console feed and what ends it; `drain` ends every one.
+    func openFeed(close: @escaping @Sendable () -> Void) -> Int {
+        let id = nextFeed.add(1, ordering: .relaxed).newValue
+        feeds.withLock { $0[id] = close }
+        return id
+    }
+
+    func closeFeed(_ id: Int) {
+        _ = feeds.withLock { $0.removeValue(forKey: id) }
+    }
+
     /// Records that shard `index` now has (or no longer has) subscribers of `topic`.
     func setShard(_ index: Int, topic: String, hasSubscribers: Bool) {
         stripe(for: topic).withLockedValue { masks in
@@ -78,6 +127,11 @@ final class Hub: Sendable {
 
     /// Asks every connection on every loop to close gracefully and waits until they have.
     func drain(reason: String) async {
+        let open = feeds.withLock { feeds -> [@Sendable () -> Void] in
+            defer { feeds = [:] }
+            return Array(feeds.values)
+        }
+        for close in open { close() }
         var futures: [EventLoopFuture<Void>] = []
         for (index, loop) in loops.enumerated() {
             let shard = shards[index]

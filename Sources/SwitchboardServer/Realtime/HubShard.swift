@@ -73,6 +73,7 @@ final class HubShard {
             delivered += 1
         }
         metrics.messagesOut.increment(by: Int64(delivered))
+        metrics.totals.delivered(delivered)
         if !flushScheduled, !pendingFlush.isEmpty {
             flushScheduled = true
             let bound = NIOLoopBound(self, eventLoop: loop)

@@ -33,6 +33,7 @@ extension RealtimeConnection {
                 // A fan-out message: no refs (vsn 2 `[null, null, …]`), as broadcasts.
                 push(topic: topic, joinRef: nil, event: "postgres_changes", payload: payload)
                 shared.metrics.messagesOut.increment()
+                shared.metrics.totals.delivered(1)
             }
         }
     }

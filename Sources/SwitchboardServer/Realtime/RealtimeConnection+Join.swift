@@ -51,6 +51,7 @@ extension RealtimeConnection {
         joins[inbound.topic] = join
         subscribe(topic: inbound.topic, join)
         shared.metrics.joinsAccepted.increment()
+        shared.metrics.totals.joined()
         let echoed: [Value] = zip(request.bindings, request.changes).map { binding, parsed in
             var object = binding.objectValue ?? .init()
             object["id"] = .int(parsed.id)

@@ -104,6 +104,7 @@ final class RealtimeConnection: ChannelInboundHandler {
         switch frame.opcode {
         case .text, .binary:
             shared.metrics.messagesIn.increment()
+            shared.metrics.totals.received()
             let bytes = frame.unmaskedData
             do {
                 let inbound =

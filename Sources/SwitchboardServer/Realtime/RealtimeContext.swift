@@ -92,6 +92,9 @@ final class RealtimeContext: Sendable {
         channel: ChannelName, topic: String, identity: Identity, sender: UInt64?, loop: any EventLoop, limited: Bool = true,
         acknowledge: (@Sendable (Bool) -> Void)? = nil
     ) -> Refusal? {
+        // PostgreSQL's text cannot hold a NUL: such a name could never be stored, and one
+        // message must not stop the history's writes.
+        if event.utf8.contains(0) { return counted(.malformed("an event name cannot contain a NUL character")) }
         if let clientID, log.isRepeat(clientID, topic: topic) {
             metrics.duplicatesDropped.increment()
             acknowledge?(true)

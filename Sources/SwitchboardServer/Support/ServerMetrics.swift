@@ -48,6 +48,22 @@ final class ServerMetrics: Sendable {
     let changesSlotLag: CoreMetrics.Meter
     /// Nodes of the cluster that are alive (this one included), as of the last heartbeat.
     let clusterNodes: CoreMetrics.Meter
+    /// Running totals the console reads (swift-metrics counters cannot be read back).
+    let totals = Totals()
+
+    final class Totals: Sendable {
+        private let joins = Atomic<Int>(0)
+        private let messagesIn = Atomic<Int>(0)
+        private let messagesOut = Atomic<Int>(0)
+
+        func joined() { joins.add(1, ordering: .relaxed) }
+        func received(_ count: Int = 1) { messagesIn.add(count, ordering: .relaxed) }
+        func delivered(_ count: Int) { messagesOut.add(count, ordering: .relaxed) }
+
+        var current: (joins: Int, messagesIn: Int, messagesOut: Int) {
+            (joins.load(ordering: .relaxed), messagesIn.load(ordering: .relaxed), messagesOut.load(ordering: .relaxed))
+        }
+    }
     /// Per relation: its rows (labelled with its source) and when they were last read.
     private let relationMeters = Mutex<[String: RelationMeters]>([:])
     private let subscriptionsByScope: [String: CoreMetrics.Meter]
