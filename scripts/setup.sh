@@ -13,6 +13,9 @@ if [ "${SWITCHBOARD_SETUP_TESTS:-0}" = 1 ]; then
   # PostgreSQL 15 with wal2json: the database tests start their own cluster with it.
   [ -x /usr/lib/postgresql/15/bin/initdb ] || missing+=(postgresql-15)
   [ -f /usr/lib/postgresql/15/lib/wal2json.so ] || missing+=(postgresql-15-wal2json)
+  # Headless Chromium and its driver: the console's tests drive a real browser.
+  command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+  command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}" >&2
@@ -27,5 +30,10 @@ if [ "${SWITCHBOARD_SETUP_TESTS:-0}" = 1 ]; then
     echo "setup: installing realtime==2.34.1 into $venv" >&2
     python3 -m venv "$venv"
     "$venv/bin/pip" install -q --disable-pip-version-check realtime==2.34.1
+  fi
+  # Selenium drives the headless Chromium of the console's tests.
+  if ! "$venv/bin/python3" -c 'import selenium' 2>/dev/null; then
+    echo "setup: installing selenium==4.27.1 into $venv" >&2
+    "$venv/bin/pip" install -q --disable-pip-version-check selenium==4.27.1
   fi
 fi
