@@ -88,6 +88,12 @@ public final class ClusterLink: Sendable {
     /// This process, in its node's row (random per start).
     private let instance = String(UInt64.random(in: 0...UInt64.max), radix: 36)
     private let pings = Atomic<Int>(0)
+    /// Whether another node was alive at the last heartbeat (ephemeral messages are announced
+    /// only then: nobody else would hear them).
+    private let othersAlive = Atomic<Bool>(false)
+
+    /// Whether another node was alive at the last heartbeat.
+    public var hasOtherNodes: Bool { othersAlive.load(ordering: .relaxed) }
     /// When the LISTEN last heard anything.
     private let lastHeard = Mutex(ContinuousClock.now)
     /// Called each time the writer's connection opens.
@@ -334,6 +340,7 @@ public final class ClusterLink: Sendable {
                         return try await self.nodes(on: connection)
                     }
                     registered = true
+                    othersAlive.store(rows.contains { $0.name != node && !$0.isGone }, ordering: .relaxed)
                     await nodes(rows)
                 }
                 let texts = queue.withLock { queue -> [String] in

@@ -195,6 +195,7 @@ struct DatabaseService: Service {
                 group.addTask {
                     while !Task.isCancelled {
                         try? await Task.sleep(for: .seconds(60))
+                        if Task.isCancelled { break }
                         await database.clusterUpkeep()
                     }
                 }

@@ -198,9 +198,9 @@ public final class HistoryStore: Sendable {
                     queue.withLock { $0.failing = false }
                     backoff = .milliseconds(100)
                     for item in batch { item.done?(true) }
-                } catch where DatabaseError.describe(error).contains("SQLSTATE 22") {
-                    // Data the database refuses (a data exception): writing it again cannot help,
-                    // and it must not hold back every message after it.
+                } catch where ["SQLSTATE 22", "SQLSTATE 23"].contains(where: DatabaseError.describe(error).contains) {
+                    // Data the database refuses (a data exception, a broken constraint): writing it
+                    // again cannot help, and it must not hold back every message after it.
                     logger.error(
                         "the database refused to store these messages' history; they were delivered and are not kept for replay",
                         metadata: ["error": "\(DatabaseError.describe(error))", "records": "\(records.count)"])

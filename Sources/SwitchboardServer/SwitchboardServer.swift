@@ -40,7 +40,7 @@ public struct SwitchboardServer: Sendable {
         let started = ContinuousClock.now
         let group = MultiThreadedEventLoopGroup.singleton
         let metrics = ServerMetrics()
-        let hub = Hub(group: group, metrics: metrics)
+        let hub = Hub(group: group, metrics: metrics, clock: configuration.clock)
         let verifier = try await TokenVerifier(configuration.auth)
         let rules: RulesEngine?
         let policy: any Policy

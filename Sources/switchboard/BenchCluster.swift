@@ -12,22 +12,22 @@ extension Bench {
         static let configuration = CommandConfiguration(
             abstract: "Publish on node A, deliver on node B: cross-node latency, loss, order and CPU per message.",
             discussion: """
-                One publisher socket joins --channel on node A (--publish-port) and --subscribers sockets join it on
-                node B (--subscribe-port; the same port measures one node). The tokens are minted from --secret for a
-                supplier whose supplier_id is --supplier-id (the default rules let supplier bench join
-                collaboration:bench:*). Before the measurement the publisher sends probes until every subscriber has
-                received one (at most --ready-timeout), so the cluster link is known to be up and the channel exists.
-                Then it publishes --messages broadcasts of --event at --rate per second (omit for as fast as it can
-                send), each payload {"user_id": "bench", "document_id": "bench", "version": n, "n": n, "t": ns}, t
-                being the send time on this process's monotonic clock; the subscribers time each arrival against it.
-                Declare the event replay = false (user:online in the default rules) for an ephemeral message, or leave
-                it replayable (document:saved) for one numbered through the database. The rules must let one channel
+                One publisher socket joins --channel on node A (--publish-port) and --subscribers sockets join it on \
+                node B (--subscribe-port; the same port measures one node). The tokens are minted from --secret for a \
+                supplier whose supplier_id is --supplier-id (the default rules let supplier bench join \
+                collaboration:bench:*). Before the measurement the publisher sends probes until every subscriber has \
+                received one (at most --ready-timeout), so the cluster link is known to be up and the channel exists. \
+                Then it publishes --messages broadcasts of --event at --rate per second (omit for as fast as it can \
+                send), each payload {"user_id": "bench", "document_id": "bench", "version": n, "n": n, "t": ns}, t \
+                being the send time on this process's monotonic clock; the subscribers time each arrival against it. \
+                Declare the event replay = false (user:online in the default rules) for an ephemeral message, or leave \
+                it replayable (document:saved) for one numbered through the database. The rules must let one channel \
                 take the rate (the default free tier's 100 messages a minute will not).
 
-                Prints one line: delivered/expected (over all subscribers), lost, duplicated, out of order (arrived
-                after a later message), how many carried meta.seq, p50/p99/max latency in ms, the achieved publish rate
-                and delivered rate, and the publisher's refused sends. With --server-pids PID,PID each server's CPU
-                during the measurement (first publish to last delivery or the drain timeout) and per published message;
+                Prints one line: delivered/expected (over all subscribers), lost, duplicated, out of order (arrived \
+                after a later message), how many carried meta.seq, p50/p99/max latency in ms, the achieved publish rate \
+                and delivered rate, and the publisher's refused sends. With --server-pids PID,PID each server's CPU \
+                during the measurement (first publish to last delivery or the drain timeout) and per published message; \
                 with --postgres-pid (the postmaster's) the same for PostgreSQL and all its processes.
                 """
         )

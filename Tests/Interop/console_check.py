@@ -93,7 +93,7 @@ def main(port, admin, user, rules_dir, shots):
     try:
         # Signed in by the link serve prints in dev mode: the token in the fragment.
         driver.get(f"{base}#token={admin}")
-        took = wait(driver, "the live feed", lambda d: text_of(d, "feed-status").startswith("live"))
+        took = wait(driver, "the first snapshot", lambda d: text_of(d, "connections").isdigit())
         assert "#token" not in driver.current_url, "the token stayed in the address bar"
         stored = driver.execute_script("return sessionStorage.getItem('switchboard.console.token')")
         assert stored == admin, "the token is not in the tab's session storage"

@@ -50,6 +50,19 @@ import Testing
                 try await node.process.waitForOutput(containing: "cluster link up")
                 try await node.process.waitForOutput(containing: "listening")
             }
+            // Every node sees every other alive (ephemeral messages go out only to nodes seen).
+            let admin = try await token(role: "admin", sub: "ops")
+            let expected = Set(names)
+            for node in nodes {
+                try await ClientTests.eventually("node \(node.name) sees \(expected.sorted()) alive", timeout: .seconds(60)) {
+                    guard let view = try? await LoopbackHTTP.request(
+                        port: node.port, method: .GET, path: "/admin/cluster", headers: [("Authorization", "Bearer \(admin)")]),
+                        let parsed = try? JSON.parse(Array(view.body.utf8))
+                    else { return false }
+                    let alive = (parsed["nodes"]?.arrayValue ?? []).filter { $0["alive"] == true }.compactMap { $0["name"]?.stringValue }
+                    return Set(alive) == expected
+                }
+            }
         } catch {
             // None is left running when one did not start.
             for node in nodes { node.process.killHard() }

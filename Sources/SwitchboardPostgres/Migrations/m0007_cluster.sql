@@ -46,8 +46,8 @@ delete from switchboard.history a using switchboard.history b
 where a.topic = b.topic and a.id = b.id and (a.epoch, a.seq) < (b.epoch, b.seq);
 create unique index if not exists history_topic_id_index on switchboard.history (topic, id);
 
--- Stores replayable messages in order, each numbered after the last of its channel, and
--- announces each one. Returns (ordinal, epoch, seq) for every message stored; a message whose
+-- Stores replayable messages, each numbered after the last of its channel (a channel's in
+-- their order in the arrays), and announces each one. Returns (ordinal, epoch, seq) for every message stored; a message whose
 -- id its channel already holds is skipped (not returned). The channels' rows are locked first,
 -- in name order, so that two nodes' batches cannot deadlock; a channel's messages commit in
 -- seq order, and NOTIFY delivers in commit order, so every node sees them in seq order.
@@ -60,6 +60,8 @@ as $$
 #variable_conflict use_column
 declare
     i integer;
+    v_topic text;
+    v_positions integer[];
     v_relay bigint;
     v_epoch text;
     v_seq bigint;
@@ -69,29 +71,37 @@ begin
     select distinct on (t) t, e, 0 from unnest(p_topics, p_epochs) as x(t, e) order by t
     on conflict (topic) do nothing;
     perform 1 from switchboard.channels c where c.topic = any(p_topics) order by c.topic for update;
-    for i in 1 .. coalesce(array_length(p_topics, 1), 0) loop
-        if exists (select 1 from switchboard.history h where h.topic = p_topics[i] and h.id = p_ids[i]) then
-            continue;
-        end if;
-        update switchboard.channels c set seq = c.seq + 1, updated_at = clock_timestamp()
-        where c.topic = p_topics[i]
-        returning c.epoch, c.seq into v_epoch, v_seq;
-        insert into switchboard.history (topic, epoch, seq, id, event, payload, binary_hex, as_binary, published_at)
-        values (p_topics[i], v_epoch, v_seq, p_ids[i], p_events[i], p_payloads[i], p_binary_hex[i], p_as_binary[i], p_published_at[i]);
-        v_body := case when p_binary_hex[i] <> '' then p_binary_hex[i] else p_payloads[i] end;
-        v_body := json_build_array(
-            'r', p_node, p_topics[i], v_epoch, v_seq, p_ids[i], p_events[i], p_as_binary[i], p_binary_hex[i] <> '',
-            p_published_at[i], nullif(p_budgets[i], ''))::text || chr(10) || v_body;
-        if octet_length(v_body) > 7900 then
-            -- Too large for a notification (8,000 bytes): announced by its place in the relay.
-            insert into switchboard.relay (body) values (v_body) returning id into v_relay;
-            v_body := '@' || v_relay;
-        end if;
-        perform pg_notify('switchboard_cluster', v_body);
-        ordinal := i;
-        epoch := v_epoch;
-        seq := v_seq;
-        return next;
+    -- Channel by channel: its messages not held yet (the first of each id), numbered with one
+    -- update of its row (an update per message makes a long chain of row versions to walk).
+    for v_topic, v_positions in
+        select x.t, array_agg(x.k order by x.k)
+        from (select k, p_topics[k] as t, p_ids[k] as d, row_number() over (partition by p_topics[k], p_ids[k] order by k) as r
+              from generate_subscripts(p_topics, 1) as k) as x
+        where x.r = 1 and not exists (select 1 from switchboard.history h where h.topic = x.t and h.id = x.d)
+        group by x.t order by x.t
+    loop
+        update switchboard.channels c set seq = c.seq + array_length(v_positions, 1), updated_at = clock_timestamp()
+        where c.topic = v_topic
+        returning c.epoch, c.seq - array_length(v_positions, 1) into v_epoch, v_seq;
+        foreach i in array v_positions loop
+            v_seq := v_seq + 1;
+            insert into switchboard.history (topic, epoch, seq, id, event, payload, binary_hex, as_binary, published_at)
+            values (v_topic, v_epoch, v_seq, p_ids[i], p_events[i], p_payloads[i], p_binary_hex[i], p_as_binary[i], p_published_at[i]);
+            v_body := case when p_binary_hex[i] <> '' then p_binary_hex[i] else p_payloads[i] end;
+            v_body := json_build_array(
+                'r', p_node, v_topic, v_epoch, v_seq, p_ids[i], p_events[i], p_as_binary[i], p_binary_hex[i] <> '',
+                p_published_at[i], nullif(p_budgets[i], ''))::text || chr(10) || v_body;
+            if octet_length(v_body) > 7900 then
+                -- Too large for a notification (8,000 bytes): announced by its place in the relay.
+                insert into switchboard.relay (body) values (v_body) returning id into v_relay;
+                v_body := '@' || v_relay;
+            end if;
+            perform pg_notify('switchboard_cluster', v_body);
+            ordinal := i;
+            epoch := v_epoch;
+            seq := v_seq;
+            return next;
+        end loop;
     end loop;
 end;
 $$;

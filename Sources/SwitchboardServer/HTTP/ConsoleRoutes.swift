@@ -22,8 +22,6 @@ struct ConsoleRoutes {
     let rest: RESTRoutes
     let cluster: ClusterNode?
 
-    /// Messages of the inspected channel sent to one console per second, at most.
-    static let tailPerSecond = 50
     /// Channels listed in a snapshot, at most (the busiest).
     static let channelsListed = 200
 
@@ -94,23 +92,17 @@ struct ConsoleRoutes {
             shared.hub.closeFeed(feed)
             sink.finish()
         }
-        var sentThisSecond = 0
-        var skipped = 0
         try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))
         for await event in events {
             switch event {
             case .tick:
+                let skipped = topic.flatMap { topic in tap.map { shared.hub.tapSkipped(topic, id: $0.id) } } ?? 0
                 let snapshot = await Self.snapshot(channel: channel, skipped: skipped, shared: shared, cluster: cluster)
-                sentThisSecond = 0
                 try await writer.write(ByteBuffer(string: "event: snapshot\ndata: \(JSON.string(snapshot))\n\n"))
             case .message(let frame):
-                guard sentThisSecond < Self.tailPerSecond else {
-                    skipped += 1
-                    continue
-                }
+                // The hub's tap passes at most 50 a second and counts the rest.
                 guard let channel, let message = Self.tailMessage(frame, channel: channel, now: shared.configuration.clock.wallClockMilliseconds())
                 else { continue }
-                sentThisSecond += 1
                 try await writer.write(ByteBuffer(string: "event: message\ndata: \(JSON.string(message))\n\n"))
             }
         }

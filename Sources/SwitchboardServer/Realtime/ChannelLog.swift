@@ -166,9 +166,10 @@ final class ChannelLog: Sendable {
         let needsLock = messages.contains { $0.retention != nil || $0.clientID != nil }
         guard needsLock else {
             var relayed: [String] = []
+            let relaying = cluster?.hasOtherNodes ?? false
             let framed = zip(messages, payloads).map { message, json in
                 let id = self.nextID()
-                if let cluster { relayed.append(Self.ephemeralText(message, topic: topic, id: id, json: json, node: cluster.node)) }
+                if relaying, let cluster { relayed.append(Self.ephemeralText(message, topic: topic, id: id, json: json, node: cluster.node)) }
                 return (self.frame(message, topic: topic, id: id, json: json, position: nil, allocator: allocator), message.sender)
             }
             hub.publish(topic: topic, batch: framed)
@@ -178,6 +179,7 @@ final class ChannelLog: Sendable {
         }
         let now = now()
         let available = durable?.isAvailable ?? false
+        let relaying = cluster?.hasOtherNodes ?? false
         var relayed: [String] = []
         // Acks go out after the lock is released: (ack, whether the message is stored).
         let (published, acknowledgements) = state.withLockedValue { state -> ([Bool], [(@Sendable (Bool) -> Void, Bool)]) in
@@ -220,7 +222,7 @@ final class ChannelLog: Sendable {
                     framed.append((frame(message, topic: topic, id: id, json: json, position: position, allocator: allocator), message.sender))
                 } else {
                     framed.append((frame(message, topic: topic, id: id, json: json, position: nil, allocator: allocator), message.sender))
-                    if let cluster { relayed.append(Self.ephemeralText(message, topic: topic, id: id, json: json, node: cluster.node)) }
+                    if relaying, let cluster { relayed.append(Self.ephemeralText(message, topic: topic, id: id, json: json, node: cluster.node)) }
                 }
                 message.acknowledge.map { acknowledgements.append(($0, true)) }
             }

@@ -16,15 +16,28 @@ final class Hub: Sendable {
     private let shards: [NIOLoopBoundBox<HubShard>]
     private let stripes: [NIOLockedValueBox<[String: UInt64]>]
     let metrics: ServerMetrics
-    /// The console's taps: per topic, streams that get a copy of each message's vsn 1 frame.
-    private let taps = Mutex<[String: [Int: AsyncStream<ByteBuffer>.Continuation]]>([:])
+    /// The server's clock (the taps' rate is per second of it).
+    private let clock: any ServerClock
+    /// The console's taps: per topic, streams that get a copy of each message's vsn 1 frame, at
+    /// most `Tap.perSecond` a second each (the rest only counted, so a busy channel costs an
+    /// open console a count per message, not a wake-up).
+    private let taps = Mutex<[String: [Int: Tap]]>([:])
+
+    private struct Tap {
+        static let perSecond = 50
+        let continuation: AsyncStream<ByteBuffer>.Continuation
+        var second: UInt64 = 0
+        var sent = 0
+        var skipped = 0
+    }
     /// How many taps are open (read on every publish: no lock while there are none).
     private let tapCount = Atomic<Int>(0)
     private let nextFeed = Atomic<Int>(0)
     /// The console feeds open, each with what ends it (at shutdown).
     private let feeds = Mutex<[Int: @Sendable () -> Void]>([:])
 
-    init(group: any EventLoopGroup, metrics: ServerMetrics) {
+    init(group: any EventLoopGroup, metrics: ServerMetrics, clock: any ServerClock = SystemClock()) {
+        self.clock = clock
         let loops = Array(group.makeIterator())
         precondition(loops.count <= 64, "the hub's shard masks hold at most 64 event loops")
         self.loops = loops
@@ -80,16 +93,16 @@ final class Hub: Sendable {
     func tap(_ topic: String, buffer: Int = 256) -> (stream: AsyncStream<ByteBuffer>, id: Int) {
         let (stream, continuation) = AsyncStream.makeStream(of: ByteBuffer.self, bufferingPolicy: .bufferingNewest(buffer))
         let id = nextFeed.add(1, ordering: .relaxed).newValue
-        taps.withLock { $0[topic, default: [:]][id] = continuation }
+        taps.withLock { $0[topic, default: [:]][id] = Tap(continuation: continuation) }
         tapCount.add(1, ordering: .relaxed)
         return (stream, id)
     }
 
     func untap(_ topic: String, id: Int) {
         let removed = taps.withLock { taps -> AsyncStream<ByteBuffer>.Continuation? in
-            let continuation = taps[topic]?.removeValue(forKey: id)
+            let tap = taps[topic]?.removeValue(forKey: id)
             if taps[topic]?.isEmpty == true { taps[topic] = nil }
-            return continuation
+            return tap?.continuation
         }
         if let removed {
             removed.finish()
@@ -98,10 +111,32 @@ final class Hub: Sendable {
     }
 
     private func copyToTaps(topic: String, _ batch: [(message: EncodedBroadcast, sender: UInt64?)]) {
-        let listeners = taps.withLock { $0[topic].map { Array($0.values) } } ?? []
-        for listener in listeners {
-            for item in batch { if let frame = item.message.v1 { listener.yield(frame) } }
+        let second = clock.monotonicNanoseconds() / 1_000_000_000
+        taps.withLock { taps in
+            guard var listeners = taps[topic] else { return }
+            for (id, var tap) in listeners {
+                if tap.second != second {
+                    tap.second = second
+                    tap.sent = 0
+                }
+                for item in batch {
+                    guard let frame = item.message.v1 else { continue }
+                    if tap.sent < Tap.perSecond {
+                        tap.sent += 1
+                        tap.continuation.yield(frame)
+                    } else {
+                        tap.skipped += 1
+                    }
+                }
+                listeners[id] = tap
+            }
+            taps[topic] = listeners
         }
+    }
+
+    /// Messages a tap skipped (past its rate) since it opened.
+    func tapSkipped(_ topic: String, id: Int) -> Int {
+        taps.withLock { $0[topic]?[id]?.skipped ?? 0 }
     }
 
     /// Registers an open console feed and what ends it; `drain` ends every one.
