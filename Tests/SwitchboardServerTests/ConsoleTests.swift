@@ -78,4 +78,26 @@ import Testing
             print(output)
         }
     }
+
+    @Test(.timeLimit(.minutes(2))) func devModePrintsASignedInConsoleLinkAndAnExampleThatReceivesAMessage() async throws {
+        let binary = ClusterTests.binary
+        try #require(FileManager.default.isExecutableFile(atPath: binary), "no switchboard binary next to the tests at \(binary)")
+        guard FileManager.default.isExecutableFile(atPath: PythonInteropTests.python) else { return }
+        let port = try freeLoopbackPort()
+        let server = try ChildProcess(binary, ["serve", "--host", "127.0.0.1", "--port", String(port), "--rules-dir", TestServer.defaultRules])
+        defer { server.killHard() }
+        try await server.waitForOutput(containing: "listening")
+        let banner = server.output
+        // The link opens the console signed in: its token is an admin's.
+        let link = try #require(banner.split(separator: "\n").first { $0.contains("/console#token=") }, "no console link in:\n\(banner)")
+        let token = String(link.split(separator: "#token=").last ?? "")
+        let rules = try await LoopbackHTTP.request(port: port, method: .GET, path: "/admin/rules", headers: [("Authorization", "Bearer \(token)")])
+        #expect(rules.status == 200, "the link's token is not an admin's: \(rules.status) \(rules.body)")
+        // The Python example, run as printed, receives the message it sends.
+        let start = try #require(banner.range(of: "python3 -c \"\n"), "no Python example in:\n\(banner)")
+        let end = try #require(banner.range(of: "asyncio.run(main())", range: start.upperBound..<banner.endIndex))
+        let example = String(banner[start.upperBound..<end.upperBound])
+        let (status, output) = try await runProcess(PythonInteropTests.python, ["-c", example])
+        #expect(status == 0 && output.contains("got {'event': 'hello'"), "the example printed:\n\(output)")
+    }
 }
