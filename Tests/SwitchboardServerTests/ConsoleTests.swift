@@ -87,6 +87,8 @@ import Testing
         let server = try ChildProcess(binary, ["serve", "--host", "127.0.0.1", "--port", String(port), "--rules-dir", TestServer.defaultRules])
         defer { server.killHard() }
         try await server.waitForOutput(containing: "listening")
+        // The banner is written once the server listens; its last line names more tokens.
+        try await server.waitForOutput(containing: "More tokens:")
         let banner = server.output
         // The link opens the console signed in: its token is an admin's.
         let link = try #require(banner.split(separator: "\n").first { $0.contains("/console#token=") }, "no console link in:\n\(banner)")
