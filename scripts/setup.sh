@@ -16,6 +16,8 @@ if [ "${SWITCHBOARD_SETUP_TESTS:-0}" = 1 ]; then
   # Headless Chromium and its driver: the console's tests drive a real browser.
   command -v chromium >/dev/null 2>&1 || missing+=(chromium)
   command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+  # openssl makes the certificate of the TLS tests.
+  command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}" >&2

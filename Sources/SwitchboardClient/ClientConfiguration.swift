@@ -1,4 +1,5 @@
 import Logging
+import NIOSSL
 
 /// How a ``SwitchboardClient`` connects, keeps its connection and buffers.
 public struct ClientConfiguration: Sendable {
@@ -8,6 +9,9 @@ public struct ClientConfiguration: Sendable {
     /// whenever a connection fails or drops: a client whose server dies resumes on another
     /// (with replay) without a load balancer in front. Empty: `url` only.
     public var fallbackURLs: [String] = []
+    /// TLS settings for `wss://` URLs (trust roots, for example a private CA); nil: the system's
+    /// defaults.
+    public var tlsConfiguration: TLSConfiguration?
     /// The JWT the connection and its joins authenticate with.
     public var token: String
     /// How often a heartbeat is sent (Phoenix's server closes a socket silent for 60 s). A

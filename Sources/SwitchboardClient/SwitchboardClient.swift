@@ -190,7 +190,8 @@ public actor SwitchboardClient {
             var reason = "the server closed the connection"
             do {
                 let close = try await WebSocketClient.connect(
-                    url: url, configuration: WebSocketClientConfiguration(maxFrameSize: 1 << 24), logger: logger
+                    url: url, configuration: WebSocketClientConfiguration(maxFrameSize: 1 << 24),
+                    tlsConfiguration: configuration.tlsConfiguration, logger: logger
                 ) { inbound, outbound, _ in
                     try await self.serve(inbound: inbound, outbound: outbound, id: id)
                 }

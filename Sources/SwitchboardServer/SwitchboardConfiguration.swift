@@ -47,6 +47,10 @@ public struct SwitchboardConfiguration: Sendable {
     public var maxRecentMessageIDs: Int = 100_000
     /// Messages accepted in one `POST /api/broadcast` request.
     public var maxRESTBatch: Int = 100
+    /// TLS (`serve --tls-cert FILE --tls-key FILE`): the PEM certificate chain and private key
+    /// files; with both the one port serves `https://` and `wss://` only. nil: plain text.
+    public var tlsCertificatePath: String?
+    public var tlsKeyPath: String?
     /// Log level and format.
     public var logLevel: Logger.Level = .info
 

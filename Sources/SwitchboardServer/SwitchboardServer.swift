@@ -1,5 +1,7 @@
 import Hummingbird
 import HummingbirdCore
+import HummingbirdTLS
+import NIOSSL
 import Logging
 import NIOCore
 import NIOPosix
@@ -118,9 +120,11 @@ public struct SwitchboardServer: Sendable {
         }
         let router = Router()
         RESTRoutes(shared: shared, cluster: clusterNode).register(on: router)
+        let plain = HTTPServerBuilder { responder in RealtimeChildChannel(responder: responder, shared: shared) }
+        let server = try Self.tls(configuration).map { try HTTPServerBuilder.tls(plain, tlsConfiguration: $0) } ?? plain
         application = Application(
             router: router,
-            server: HTTPServerBuilder { responder in RealtimeChildChannel(responder: responder, shared: shared) },
+            server: server,
             configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: nil),
             onServerRunning: { channel in await onListening(channel.localAddress?.port ?? configuration.port) },
             eventLoopGroupProvider: .shared(group),
@@ -132,6 +136,27 @@ public struct SwitchboardServer: Sendable {
                 rules: $0, hub: hub, watchFiles: configuration.watchRules, debounce: configuration.rulesReloadDebounce,
                 reloadOnHangup: configuration.reloadOnHangup, relations: relations,
                 logger: logger)
+        }
+    }
+
+    /// The TLS configuration from the configured PEM files; nil without them.
+    static func tls(_ configuration: SwitchboardConfiguration) throws(ServerStartError) -> TLSConfiguration? {
+        switch (configuration.tlsCertificatePath, configuration.tlsKeyPath) {
+        case (nil, nil):
+            return nil
+        case (let certificate?, let key?):
+            do {
+                let chain = try NIOSSLCertificate.fromPEMFile(certificate)
+                guard !chain.isEmpty else { throw ServerStartError.tls("\(certificate) holds no PEM certificate") }
+                let privateKey = try NIOSSLPrivateKey(file: key, format: .pem)
+                return TLSConfiguration.makeServerConfiguration(certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(privateKey))
+            } catch let error as ServerStartError {
+                throw error
+            } catch {
+                throw .tls("cannot read the certificate \(certificate) or the key \(key) as PEM: \(error)")
+            }
+        default:
+            throw .tls("TLS needs both a certificate chain and its private key (--tls-cert and --tls-key)")
         }
     }
 
@@ -223,6 +248,8 @@ public enum ServerStartError: Error, CustomStringConvertible {
     case rules(directory: String, RulesLoadError)
     /// The database could not be reached, checked or migrated.
     case database(DatabaseError)
+    /// The TLS certificate or key could not be used.
+    case tls(String)
 
     public var description: String {
         switch self {
@@ -230,6 +257,8 @@ public enum ServerStartError: Error, CustomStringConvertible {
             "the rules in \(directory) did not load:\n" + failure.errors.map { "  \($0)" }.joined(separator: "\n")
         case .database(let error):
             "the database is not usable: \(error.message)"
+        case .tls(let problem):
+            "TLS is not usable: \(problem)"
         }
     }
 }

@@ -43,6 +43,10 @@ struct Serve: AsyncParsableCommand {
     var changesHold: Int?
     @Option(help: "This server's name among the servers sharing the database, which form one cluster: 1 to 63 letters, digits, '.', '-', '_' or ':', unique in the cluster and kept across restarts (SWITCHBOARD_NODE_NAME; default: the host name).")
     var nodeName: String?
+    @Option(help: "PEM certificate chain: with --tls-key the port serves https:// and wss:// only (SWITCHBOARD_TLS_CERT).")
+    var tlsCert: String?
+    @Option(help: "PEM private key of --tls-cert (SWITCHBOARD_TLS_KEY).")
+    var tlsKey: String?
     @Option(help: "trace, debug, info, notice, warning, error or critical (SWITCHBOARD_LOG_LEVEL, default info).")
     var logLevel: Logger.Level?
     @Option(help: "text or json (SWITCHBOARD_LOG_FORMAT, default text).") var logFormat: LogFormat?
@@ -100,6 +104,11 @@ struct Serve: AsyncParsableCommand {
         } else if nodeName != nil {
             throw ValidationError("--node-name names this server in a cluster, which needs --database-url")
         }
+        configuration.tlsCertificatePath = tlsCert ?? Environment.string("SWITCHBOARD_TLS_CERT")
+        configuration.tlsKeyPath = tlsKey ?? Environment.string("SWITCHBOARD_TLS_KEY")
+        if (configuration.tlsCertificatePath == nil) != (configuration.tlsKeyPath == nil) {
+            throw ValidationError("TLS needs both --tls-cert and --tls-key")
+        }
         try Self.validate(configuration)
         if benchmarkAllowEverything {
             // Only for measuring what the rules cost (docs/BENCHMARKS.md): loopback only.
@@ -112,9 +121,10 @@ struct Serve: AsyncParsableCommand {
 
         let secret = devMode ? auth.hmacSecret : nil
         let host = configuration.host
+        let tls = configuration.tlsCertificatePath != nil
         let server = try await SwitchboardServer(configuration: configuration, logger: logger) { port in
-            logger.info("listening", metadata: ["address": "\(host):\(port)"])
-            if let secret { await Self.printDevBanner(secret: secret, host: host, port: port) }
+            logger.info("listening", metadata: ["address": "\(host):\(port)", "tls": "\(tls)"])
+            if let secret { await Self.printDevBanner(secret: secret, host: host, port: port, tls: tls) }
         }
         try await server.run(logger: logger)
     }
@@ -153,7 +163,8 @@ struct Serve: AsyncParsableCommand {
         return format
     }
 
-    static func printDevBanner(secret: String, host: String, port: Int) async {
+    static func printDevBanner(secret: String, host: String, port: Int, tls: Bool) async {
+        let (http, ws) = tls ? ("https", "wss") : ("http", "ws")
         let minter = TokenMinter(hmacSecret: secret)
         let day = Date().timeIntervalSince1970 + 86400
         let supplier = try? await minter.mint(
@@ -174,20 +185,20 @@ struct Serve: AsyncParsableCommand {
               \(admin ?? "(could not mint)")
 
             The operator console, signed in with that admin token:
-              http://\(base)/console#token=\(admin ?? "TOKEN")
+              \(http)://\(base)/console#token=\(admin ?? "TOKEN")
 
             Try it (Python: pip install realtime==2.34.1):
               python3 -c "
             import asyncio; from realtime import AsyncRealtimeClient
             async def main():
-                c = AsyncRealtimeClient('ws://\(base)/socket', '\(supplier ?? "TOKEN")')
+                c = AsyncRealtimeClient('\(ws)://\(base)/socket', '\(supplier ?? "TOKEN")')
                 await c.connect(); ch = c.channel('collaboration:s1:c1', {'config': {'broadcast': {'self': True}}})
                 ch.on_broadcast('hello', lambda m: print('got', m))
                 await ch.subscribe(); await asyncio.sleep(0.5)
                 await ch.send_broadcast('hello', {'text': 'hi'}); await asyncio.sleep(5)
             asyncio.run(main())"
             Or publish over REST to a subscribed client:
-              curl -i -X POST http://\(base)/api/broadcast -H 'Authorization: Bearer \(admin ?? "TOKEN")' \\
+              curl -i -X POST \(http)://\(base)/api/broadcast -H 'Authorization: Bearer \(admin ?? "TOKEN")' \\
                 -H 'Content-Type: application/json' \\
                 -d '{"messages":[{"topic":"collaboration:s1:c1","event":"hello","payload":{"text":"hi"}}]}'
             More tokens: switchboard token --secret <secret above> --role couple --sub u2 --couple-id c1

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// One HTTP/1.1 request to a test server over SwiftNIO, with a deadline.
 ///
@@ -16,12 +17,16 @@ enum LoopbackHTTP {
 
     static func request(
         port: Int, method: HTTPMethod, path: String, headers: [(String, String)] = [], body: String? = nil,
-        timeout: Duration = .seconds(30)
+        timeout: Duration = .seconds(30), tls: TLSConfiguration? = nil
     ) async throws -> Response {
+        let context = try tls.map { try NIOSSLContext(configuration: $0) }
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.seconds(10))
             .connect(host: "127.0.0.1", port: port) { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if let context {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: nil))
+                    }
                     try channel.pipeline.syncOperations.addHTTPClientHandlers()
                     return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
                 }

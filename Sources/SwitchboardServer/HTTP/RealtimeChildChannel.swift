@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
+import NIOSSL
 import NIOHTTP1
 import NIOHTTPTypes
 import NIOHTTPTypesHTTP1
@@ -58,7 +59,12 @@ struct RealtimeChildChannel: ServerChildChannel, HTTPChannelHandler {
                         }
                         let raw = RawFrameWriter()
                         let sync = channel.pipeline.syncOperations
-                        try sync.addHandler(raw, position: .first)
+                        // Next to the socket: below everything but TLS, which must see every byte.
+                        if let tls = try? sync.handler(type: NIOSSLServerHandler.self) {
+                            try sync.addHandler(raw, position: .after(tls))
+                        } else {
+                            try sync.addHandler(raw, position: .first)
+                        }
                         try sync.addHandler(
                             NIOWebSocketFrameAggregator(
                                 minNonFinalFragmentSize: 0, maxAccumulatedFrameCount: 1024,
