@@ -73,9 +73,14 @@ public final class HistoryStore: Sendable {
 
     /// Records kept for a later write while the database is down.
     public static let maxRetained = 100_000
+    /// Records waiting behind the write in flight, at most, while the database is up but slow;
+    /// past it publishers stop waiting for their commit, as while writes fail.
+    public static let maxWaiting = 50_000
 
     private struct Queue {
         var waiting: [(records: [HistoryRecord], done: Done?)] = []
+        /// Records in `waiting`.
+        var waitingCount = 0
         var retained: [HistoryRecord] = []
         var failing = false
         /// The writer has stopped (shutdown): nothing queued would ever be written.
@@ -126,12 +131,15 @@ public final class HistoryStore: Sendable {
     public func persist(_ records: [HistoryRecord], then done: Done?) -> Bool {
         guard !records.isEmpty else { return false }
         let queued = queue.withLock { queue -> Bool in
-            if queue.failing || queue.stopped {
+            // Failing, stopped, or so far behind that waiting would hold publishers for long:
+            // they are told at once (and deliver now), the records wait for a later write.
+            if queue.failing || queue.stopped || queue.waitingCount >= Self.maxWaiting {
                 queue.retained.append(contentsOf: records)
                 queue.trimRetained(logger: logger)
                 return false
             }
             queue.waiting.append((records, done))
+            queue.waitingCount += records.count
             return true
         }
         wake.yield()
@@ -160,7 +168,10 @@ public final class HistoryStore: Sendable {
             let abandoned = queue.withLock { queue -> [(records: [HistoryRecord], done: Done?)] in
                 queue.stopped = true
                 queue.retained += queue.waiting.flatMap(\.records)
-                defer { queue.waiting = [] }
+                defer {
+                    queue.waiting = []
+                    queue.waitingCount = 0
+                }
                 return queue.waiting
             }
             for item in abandoned { item.done?(false) }
@@ -186,6 +197,7 @@ public final class HistoryStore: Sendable {
                     let taken = (queue.retained, queue.waiting)
                     queue.retained = []
                     queue.waiting = []
+                    queue.waitingCount = 0
                     queue.writing = !(taken.0.isEmpty && taken.1.isEmpty)
                     return taken
                 }
@@ -214,6 +226,7 @@ public final class HistoryStore: Sendable {
                         queue.failing = true
                         let behind = queue.waiting
                         queue.waiting = []
+                        queue.waitingCount = 0
                         queue.retained = records + queue.retained + behind.flatMap(\.records)
                         queue.trimRetained(logger: logger)
                         return (was, behind)
