@@ -184,6 +184,20 @@ final class ChildProcess {
         try? output.close()
         pid = process.processIdentifier
         self.process = process
+        // Killed with the test process if that ends first (a test stopped mid-way, a run cut
+        // short): a shell waits for the test process, then for this child, and kills the child
+        // if it is still there.
+        let watcher = Process()
+        watcher.executableURL = URL(fileURLWithPath: "/bin/sh")
+        watcher.arguments = [
+            "-c",
+            "while kill -0 \(getpid()) 2>/dev/null && kill -0 \(pid) 2>/dev/null; do sleep 1; done; "
+                + "kill -0 \(getpid()) 2>/dev/null || kill -9 \(pid) 2>/dev/null",
+        ]
+        watcher.standardInput = FileHandle.nullDevice
+        watcher.standardOutput = FileHandle.nullDevice
+        watcher.standardError = FileHandle.nullDevice
+        try? watcher.run()
     }
 
     deinit { try? FileManager.default.removeItem(at: log) }
