@@ -3,6 +3,7 @@ import NIOCore
 import NIOPosix
 import PostgresNIO
 import Synchronization
+import SwitchboardWire
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -148,11 +149,11 @@ public final class ClusterLink: Sendable {
     public func run(
         connected: @escaping @Sendable (PostgresConnection) async throws -> Void, received: @escaping Received,
         status: @escaping @Sendable () async -> ClusterNodeStatus, nodes: @escaping @Sendable ([ClusterNodeRow]) async -> Void,
-        ended: @escaping @Sendable () -> Void, writerUp: @escaping @Sendable () -> Void = {}
+        writerUp: @escaping @Sendable () -> Void = {}
     ) async {
         writerConnectedHandler.withLock { $0 = writerUp }
         await withDiscardingTaskGroup { group in
-            group.addTask { await self.listen(connected: connected, received: received, ended: ended) }
+            group.addTask { await self.listen(connected: connected, received: received) }
             group.addTask { await self.write(status: status, nodes: nodes) }
         }
     }
@@ -173,30 +174,13 @@ public final class ClusterLink: Sendable {
 
     /// The notification that says `node` left.
     static func leaving(_ node: String) -> String {
-        #"["x",\#(jsonString(node))]"# + "\n"
-    }
-
-    /// A JSON string literal.
-    static func jsonString(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20: out += "\\u" + String(repeating: "0", count: 4 - String(scalar.value, radix: 16).count) + String(scalar.value, radix: 16)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
+        JSON.string(["x", .string(node)]) + "\n"
     }
 
     // MARK: - Listening
 
     private func listen(
-        connected: @escaping @Sendable (PostgresConnection) async throws -> Void, received: @escaping Received, ended: @escaping @Sendable () -> Void
+        connected: @escaping @Sendable (PostgresConnection) async throws -> Void, received: @escaping Received
     ) async {
         await keepReconnecting { up in
             let listener = try await Database.connect(settings, logger: logger)
@@ -216,7 +200,6 @@ public final class ClusterLink: Sendable {
                 throw error
             }
         } failed: { error, first in
-            ended()
             health.set(.down(reason: DatabaseError.describe(error)))
             if first {
                 logger.error("cluster link lost; local delivery goes on", metadata: ["error": "\(DatabaseError.describe(error))"])
@@ -358,7 +341,7 @@ public final class ClusterLink: Sendable {
 
     /// The line a node sends itself with each heartbeat.
     static func pingLine(node: String, count: Int) -> String {
-        #"["p",\#(jsonString(node)),\#(count)]"# + "\n"
+        JSON.string(["p", .string(node), .int(count)]) + "\n"
     }
 
     private func beat(_ status: ClusterNodeStatus, restarted: Bool, on connection: PostgresConnection) async throws {

@@ -14,6 +14,8 @@ import time
 import urllib.request
 
 from realtime import AsyncRealtimeClient
+
+from interop_support import subscribe
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -59,8 +61,8 @@ class Subscriber:
         async def join():
             await self.client.connect()
             channel = self.client.channel(CHANNEL, {"config": {"broadcast": {"self": False}, "presence": {"key": "console-user", "enabled": True}}})
-            await channel.subscribe()
-            await asyncio.sleep(0.2)
+            # Tracked once the join is answered (subscribe returns before that).
+            await subscribe(channel, asyncio.get_running_loop().time() + PATIENCE)
             await channel.track({"status": "<i>online</i>"})
 
         asyncio.run_coroutine_threadsafe(join(), self.loop).result(timeout=PATIENCE)

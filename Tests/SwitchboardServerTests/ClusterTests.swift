@@ -84,6 +84,9 @@ import Testing
             version: .v1)
     }
 
+    /// A join that asks for acks, without presence.
+    static let ackConfig: Value = ["broadcast": ["self": false, "ack": true], "presence": ["key": "", "enabled": false], "private": false]
+
     static func presenceConfig(_ key: String, replay: Value? = nil) -> Value {
         var broadcast: Value.Object = ["self": false, "ack": true]
         if let replay { broadcast["replay"] = replay }
@@ -393,11 +396,10 @@ import Testing
         let nodes = try await Self.start(["A", "B"], postgres: postgres, database: database)
         defer { for node in nodes { node.process.killHard() } }
         let (a, b) = (nodes[0], nodes[1])
-        let ackConfig: Value = ["broadcast": ["self": false, "ack": true], "presence": ["key": "", "enabled": false], "private": false]
         var sockets: [PhoenixSocket] = []
         for (node, sub) in [(a, "pa"), (b, "pb"), (a, "sa"), (b, "sb")] {
             let socket = try await Self.socket(node, token: try await Self.token(sub: sub, supplierID: "s1"))
-            #expect(try await socket.join(Self.channel, ref: "1", config: ackConfig).status == "ok")
+            #expect(try await socket.join(Self.channel, ref: "1", config: Self.ackConfig).status == "ok")
             sockets.append(socket)
         }
         let (publisherA, publisherB, subscriberA, subscriberB) = (sockets[0], sockets[1], sockets[2], sockets[3])
@@ -484,11 +486,10 @@ import Testing
         let database = try await postgres.makeDatabase()
         let nodes = try await Self.start(["A", "B"], postgres: postgres, database: database)
         defer { for node in nodes { node.process.killHard() } }
-        let ackConfig: Value = ["broadcast": ["self": false, "ack": true], "presence": ["key": "", "enabled": false], "private": false]
         let publisher = try await Self.socket(nodes[0], token: try await Self.token(sub: "p", supplierID: "s1"))
-        #expect(try await publisher.join(Self.channel, ref: "1", config: ackConfig).status == "ok")
+        #expect(try await publisher.join(Self.channel, ref: "1", config: Self.ackConfig).status == "ok")
         let subscriber = try await Self.socket(nodes[1], token: try await Self.token(sub: "s", supplierID: "s1"))
-        #expect(try await subscriber.join(Self.channel, ref: "1", config: ackConfig).status == "ok")
+        #expect(try await subscriber.join(Self.channel, ref: "1", config: Self.ackConfig).status == "ok")
         // 20 KB of text with quotes and non-ASCII, past PostgreSQL's 8,000-byte notifications.
         let text = String(repeating: "ünïcode \"quoted\" ", count: 1000)
         #expect(try await Self.publish(publisher, event: "document:saved", payload: ["document_id": "big", "text": .string(text)], ref: "r1").status == "ok")

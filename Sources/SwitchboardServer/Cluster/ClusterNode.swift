@@ -24,6 +24,7 @@ import SwitchboardWire
 /// - `sb`, `se`: the start and end of a node's whole presence state (`t` lines between them).
 /// - `q` asks a node (or every node, when null) to announce its whole presence state.
 /// - `x` the node is leaving.
+/// - `p` a node's heartbeat ping, which only its own LISTEN heeds (proof that it hears).
 final class ClusterNode: Sendable {
     let link: ClusterLink
     let shared: RealtimeContext
@@ -413,7 +414,7 @@ struct ClusterService: Service {
                 connected: { connection in try await node.connected(connection) },
                 received: { text, connection in try await node.received(text, on: connection) },
                 status: { await node.status() }, nodes: { node.nodesRead($0) },
-                ended: {}, writerUp: { node.writerConnected() })
+                writerUp: { node.writerConnected() })
         }
         await node.link.leave()
     }
