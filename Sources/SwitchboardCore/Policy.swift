@@ -24,11 +24,79 @@ public struct Limits: Sendable, Equatable {
     }
 }
 
+/// Where a message to publish comes from.
+public enum PushSource: Sendable, Equatable {
+    /// A user's push or REST call: the channel's send rule and the event catalog decide.
+    case user
+    /// A row a database transaction committed: the catalog's checks only (no hook runs; the
+    /// database is trusted like the platform's backend).
+    case database
+}
+
+/// The size of a message's payload, as cheaply as it can be known: an upper bound that is
+/// free (the frame's size), and the exact size, computed only when the bound is over a limit.
+public struct PayloadSize {
+    let atMost: Int
+    let exact: () -> Int
+
+    public init(atMost: Int, exact: @escaping () -> Int) {
+        self.atMost = atMost
+        self.exact = exact
+    }
+
+    public static func exactly(_ bytes: Int) -> PayloadSize { PayloadSize(atMost: bytes, exact: { bytes }) }
+
+    /// The exact size when it is over `limit`; nil when the payload fits.
+    public func exceeds(_ limit: Int) -> Int? {
+        guard atMost > limit else { return nil }
+        let size = exact()
+        return size > limit ? size : nil
+    }
+}
+
+/// Everything the server needs to publish one message, decided by one rules generation:
+/// whether it may go, the sender's limits, how the event travels, how long it stays
+/// replayable, and the same generation again for the message's `transform` and `on_publish`
+/// hooks. A reload between two of these can no longer judge one message half by the old rules
+/// and half by the new.
+public struct PushDecision: Sendable {
+    public enum Verdict: Sendable, Equatable {
+        case allow
+        /// Denied by the rules, with a sentence for the client.
+        case deny(String)
+        /// The payload is larger than the sender's tier allows (checked before any hook runs).
+        case tooLarge(bytes: Int, limit: Int)
+    }
+
+    public var verdict: Verdict
+    /// The sender's tier limits.
+    public var limits: Limits
+    /// How the event travels: batching, its own rate limit, hooks, replay.
+    public var travel: EventPolicy
+    /// How long the message stays replayable on its channel; nil: it does not enter the history.
+    public var retention: HistoryRetention?
+    /// The number of the rules generation that decided (0 for a policy without generations).
+    public var generation: Int
+    /// The deciding generation, for the message's `transform` and `on_publish` (and for what
+    /// `on_publish` derives).
+    public let rules: any Policy
+
+    public init(verdict: Verdict, limits: Limits, travel: EventPolicy, retention: HistoryRetention?, generation: Int, rules: any Policy) {
+        self.verdict = verdict
+        self.limits = limits
+        self.travel = travel
+        self.retention = retention
+        self.generation = generation
+        self.rules = rules
+    }
+}
+
 /// What the core asks of a rules engine. The Lua rules engine implements it; `ConventionPolicy`
 /// is the plain Swift stand-in that follows the platform's channel naming convention.
 ///
 /// Calls are synchronous and must not block on I/O: they run on the connection's event loop,
-/// once per join and once per published message (never per receiver).
+/// once per join and once per published message (never per receiver). A published message is
+/// judged by one `decidePush`, and its `transform` and `on_publish` run on the decision's `rules`.
 public protocol Policy: Sendable {
     /// May `identity` join `channel`?
     func authorizeJoin(_ identity: Identity, channel: ChannelName) -> Decision
@@ -59,9 +127,43 @@ public protocol Policy: Sendable {
     func hasRowRule(table: String) -> Bool
     /// May `identity` see `row` (a change's record, as JSON) of `table` (`schema.name`)?
     func authorizeRow(_ identity: Identity, table: String, row: Value) -> Decision
+    /// The one decision for a message to publish, from one rules generation: the size against
+    /// the tier's limit first (no hook runs for an oversized payload), then the send rule (or,
+    /// for `.database`, the catalog's checks), the event's policy and the channel's history.
+    /// The server calls nothing else of the policy for a push, except `transform` and
+    /// `derivedEvents` on the decision's `rules`.
+    func decidePush(_ identity: Identity, channel: ChannelName, event: String, payload: Value?, size: PayloadSize, source: PushSource) -> PushDecision
 }
 
 extension Policy {
+    /// Composed from the single calls on `self`: right for a policy that never changes (a
+    /// policy that is reloaded answers from one of its generations instead).
+    public func decidePush(_ identity: Identity, channel: ChannelName, event: String, payload: Value?, size: PayloadSize, source: PushSource) -> PushDecision {
+        composedPushDecision(identity, channel: channel, event: event, payload: payload, size: size, source: source, generation: 0)
+    }
+
+    /// The push decision from this policy's single calls, in the order every push is judged:
+    /// the tier's payload limit, then the send rule (or the catalog, for the database), with
+    /// the event's policy and the channel's history alongside.
+    public func composedPushDecision(
+        _ identity: Identity, channel: ChannelName, event: String, payload: Value?, size: PayloadSize, source: PushSource, generation: Int
+    ) -> PushDecision {
+        let limits = limits(for: identity)
+        let travel = eventPolicy(event, channel: channel)
+        var decision = PushDecision(
+            verdict: .allow, limits: limits, travel: travel, retention: travel.retention(on: history(for: channel)), generation: generation,
+            rules: self)
+        if source == .user, let bytes = size.exceeds(limits.maxPayloadBytes) {
+            decision.verdict = .tooLarge(bytes: bytes, limit: limits.maxPayloadBytes)
+            return decision
+        }
+        let allowed =
+            source == .database
+            ? checkMessage(channel: channel, event: event, payload: payload) : authorizeSend(identity, channel: channel, event: event, payload: payload)
+        if case .deny(let why) = allowed { decision.verdict = .deny(why) }
+        return decision
+    }
+
     /// Every channel keeps the spec's history: the last 100 messages, for 5 minutes.
     public func history(for channel: ChannelName) -> HistoryRetention? { .standard }
     /// Every message is well-formed.

@@ -146,46 +146,44 @@ public final class RulesEngine: Policy, Sendable {
 
     private var current: Generation { state.withLock { $0.current } }
 
-    // MARK: Policy
+    // MARK: Policy (each call answered wholly by the generation in force when it starts)
 
-    public func limits(for identity: Identity) -> Limits {
-        current.rules.limits(forTier: identity.tier)
-    }
+    /// The generation in force, as a `Policy` that keeps answering from it after a reload.
+    public func pinned() -> any Policy { view }
 
-    public func authorizeJoin(_ identity: Identity, channel: ChannelName) -> Decision {
-        let generation = current
-        guard let rule = generation.rules.rule(for: channel) else {
-            return .deny("no rule matches channel \(channel)")
-        }
-        if !rule.hasJoin {
-            return rule.kind == .broadcast ? .allow : .deny("channel \(channel) has no join rule")
-        }
-        return generation.hook(.channel, rule.index, .join, identity, channel: channel, rule: rule, event: nil, options: options)
-    }
+    private var view: RulesView { RulesView(generation: current, options: options) }
 
+    public func limits(for identity: Identity) -> Limits { view.limits(for: identity) }
+    public func authorizeJoin(_ identity: Identity, channel: ChannelName) -> Decision { view.authorizeJoin(identity, channel: channel) }
     public func authorizeSend(_ identity: Identity, channel: ChannelName, event: String, payload: Value?) -> Decision {
-        let generation = current
-        guard let rule = generation.rules.rule(for: channel) else {
-            return .deny("no rule matches channel \(channel)")
-        }
-        if case .deny(let why) = Self.checkCatalog(generation.rules, channel: channel, event: event, payload: payload) { return .deny(why) }
-        if rule.hasSend {
-            return generation.hook(
-                .channel, rule.index, .send, identity, channel: channel, rule: rule, event: (event, payload), options: options)
-        }
-        if rule.kind == .broadcast { return .deny("\(channel) is read-only") }
-        return generation.hook(.channel, rule.index, .join, identity, channel: channel, rule: rule, event: nil, options: options)
+        view.authorizeSend(identity, channel: channel, event: event, payload: payload)
     }
-
-    /// A message that no user sends (a database row): a rule must match the channel, and the
-    /// event catalog's `on` and fields must hold (or undeclared events be allowed); no hook runs.
     public func checkMessage(channel: ChannelName, event: String, payload: Value?) -> Decision {
-        let generation = current
-        guard generation.rules.rule(for: channel) != nil else { return .deny("no rule matches channel \(channel)") }
-        return Self.checkCatalog(generation.rules, channel: channel, event: event, payload: payload)
+        view.checkMessage(channel: channel, event: event, payload: payload)
+    }
+    public func eventPolicy(_ event: String, channel: ChannelName) -> EventPolicy { view.eventPolicy(event, channel: channel) }
+    public func history(for channel: ChannelName) -> HistoryRetention? { view.history(for: channel) }
+    public func transform(_ event: String, payload: Value?, on channel: ChannelName, by identity: Identity) -> Transformed {
+        view.transform(event, payload: payload, on: channel, by: identity)
+    }
+    public func derivedEvents(of event: String, payload: Value?, on channel: ChannelName, by identity: Identity) -> [(ChannelName, DerivedEvent)] {
+        view.derivedEvents(of: event, payload: payload, on: channel, by: identity)
+    }
+    public func hasRowRule(table: String) -> Bool { view.hasRowRule(table: table) }
+    public func authorizeRow(_ identity: Identity, table: String, row: Value) -> Decision { view.authorizeRow(identity, table: table, row: row) }
+    public func authorizePresence(_ identity: Identity, channel: ChannelName) -> Decision { view.authorizePresence(identity, channel: channel) }
+
+    /// Decided wholly by the generation in force when it starts; the decision's `rules` is that
+    /// generation, for the message's `transform` and `on_publish`.
+    public func decidePush(
+        _ identity: Identity, channel: ChannelName, event: String, payload: Value?, size: PayloadSize, source: PushSource
+    ) -> PushDecision {
+        view.decidePush(identity, channel: channel, event: event, payload: payload, size: size, source: source)
     }
 
-    private static func checkCatalog(_ rules: RuleSet, channel: ChannelName, event: String, payload: Value?) -> Decision {
+    // MARK: Checks every generation shares
+
+    static func checkCatalog(_ rules: RuleSet, channel: ChannelName, event: String, payload: Value?) -> Decision {
         if let declared = rules.eventTable[event] {
             guard declared.on.contains(where: { $0.matches(channel) }) else {
                 return .deny("event \(event) is not allowed on \(channel)")
@@ -197,100 +195,13 @@ public final class RulesEngine: Policy, Sendable {
         return .allow
     }
 
-    /// The declared event's batch policy and rate limit; undeclared events are immediate.
-    public func eventPolicy(_ event: String, channel: ChannelName) -> EventPolicy {
-        guard let declared = current.rules.eventTable[event] else { return .immediate }
-        return EventPolicy(
-            batch: declared.batch, rateLimit: declared.rate, derives: declared.hasOnPublish, transforms: declared.hasTransform,
-            replay: declared.replay ?? true, critical: declared.critical)
-    }
-
-    /// The matching channel rule's `history` (nil: it keeps none, or no rule matches).
-    public func history(for channel: ChannelName) -> HistoryRetention? {
-        current.rules.rule(for: channel)?.history
-    }
-
-    /// Runs the event's `transform(msg, user, ch)`: the table it returns becomes the payload
-    /// (checked against the event's fields again), nil keeps the original. A hook that fails
-    /// or returns a payload that breaks the fields refuses the message, and the operator sees
-    /// why through `onHookError`.
-    public func transform(_ event: String, payload: Value?, on channel: ChannelName, by identity: Identity) -> Transformed {
-        let generation = current
-        guard let declared = generation.rules.eventTable[event], declared.hasTransform, let rule = generation.rules.rule(for: channel) else {
-            return .unchanged
-        }
-        let (returned, failed) = generation.transform(
-            declared.index, identity, channel: channel, rule: rule, event: (event, payload), options: options)
-        if failed { return .refused("the rules could not transform \(event) (the operator can see why in the server log)") }
-        guard let returned, returned != .null else { return .unchanged }
-        if let problem = Self.checkFields(of: declared, payload: returned) {
-            options.onHookError(RulesError(.hookFailed, "transform of \(event) on \(channel) returned a bad payload: \(problem)", at: declared.location))
-            return .refused("the rules could not transform \(event) (the operator can see why in the server log)")
-        }
-        return .replaced(returned)
-    }
-
-    /// Runs the event's `on_publish` hook and checks every emit like a publish by the rules
-    /// themselves: the target must be a valid channel name that a channel rule matches, and the
-    /// event must be in the catalog for it (or undeclared events allowed) with its fields right.
-    /// The target's join and send hooks do not run — the emit is the rules' own act, not the
-    /// user's. An emit that fails a check is dropped and reported through `onHookError`.
-    public func derivedEvents(of event: String, payload: Value?, on channel: ChannelName, by identity: Identity) -> [(ChannelName, DerivedEvent)] {
-        let generation = current
-        guard let declared = generation.rules.eventTable[event], declared.hasOnPublish,
-            let rule = generation.rules.rule(for: channel)
-        else { return [] }
-        var accepted: [(ChannelName, DerivedEvent)] = []
-        for emit in generation.onPublish(declared.index, identity, channel: channel, rule: rule, event: (event, payload), options: options) {
-            let problem: String?
-            if let target = try? ChannelName(validating: emit.channel) {
-                problem = Self.problem(with: emit, on: target, in: generation.rules)
-                if problem == nil { accepted.append((target, emit)) }
-            } else {
-                problem = "\(emit.channel) is not a valid channel name"
-            }
-            if let problem {
-                options.onHookError(
-                    RulesError(.hookFailed, "on_publish of \(event) on \(channel): emit(\(emit.channel), \(emit.event)) dropped: \(problem)", at: declared.location))
-            }
-        }
-        return accepted
-    }
-
-    private static func problem(with emit: DerivedEvent, on target: ChannelName, in rules: RuleSet) -> String? {
+    static func problem(with emit: DerivedEvent, on target: ChannelName, in rules: RuleSet) -> String? {
         guard rules.rule(for: target) != nil else { return "no rule matches channel \(target)" }
         if let declared = rules.eventTable[emit.event] {
             guard declared.on.contains(where: { $0.matches(target) }) else { return "event \(emit.event) is not allowed on \(target)" }
             return checkFields(of: declared, payload: emit.payload)
         }
         return rules.allowUndeclaredEvents ? nil : "event \(emit.event) is not declared in the rules"
-    }
-
-    /// Presence needs the channel's `presence = true`, or its `presence` hook's consent. The
-    /// tracker has joined already, so the join rule has said yes.
-    public func hasRowRule(table: String) -> Bool {
-        current.rules.tables[RuleSet.Relation.qualified(table)] != nil
-    }
-
-    /// Runs the table's `read` hook; a table the rules do not declare is denied, naming the
-    /// missing declaration.
-    public func authorizeRow(_ identity: Identity, table: String, row: Value) -> Decision {
-        let generation = current
-        let name = RuleSet.Relation.qualified(table)
-        guard let rule = generation.rules.tables[name] else {
-            return .deny("no rule for table \(name): declare table \"\(name)\" { read = function(user, row) ... end }")
-        }
-        return generation.read(rule, identity, row: row, options: options)
-    }
-
-    public func authorizePresence(_ identity: Identity, channel: ChannelName) -> Decision {
-        let generation = current
-        guard let rule = generation.rules.rule(for: channel) else {
-            return .deny("no rule matches channel \(channel)")
-        }
-        guard rule.presence else { return .deny("presence is not enabled on \(channel)") }
-        guard rule.hasPresenceHook else { return .allow }
-        return generation.hook(.channel, rule.index, .presence, identity, channel: channel, rule: rule, event: nil, options: options)
     }
 
     /// The first problem with `payload` against the event's declared fields, if any.
@@ -304,6 +215,137 @@ public final class RulesEngine: Policy, Sendable {
             return "event \(event.name): field \(field.name) must be \(field.type), got \(found)"
         }
         return nil
+    }
+}
+
+/// One rules generation as a `Policy`: every answer comes from that generation, however many
+/// reloads happen meanwhile. `RulesEngine` answers each call from a view of the generation in
+/// force; a push's decision keeps its view for the message's later hooks.
+struct RulesView: Policy {
+    let generation: Generation
+    let options: RulesEngine.Options
+
+    func decidePush(
+        _ identity: Identity, channel: ChannelName, event: String, payload: Value?, size: PayloadSize, source: PushSource
+    ) -> PushDecision {
+        composedPushDecision(identity, channel: channel, event: event, payload: payload, size: size, source: source, generation: generation.number)
+    }
+
+    func limits(for identity: Identity) -> Limits {
+        generation.rules.limits(forTier: identity.tier)
+    }
+
+    func authorizeJoin(_ identity: Identity, channel: ChannelName) -> Decision {
+        guard let rule = generation.rules.rule(for: channel) else {
+            return .deny("no rule matches channel \(channel)")
+        }
+        if !rule.hasJoin {
+            return rule.kind == .broadcast ? .allow : .deny("channel \(channel) has no join rule")
+        }
+        return generation.hook(.channel, rule.index, .join, identity, channel: channel, rule: rule, event: nil, options: options)
+    }
+
+    func authorizeSend(_ identity: Identity, channel: ChannelName, event: String, payload: Value?) -> Decision {
+        guard let rule = generation.rules.rule(for: channel) else {
+            return .deny("no rule matches channel \(channel)")
+        }
+        if case .deny(let why) = RulesEngine.checkCatalog(generation.rules, channel: channel, event: event, payload: payload) { return .deny(why) }
+        if rule.hasSend {
+            return generation.hook(
+                .channel, rule.index, .send, identity, channel: channel, rule: rule, event: (event, payload), options: options)
+        }
+        if rule.kind == .broadcast { return .deny("\(channel) is read-only") }
+        return generation.hook(.channel, rule.index, .join, identity, channel: channel, rule: rule, event: nil, options: options)
+    }
+
+    /// A message that no user sends (a database row): a rule must match the channel, and the
+    /// event catalog's `on` and fields must hold (or undeclared events be allowed); no hook runs.
+    func checkMessage(channel: ChannelName, event: String, payload: Value?) -> Decision {
+        guard generation.rules.rule(for: channel) != nil else { return .deny("no rule matches channel \(channel)") }
+        return RulesEngine.checkCatalog(generation.rules, channel: channel, event: event, payload: payload)
+    }
+
+    /// The declared event's batch policy and rate limit; undeclared events are immediate.
+    func eventPolicy(_ event: String, channel: ChannelName) -> EventPolicy {
+        guard let declared = generation.rules.eventTable[event] else { return .immediate }
+        return EventPolicy(
+            batch: declared.batch, rateLimit: declared.rate, derives: declared.hasOnPublish, transforms: declared.hasTransform,
+            replay: declared.replay ?? true, critical: declared.critical)
+    }
+
+    /// The matching channel rule's `history` (nil: it keeps none, or no rule matches).
+    func history(for channel: ChannelName) -> HistoryRetention? {
+        generation.rules.rule(for: channel)?.history
+    }
+
+    /// Runs the event's `transform(msg, user, ch)`: the table it returns becomes the payload
+    /// (checked against the event's fields again), nil keeps the original. A hook that fails
+    /// or returns a payload that breaks the fields refuses the message, and the operator sees
+    /// why through `onHookError`.
+    func transform(_ event: String, payload: Value?, on channel: ChannelName, by identity: Identity) -> Transformed {
+        guard let declared = generation.rules.eventTable[event], declared.hasTransform, let rule = generation.rules.rule(for: channel) else {
+            return .unchanged
+        }
+        let (returned, failed) = generation.transform(
+            declared.index, identity, channel: channel, rule: rule, event: (event, payload), options: options)
+        if failed { return .refused("the rules could not transform \(event) (the operator can see why in the server log)") }
+        guard let returned, returned != .null else { return .unchanged }
+        if let problem = RulesEngine.checkFields(of: declared, payload: returned) {
+            options.onHookError(RulesError(.hookFailed, "transform of \(event) on \(channel) returned a bad payload: \(problem)", at: declared.location))
+            return .refused("the rules could not transform \(event) (the operator can see why in the server log)")
+        }
+        return .replaced(returned)
+    }
+
+    /// Runs the event's `on_publish` hook and checks every emit like a publish by the rules
+    /// themselves: the target must be a valid channel name that a channel rule matches, and the
+    /// event must be in the catalog for it (or undeclared events allowed) with its fields right.
+    /// The target's join and send hooks do not run — the emit is the rules' own act, not the
+    /// user's. An emit that fails a check is dropped and reported through `onHookError`.
+    func derivedEvents(of event: String, payload: Value?, on channel: ChannelName, by identity: Identity) -> [(ChannelName, DerivedEvent)] {
+        guard let declared = generation.rules.eventTable[event], declared.hasOnPublish,
+            let rule = generation.rules.rule(for: channel)
+        else { return [] }
+        var accepted: [(ChannelName, DerivedEvent)] = []
+        for emit in generation.onPublish(declared.index, identity, channel: channel, rule: rule, event: (event, payload), options: options) {
+            let problem: String?
+            if let target = try? ChannelName(validating: emit.channel) {
+                problem = RulesEngine.problem(with: emit, on: target, in: generation.rules)
+                if problem == nil { accepted.append((target, emit)) }
+            } else {
+                problem = "\(emit.channel) is not a valid channel name"
+            }
+            if let problem {
+                options.onHookError(
+                    RulesError(.hookFailed, "on_publish of \(event) on \(channel): emit(\(emit.channel), \(emit.event)) dropped: \(problem)", at: declared.location))
+            }
+        }
+        return accepted
+    }
+
+    func hasRowRule(table: String) -> Bool {
+        generation.rules.tables[RuleSet.Relation.qualified(table)] != nil
+    }
+
+    /// Runs the table's `read` hook; a table the rules do not declare is denied, naming the
+    /// missing declaration.
+    func authorizeRow(_ identity: Identity, table: String, row: Value) -> Decision {
+        let name = RuleSet.Relation.qualified(table)
+        guard let rule = generation.rules.tables[name] else {
+            return .deny("no rule for table \(name): declare table \"\(name)\" { read = function(user, row) ... end }")
+        }
+        return generation.read(rule, identity, row: row, options: options)
+    }
+
+    /// Presence needs the channel's `presence = true`, or its `presence` hook's consent. The
+    /// tracker has joined already, so the join rule has said yes.
+    func authorizePresence(_ identity: Identity, channel: ChannelName) -> Decision {
+        guard let rule = generation.rules.rule(for: channel) else {
+            return .deny("no rule matches channel \(channel)")
+        }
+        guard rule.presence else { return .deny("presence is not enabled on \(channel)") }
+        guard rule.hasPresenceHook else { return .allow }
+        return generation.hook(.channel, rule.index, .presence, identity, channel: channel, rule: rule, event: nil, options: options)
     }
 }
 

@@ -73,12 +73,14 @@ struct DatabaseInbox: Sendable {
         guard bytes.readableBytes <= limit else {
             return .refused("the payload is \(bytes.readableBytes) bytes; at most \(limit) are allowed")
         }
-        if case .deny(let why) = shared.policy.checkMessage(channel: channel, event: event, payload: payload) {
-            return .refused(why)
-        }
+        // One decision, from one rules generation: the catalog's checks (no hook: the database is
+        // trusted), the event's policy, history.
+        let decision = shared.decide(
+            Self.identity, channel: channel, event: event, payload: payload, size: .exactly(bytes.readableBytes), source: .database)
+        if case .deny(let why) = decision.verdict { return .refused(why) }
         if let refusal = shared.admit(
             event: event, payload: payload, clientID: message.id, channel: channel, topic: "realtime:\(channel)",
-            identity: Self.identity, sender: nil, loop: shared.hub.loops[0], limited: false, acknowledge: stored)
+            identity: Self.identity, sender: nil, loop: shared.hub.loops[0], decision: decision, limited: false, acknowledge: stored)
         {
             return .refused(refusal.reason)
         }

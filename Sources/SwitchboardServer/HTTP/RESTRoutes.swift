@@ -116,7 +116,7 @@ struct RESTRoutes {
         if messages.count > shared.configuration.maxRESTBatch {
             return Self.json(.tooManyRequests, ["message": "Too many messages to broadcast, please reduce the batch size"])
         }
-        var prepared: [(ChannelName, String, Value, String?)] = []
+        var prepared: [(ChannelName, String, Value, String?, Int)] = []
         for (index, message) in messages.enumerated() {
             guard let topic = message["topic"]?.stringValue, let event = message["event"]?.stringValue else {
                 return unprocessable("messages", "message \(index) needs a string \"topic\" and a string \"event\"")
@@ -128,13 +128,13 @@ struct RESTRoutes {
             switch validate(topic: topic, payload: payload, identity: identity) {
             case .failure(let reason):
                 return unprocessable("messages", "message \(index): \(reason.message)")
-            case .success(let channel):
-                prepared.append((channel, event, payload, id))
+            case .success(let (channel, size)):
+                prepared.append((channel, event, payload, id, size))
             }
         }
         var limited: [String] = []
-        for (channel, event, payload, id) in prepared {
-            switch publish(channel, event: event, payload: payload, id: id, identity: identity) {
+        for (channel, event, payload, id, size) in prepared {
+            switch publish(channel, event: event, payload: payload, size: size, id: id, identity: identity) {
             case .rateLimited(let reason), .refused(let reason): limited.append(reason)
             case .published, .denied: break
             }
@@ -174,8 +174,8 @@ struct RESTRoutes {
         switch validate(topic: topic, payload: payload, identity: identity) {
         case .failure(let reason):
             return unprocessable("payload", reason.message)
-        case .success(let channel):
-            switch publish(channel, event: event, payload: payload, id: id, identity: identity) {
+        case .success(let (channel, size)):
+            switch publish(channel, event: event, payload: payload, size: size, id: id, identity: identity) {
             case .rateLimited(let reason): return Self.json(.tooManyRequests, ["message": .string(reason)])
             case .refused(let reason): return unprocessable("payload", reason)
             case .published, .denied: return Response(status: .accepted)
@@ -183,7 +183,10 @@ struct RESTRoutes {
         }
     }
 
-    private func validate(topic: String, payload: Value, identity: Identity) -> Result<ChannelName, InputError> {
+    /// The channel and the payload's exact size. The size is checked here against the tier's
+    /// limit too, so that one oversized message refuses a whole batch before any of it is
+    /// published; the decision checks it again, with the rest, from one rules generation.
+    private func validate(topic: String, payload: Value, identity: Identity) -> Result<(channel: ChannelName, size: Int), InputError> {
         let channel: ChannelName
         do {
             channel = try ChannelName(validating: topic)
@@ -195,9 +198,13 @@ struct RESTRoutes {
         let limit = shared.limits(for: identity).maxPayloadBytes
         if bytes.readableBytes > limit {
             shared.metrics.rejected(.payloadTooLarge)
-            return .failure(InputError("the payload is \(bytes.readableBytes) bytes; at most \(limit) are allowed"))
+            return .failure(Self.tooLarge(bytes.readableBytes, limit: limit))
         }
-        return .success(channel)
+        return .success((channel, bytes.readableBytes))
+    }
+
+    private static func tooLarge(_ bytes: Int, limit: Int) -> InputError {
+        InputError("the payload is \(bytes) bytes; at most \(limit) are allowed")
     }
 
     enum PublishOutcome {
@@ -211,17 +218,24 @@ struct RESTRoutes {
     /// denied message is skipped silently (and counted in
     /// `switchboard_rejected_total{reason="unauthorized"}`); a rate-limited one is reported.
     @discardableResult
-    private func publish(_ channel: ChannelName, event: String, payload: Value, id: String?, identity: Identity) -> PublishOutcome {
+    private func publish(_ channel: ChannelName, event: String, payload: Value, size: Int, id: String?, identity: Identity) -> PublishOutcome {
         shared.metrics.messagesIn.increment()
         shared.metrics.totals.received()
-        guard shared.policy.authorizeSend(identity, channel: channel, event: event, payload: payload).isAllowed else {
+        // One decision, from one rules generation: size, permission, the event's policy, history.
+        let decision = shared.decide(identity, channel: channel, event: event, payload: payload, size: .exactly(size))
+        switch decision.verdict {
+        case .allow: break
+        case .tooLarge(let bytes, let limit):
+            shared.metrics.rejected(.payloadTooLarge)
+            return .refused(Self.tooLarge(bytes, limit: limit).message)
+        case .deny:
             shared.metrics.rejected(.unauthorized)
             return .denied
         }
         let topic = "realtime:\(channel)"
         if let refusal = shared.admit(
             event: event, payload: payload, clientID: id, channel: channel, topic: topic, identity: identity, sender: nil,
-            loop: shared.hub.loops[0])
+            loop: shared.hub.loops[0], decision: decision)
         {
             return refusal.isRateLimit ? .rateLimited(refusal.reason) : .refused(refusal.reason)
         }

@@ -10,10 +10,14 @@ import SwitchboardWire
 /// one, drops repeats of a publisher's own id, and hands the framed bytes to the hub. It also
 /// answers joins that ask for a replay.
 ///
-/// Messages that enter a history are numbered and handed to the hub under one lock, so that
-/// every event loop receives them in `seq` order (the hub queues every delivery on the
-/// subscriber's loop, never inline). Everything else passes without the lock unless it
-/// carries a client id to check.
+/// The state is striped by topic: each stripe (a lock, its share of the history, the recent ids
+/// and the messages waiting for their announcement) serves its own channels, so publishers on
+/// different channels never wait for each other. Within a stripe a message that enters the
+/// history is numbered under the lock, framed outside it, and handed to the hub in the order it
+/// was numbered (`Turns`), so that every event loop receives a channel's messages in `seq` order
+/// (the hub queues every delivery on the subscriber's loop, never inline). Everything else
+/// passes without the lock unless it carries a client id to check or a numbered message of its
+/// stripe is still being framed (then it takes its turn behind it).
 final class ChannelLog: Sendable {
     /// What the history keeps of a message: enough to frame it again for any protocol version.
     struct Stored: Sendable {
@@ -56,6 +60,35 @@ final class ChannelLog: Sendable {
         /// (with the connection that sent them, which `self: false` skips) or already delivered
         /// unnumbered because the database could not take them.
         var own: [OwnKey: Own] = [:]
+        /// Per topic, the batches numbered here and being framed outside the lock.
+        var turns: [String: Turns] = [:]
+    }
+
+    /// A topic's batches in the order they were numbered: each publish that leaves the lock
+    /// with something to frame takes a ticket, and batches reach the hub in ticket order,
+    /// whichever publisher finishes framing first.
+    private struct Turns {
+        var issued: UInt64 = 0
+        var delivered: UInt64 = 0
+        var ready: [UInt64: [(message: EncodedBroadcast, sender: UInt64?)]] = [:]
+    }
+
+    /// One share of the state, with the count of its tickets not yet delivered (while any is
+    /// out, a message of this stripe without a client id cannot skip the lock: it could
+    /// overtake its own publisher's numbered message).
+    private final class Stripe: Sendable {
+        let state: NIOLockedValueBox<State>
+        let outstanding = Atomic<Int>(0)
+
+        init(_ state: State) { self.state = NIOLockedValueBox(state) }
+    }
+
+    /// A message numbered (or checked) under the lock, to be framed outside it.
+    private struct Unframed {
+        let message: Outgoing
+        let id: String
+        let json: ByteBuffer?
+        let position: History<Stored>.Position?
     }
 
     private struct OwnKey: Hashable {
@@ -68,8 +101,11 @@ final class ChannelLog: Sendable {
         case delivered
     }
 
-    /// Bound on `own` (messages published here and not announced back yet).
+    /// Bound on `own` (messages published here and not announced back yet), over every stripe.
     static let maxOwn = 200_000
+    /// Stripes of the state (fewer when the configured caps are small, so that each stripe's
+    /// share of them stays meaningful: the caps are split evenly between the stripes).
+    static let maxStripes = 16
 
     private let hub: Hub
     /// The database's copy of the history; nil without a database.
@@ -77,7 +113,7 @@ final class ChannelLog: Sendable {
     /// The other nodes on the same database, which ephemeral messages are announced to; nil
     /// without a database.
     private let cluster: ClusterLink?
-    private let state: NIOLockedValueBox<State>
+    private let stripes: [Stripe]
     private let counter: Counter
     private let prefix: String
     private let now: @Sendable () -> Int64
@@ -99,12 +135,20 @@ final class ChannelLog: Sendable {
         let prefix = String(random.next() as UInt32, radix: 36)
         self.counter = counter
         self.prefix = prefix
-        self.state = NIOLockedValueBox(
-            State(
-                history: History(maxTotalBytes: maxHistoryBytes, maxChannels: maxHistoryChannels) { topic in
-                    cluster.map { Self.clusterEpoch(of: topic, cluster: $0.clusterID) } ?? "\(prefix).\(String(counter.next(), radix: 36))"
-                },
-                recent: RecentIDs(capacity: recentIDCapacity)))
+        let count = max(1, min(Self.maxStripes, maxHistoryChannels / 1024, recentIDCapacity / 1024))
+        self.stripes = (0..<count).map { _ in
+            Stripe(
+                State(
+                    history: History(maxTotalBytes: maxHistoryBytes / count, maxChannels: max(1, maxHistoryChannels / count)) { topic in
+                        cluster.map { Self.clusterEpoch(of: topic, cluster: $0.clusterID) } ?? "\(prefix).\(String(counter.next(), radix: 36))"
+                    },
+                    recent: RecentIDs(capacity: max(1, recentIDCapacity / count))))
+        }
+    }
+
+    /// The stripe that holds `topic`'s state.
+    private func stripe(_ topic: String) -> Stripe {
+        stripes.count == 1 ? stripes[0] : stripes[Int(UInt(bitPattern: topic.hashValue) % UInt(stripes.count))]
     }
 
     /// A channel's epoch in a cluster: the same on every node without asking (FNV-1a of the
@@ -136,7 +180,7 @@ final class ChannelLog: Sendable {
     /// repeat is acknowledged and dropped before it costs any budget).
     func isRepeat(_ id: String, topic: String) -> Bool {
         let now = now()
-        return state.withLockedValue { $0.recent.contains(id, on: topic, at: now) }
+        return stripe(topic).state.withLockedValue { $0.recent.contains(id, on: topic, at: now) }
     }
 
     /// Publishes one message; false when it repeated an id (and was dropped).
@@ -163,7 +207,9 @@ final class ChannelLog: Sendable {
             JSON.serialize(payload, into: &buffer)
             return buffer
         }
-        let needsLock = messages.contains { $0.retention != nil || $0.clientID != nil }
+        let stripe = stripe(topic)
+        let needsLock =
+            messages.contains { $0.retention != nil || $0.clientID != nil } || stripe.outstanding.load(ordering: .acquiring) > 0
         guard needsLock else {
             var relayed: [String] = []
             let relaying = cluster?.hasOtherNodes ?? false
@@ -181,9 +227,10 @@ final class ChannelLog: Sendable {
         let available = durable?.isAvailable ?? false
         let relaying = cluster?.hasOtherNodes ?? false
         var relayed: [String] = []
-        // Acks go out after the lock is released: (ack, whether the message is stored).
-        let (published, acknowledgements) = state.withLockedValue { state -> ([Bool], [(@Sendable (Bool) -> Void, Bool)]) in
-            var framed: [(message: EncodedBroadcast, sender: UInt64?)] = []
+        // Numbered and checked under the lock; framed after it; acks once delivered.
+        let (published, unframed, ticket, acknowledgements) = stripe.state.withLockedValue {
+            state -> ([Bool], [Unframed], UInt64?, [(@Sendable (Bool) -> Void, Bool)]) in
+            var unframed: [Unframed] = []
             var published: [Bool] = []
             var acknowledgements: [(@Sendable (Bool) -> Void, Bool)] = []
             var stored: [Waiting] = []
@@ -207,7 +254,7 @@ final class ChannelLog: Sendable {
                         } else {
                             // The database is down: delivered now, numbered when it is back.
                             state.own[OwnKey(topic: topic, id: id)] = .delivered
-                            framed.append((frame(message, topic: topic, id: id, json: json, position: nil, allocator: allocator), message.sender))
+                            unframed.append(Unframed(message: message, id: id, json: json, position: nil))
                             later.append(record)
                             message.acknowledge.map { acknowledgements.append(($0, false)) }
                         }
@@ -219,37 +266,93 @@ final class ChannelLog: Sendable {
                     let position = state.history.append(
                         kept, id: id, bytes: body + message.event.utf8.count + id.utf8.count + Self.entryOverheadBytes, to: topic,
                         retention: retention, at: now)
-                    framed.append((frame(message, topic: topic, id: id, json: json, position: position, allocator: allocator), message.sender))
+                    unframed.append(Unframed(message: message, id: id, json: json, position: position))
                 } else {
-                    framed.append((frame(message, topic: topic, id: id, json: json, position: nil, allocator: allocator), message.sender))
+                    unframed.append(Unframed(message: message, id: id, json: json, position: nil))
                     if relaying, let cluster { relayed.append(Self.ephemeralText(message, topic: topic, id: id, json: json, node: cluster.node)) }
                 }
                 message.acknowledge.map { acknowledgements.append(($0, true)) }
             }
-            // Inside the lock: the next numbered message of this channel is queued after these.
-            hub.publish(topic: topic, batch: framed)
+            // The next numbered message of this channel is delivered after these.
+            var ticket: UInt64?
+            if !unframed.isEmpty {
+                var turns = state.turns[topic] ?? Turns()
+                ticket = turns.issued
+                turns.issued += 1
+                state.turns[topic] = turns
+                stripe.outstanding.add(1, ordering: .releasing)
+            }
             if let durable {
                 if !later.isEmpty { durable.persist(later, then: nil) }
                 if !stored.isEmpty {
                     let stored = stored
                     let queued = durable.persist(stored.map(\.record)) { [self] committed in
                         // Committed: every node (this one too) delivers them from the announcement.
-                        if !committed { self.state.withLockedValue { self.deliverUnnumbered(stored, topic: topic, in: &$0) } }
+                        if !committed {
+                            let stripe = self.stripe(topic)
+                            stripe.state.withLockedValue { self.deliverUnnumbered(stored, topic: topic, in: &$0, stripe: stripe) }
+                        }
                         for waiting in stored { waiting.message.acknowledge?(committed) }
                     }
                     if !queued {
                         // Writes are failing: deliver now (the records wait in the store).
-                        deliverUnnumbered(stored, topic: topic, in: &state)
+                        deliverUnnumbered(stored, topic: topic, in: &state, stripe: stripe)
                         acknowledgements += stored.compactMap { $0.message.acknowledge.map { ($0, false) } }
                     }
                 }
             }
-            if state.own.count > Self.maxOwn { state.own.removeAll() }
-            return (published, acknowledgements)
+            if state.own.count > Self.maxOwn / stripes.count { state.own.removeAll() }
+            return (published, unframed, ticket, acknowledgements)
+        }
+        if let ticket {
+            let framed = unframed.map { item in
+                (message: frame(item.message, topic: topic, id: item.id, json: item.json, position: item.position, allocator: allocator), sender: item.message.sender)
+            }
+            deliver(framed, topic: topic, ticket: ticket, in: stripe)
         }
         for (acknowledge, stored) in acknowledgements { acknowledge(stored) }
         cluster?.send(relayed)
         return published
+    }
+
+    /// Hands a framed batch to the hub in its turn, with every batch after it that is ready.
+    private func deliver(_ framed: [(message: EncodedBroadcast, sender: UInt64?)], topic: String, ticket: UInt64, in stripe: Stripe) {
+        stripe.state.withLockedValue { state in
+            // Taken out while it changes (no copy of its parked batches).
+            guard var turns = state.turns.removeValue(forKey: topic) else { return }
+            if ticket == turns.delivered {
+                // Its turn already (the usual case): straight to the hub, nothing parked.
+                hub.publish(topic: topic, batch: framed)
+                turns.delivered += 1
+                stripe.outstanding.subtract(1, ordering: .releasing)
+            } else {
+                turns.ready[ticket] = framed
+            }
+            flush(&turns, topic: topic, stripe: stripe)
+            if turns.delivered != turns.issued { state.turns[topic] = turns }
+        }
+    }
+
+    /// Under the lock: a batch framed there, in its turn after what is being framed outside.
+    private func enqueue(_ framed: [(message: EncodedBroadcast, sender: UInt64?)], topic: String, in state: inout State, stripe: Stripe) {
+        guard !framed.isEmpty else { return }
+        var turns = state.turns.removeValue(forKey: topic) ?? Turns()
+        turns.ready[turns.issued] = framed
+        turns.issued += 1
+        stripe.outstanding.add(1, ordering: .releasing)
+        flush(&turns, topic: topic, stripe: stripe)
+        if turns.delivered != turns.issued { state.turns[topic] = turns }
+    }
+
+    /// Under the lock: sends every batch of `topic` whose turn has come.
+    private func flush(_ turns: inout Turns, topic: String, stripe: Stripe) {
+        var delivered = 0
+        while let batch = turns.ready.removeValue(forKey: turns.delivered) {
+            hub.publish(topic: topic, batch: batch)
+            turns.delivered += 1
+            delivered += 1
+        }
+        if delivered > 0 { stripe.outstanding.subtract(delivered, ordering: .releasing) }
     }
 
     /// A replayable message waiting for its database write.
@@ -260,8 +363,9 @@ final class ChannelLog: Sendable {
         let id: String
     }
 
-    /// Delivers messages whose write failed, without `seq` (they are numbered later); under the lock.
-    private func deliverUnnumbered(_ waiting: [Waiting], topic: String, in state: inout State) {
+    /// Delivers messages whose write failed, without `seq` (they are numbered later); under the
+    /// lock (a rare path: framed there, in turn after what is being framed outside).
+    private func deliverUnnumbered(_ waiting: [Waiting], topic: String, in state: inout State, stripe: Stripe) {
         let allocator = ByteBufferAllocator()
         var framed: [(message: EncodedBroadcast, sender: UInt64?)] = []
         for item in waiting {
@@ -271,7 +375,7 @@ final class ChannelLog: Sendable {
             state.own[key] = .delivered
             framed.append((frame(item.message, topic: topic, id: item.id, json: item.json, position: nil, allocator: allocator), item.message.sender))
         }
-        hub.publish(topic: topic, batch: framed)
+        enqueue(framed, topic: topic, in: &state, stripe: stripe)
     }
 
     /// Takes a replayable message numbered by the database (announced to every node, this one
@@ -285,7 +389,7 @@ final class ChannelLog: Sendable {
         let now = now()
         let stored = Stored(event: event, payloadJSON: payloadJSON, binaryBody: binaryBody, asBinary: asBinary)
         let bytes = (payloadJSON?.count ?? binaryBody?.readableBytes ?? 0) + event.utf8.count + id.utf8.count + Self.entryOverheadBytes
-        return state.withLockedValue { state in
+        return stripe(topic).state.withLockedValue { state in
             let applied = state.history.apply(
                 stored, id: id, bytes: bytes, to: topic, epoch: epoch, seq: seq, retention: retention, at: publishedAt, now: now)
             guard case .appended(let position) = applied else { return applied }
@@ -311,18 +415,18 @@ final class ChannelLog: Sendable {
     /// Marks messages of `topic` up to `seq` as lost to this node (the database no longer has
     /// them): a replay from before them is not recovered.
     func skip(topic: String, epoch: String, through seq: UInt64, before at: Int64) {
-        state.withLockedValue { $0.history.skip(topic, epoch: epoch, through: seq, before: at) }
+        stripe(topic).state.withLockedValue { $0.history.skip(topic, epoch: epoch, through: seq, before: at) }
     }
 
     /// The channel's epoch and last seq on this node, if it has a record.
     func last(of topic: String) -> (epoch: String, seq: UInt64)? {
-        state.withLockedValue { $0.history.last(of: topic) }
+        stripe(topic).state.withLockedValue { $0.history.last(of: topic) }
     }
 
     /// Records a publisher's own `id` on `topic`; false when it was already there (a repeat).
     func remember(_ id: String, topic: String) -> Bool {
         let now = now()
-        return state.withLockedValue { $0.recent.insert(id, on: topic, at: now) }
+        return stripe(topic).state.withLockedValue { $0.recent.insert(id, on: topic, at: now) }
     }
 
     /// Delivers an ephemeral message another node published to this node's subscribers.
@@ -355,8 +459,8 @@ final class ChannelLog: Sendable {
     /// Puts back what the database kept (at start, before any client).
     func restore(_ channels: [SavedChannel], retention: (String) -> HistoryRetention) {
         let now = now()
-        state.withLockedValue { state in
-            for channel in channels {
+        for channel in channels {
+            stripe(channel.topic).state.withLockedValue { state in
                 let entries = channel.records.map { record in
                     let stored = Stored(
                         event: record.event, payloadJSON: record.binaryHex.isEmpty ? Array(record.payloadJSON.utf8) : nil,
@@ -414,7 +518,7 @@ final class ChannelLog: Sendable {
     func replay(topic: String, since: History<Stored>.Since?, retention: HistoryRetention, version: ProtocolVersion) -> Replay {
         let now = now()
         let answer: (entries: [History<Stored>.Entry], recovered: Bool?, position: History<Stored>.Position) =
-            state.withLockedValue { state in
+            stripe(topic).state.withLockedValue { state in
                 guard let since else { return ([], nil, state.history.position(of: topic)) }
                 let replay = state.history.replay(topic, since: since, retention: retention, at: now)
                 return (replay.entries, replay.recovered, replay.position)
@@ -434,7 +538,9 @@ final class ChannelLog: Sendable {
 
     /// Retained messages, channels and bytes (for metrics and the admin endpoint).
     func usage() -> (channels: Int, messages: Int, bytes: Int) {
-        state.withLockedValue { ($0.history.channelCount, $0.history.messageCount, $0.history.totalBytes) }
+        stripes.reduce((channels: 0, messages: 0, bytes: 0)) { sum, stripe in
+            stripe.state.withLockedValue { (sum.channels + $0.history.channelCount, sum.messages + $0.history.messageCount, sum.bytes + $0.history.totalBytes) }
+        }
     }
 
     private func frame(

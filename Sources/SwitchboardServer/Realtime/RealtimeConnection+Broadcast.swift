@@ -2,23 +2,25 @@ import NIOCore
 import SwitchboardCore
 import SwitchboardWire
 
-/// Broadcast pushes: size, permission, the publisher's id, then the shared admit path.
+/// Broadcast pushes: one rules decision (size, permission, how the event travels), the
+/// publisher's id, then the shared admit path.
 extension RealtimeConnection {
     func broadcast(_ inbound: InboundFrame, join: Join, frameBytes: Int) {
         guard let event = inbound.payload["event"]?.stringValue else {
             refuse(inbound, .malformed("a broadcast payload needs a string \"event\""))
             return
         }
-        let limits = shared.limits(for: join.identity)
-        if frameBytes > limits.maxPayloadBytes {
-            let size = Self.payloadSize(inbound)
-            if size > limits.maxPayloadBytes {
-                refuse(inbound, .payloadTooLarge(size, limit: limits.maxPayloadBytes, tier: join.identity.tier))
-                return
-            }
-        }
         let userPayload = inbound.payload["payload"]
-        if case .deny(let why) = shared.policy.authorizeSend(join.identity, channel: join.channel, event: event, payload: userPayload) {
+        // One decision, from one rules generation: size, permission, the event's policy, history.
+        let decision = shared.decide(
+            join.identity, channel: join.channel, event: event, payload: userPayload,
+            size: PayloadSize(atMost: frameBytes, exact: { Self.payloadSize(inbound) }))
+        switch decision.verdict {
+        case .allow: break
+        case .tooLarge(let bytes, let limit):
+            refuse(inbound, .payloadTooLarge(bytes, limit: limit, tier: join.identity.tier))
+            return
+        case .deny(let why):
             refuse(inbound, .sendDenied(join.channel, why))
             return
         }
@@ -52,7 +54,8 @@ extension RealtimeConnection {
         }
         if let refusal = shared.admit(
             event: event, payload: userPayload, binaryBody: binaryBody, asBinary: inbound.userBroadcast != nil, clientID: clientID,
-            channel: join.channel, topic: inbound.topic, identity: join.identity, sender: id, loop: loop, acknowledge: acknowledge)
+            channel: join.channel, topic: inbound.topic, identity: join.identity, sender: id, loop: loop, decision: decision,
+            acknowledge: acknowledge)
         {
             // Counted by `admit`. Like Supabase, a rate-limited push without ack gets a
             // `system` message rather than a reply.

@@ -78,19 +78,33 @@ final class RealtimeContext: Sendable {
         return limits
     }
 
-    /// After the policy allowed a message: drops a repeat of the publisher's own id (already
-    /// published: acknowledged, not delivered again), counts it on its budget (the event's own,
-    /// or the channel's at the sender's tier limit), then publishes it now or holds it for its
-    /// batch window. Returns the reason when it was refused (nothing is published then; the
-    /// refusal is already counted in the metrics).
+    /// The one rules decision for a message to publish (`Policy.decidePush`: one generation
+    /// for all of it), with the tier's payload limit held to the server's ceiling.
+    func decide(_ identity: Identity, channel: ChannelName, event: String, payload: Value?, size: PayloadSize, source: PushSource = .user) -> PushDecision {
+        var decision = policy.decidePush(identity, channel: channel, event: event, payload: payload, size: size, source: source)
+        let ceiling = configuration.maxPayloadBytes
+        if decision.limits.maxPayloadBytes > ceiling {
+            decision.limits.maxPayloadBytes = ceiling
+            if source == .user, decision.verdict == .allow, let bytes = size.exceeds(ceiling) {
+                decision.verdict = .tooLarge(bytes: bytes, limit: ceiling)
+            }
+        }
+        return decision
+    }
+
+    /// After the rules allowed a message (`decision`, from `decide`): drops a repeat of the
+    /// publisher's own id (already published: acknowledged, not delivered again), counts it on
+    /// its budget (the event's own, or the channel's at the sender's tier limit), then
+    /// publishes it now or holds it for its batch window. Returns the reason when it was
+    /// refused (nothing is published then; the refusal is already counted in the metrics).
     ///
     /// `binaryBody` is the raw body of a binary kind 3 push, which `transform` never rewrites;
     /// `asBinary` says the push was kind 3 (vsn 2.0.0 peers get kind 4). `limited: false`
     /// skips the rate limits (a database's committed rows: refusing them would lose them).
     func admit(
         event: String, payload: Value?, binaryBody: ByteBuffer? = nil, asBinary: Bool = false, clientID: String? = nil,
-        channel: ChannelName, topic: String, identity: Identity, sender: UInt64?, loop: any EventLoop, limited: Bool = true,
-        acknowledge: (@Sendable (Bool) -> Void)? = nil
+        channel: ChannelName, topic: String, identity: Identity, sender: UInt64?, loop: any EventLoop, decision: PushDecision,
+        limited: Bool = true, acknowledge: (@Sendable (Bool) -> Void)? = nil
     ) -> Refusal? {
         // PostgreSQL's text cannot hold a NUL: such a name could never be stored, and one
         // message must not stop the history's writes.
@@ -102,7 +116,8 @@ final class RealtimeContext: Sendable {
         }
         return admit(
             event: event, payload: payload, binaryBody: binaryBody, asBinary: asBinary, clientID: clientID, channel: channel, topic: topic,
-            identity: identity, sender: sender, loop: loop, depth: 0, derived: DerivedBudget(limited: limited), acknowledge: acknowledge)
+            identity: identity, sender: sender, loop: loop, decision: decision, depth: 0, derived: DerivedBudget(limited: limited),
+            acknowledge: acknowledge)
     }
 
     /// What one original message may still derive, across every level of `on_publish`, and
@@ -119,10 +134,10 @@ final class RealtimeContext: Sendable {
 
     private func admit(
         event: String, payload original: Value?, binaryBody: ByteBuffer?, asBinary: Bool, clientID: String?, channel: ChannelName,
-        topic: String, identity: Identity, sender: UInt64?, loop: any EventLoop, depth: Int, derived: DerivedBudget,
+        topic: String, identity: Identity, sender: UInt64?, loop: any EventLoop, decision: PushDecision, depth: Int, derived: DerivedBudget,
         acknowledge: (@Sendable (Bool) -> Void)? = nil
     ) -> Refusal? {
-        let travel = policy.eventPolicy(event, channel: channel)
+        let travel = decision.travel
         let now = configuration.clock.monotonicSeconds()
         var budget: String?
         if !derived.limited {
@@ -134,7 +149,7 @@ final class RealtimeContext: Sendable {
             }
             budget = key
         } else {
-            let limit = limits(for: identity).messagesPerMinute
+            let limit = decision.limits.messagesPerMinute
             if case .refused(let retryAfter) = rateLimiter.attempt(key: channel.rawValue, limit: limit, now: now) {
                 return counted(.channelRateLimited(channel, limit: limit, retryAfter: retryAfter))
             }
@@ -142,7 +157,7 @@ final class RealtimeContext: Sendable {
         }
         var payload = original
         if travel.transforms, binaryBody == nil {
-            switch policy.transform(event, payload: original, on: channel, by: identity) {
+            switch decision.rules.transform(event, payload: original, on: channel, by: identity) {
             case .unchanged: break
             case .replaced(let replaced): payload = replaced
             case .refused(let reason):
@@ -152,7 +167,7 @@ final class RealtimeContext: Sendable {
         activity.record(topic: topic, now: now)
         var outgoing = ChannelLog.Outgoing(
             event: event, payload: payload, binaryBody: binaryBody, asBinary: asBinary, sender: sender, clientID: clientID,
-            retention: travel.retention(on: policy.history(for: channel)), budget: budget)
+            retention: decision.retention, budget: budget)
         if let batch = travel.batch {
             // Batched messages are acknowledged when accepted, not when their window flushes.
             acknowledge?(true)
@@ -163,7 +178,9 @@ final class RealtimeContext: Sendable {
             log.publish(topic: topic, outgoing)
         }
         if travel.derives {
-            publishDerived(of: event, payload: payload, channel: channel, identity: identity, loop: loop, depth: depth + 1, budget: derived)
+            publishDerived(
+                of: event, payload: payload, channel: channel, identity: identity, rules: decision.rules, loop: loop, depth: depth + 1,
+                budget: derived)
         }
         return nil
     }
@@ -175,10 +192,12 @@ final class RealtimeContext: Sendable {
     static let maxDerivedPerMessage = 64
 
     /// Publishes what the event's `on_publish` emitted, each like a message of its own (budget,
-    /// batching, its own `on_publish`), one level deeper; past `maxEmitDepth` the chain stops
-    /// with an error for the operator.
+    /// batching, its own `on_publish`), one level deeper, judged by the same rules generation
+    /// as the original (`rules`); past `maxEmitDepth` the chain stops with an error for the
+    /// operator.
     private func publishDerived(
-        of event: String, payload: Value?, channel: ChannelName, identity: Identity, loop: any EventLoop, depth: Int, budget: DerivedBudget
+        of event: String, payload: Value?, channel: ChannelName, identity: Identity, rules: any Policy, loop: any EventLoop, depth: Int,
+        budget: DerivedBudget
     ) {
         guard budget.remaining > 0 else { return }
         guard depth <= Self.maxEmitDepth else {
@@ -191,7 +210,7 @@ final class RealtimeContext: Sendable {
             }
             return
         }
-        for (target, derived) in policy.derivedEvents(of: event, payload: payload, on: channel, by: identity) {
+        for (target, derived) in rules.derivedEvents(of: event, payload: payload, on: channel, by: identity) {
             guard budget.remaining > 0 else {
                 if !budget.hitLimit {
                     budget.hitLimit = true
@@ -204,9 +223,16 @@ final class RealtimeContext: Sendable {
             }
             budget.remaining -= 1
             let topic = "realtime:\(target)"
-            let refused = admit(
-                event: derived.event, payload: derived.payload, binaryBody: nil, asBinary: false, clientID: nil, channel: target,
-                topic: topic, identity: identity, sender: nil, loop: loop, depth: depth, derived: budget)
+            // The rules' own act: the catalog's checks (already passed), no send hook.
+            let decision = rules.decidePush(identity, channel: target, event: derived.event, payload: derived.payload, size: .exactly(0), source: .database)
+            let refused: Refusal? =
+                if case .deny(let why) = decision.verdict {
+                    Refusal.sendDenied(target, why)
+                } else {
+                    admit(
+                        event: derived.event, payload: derived.payload, binaryBody: nil, asBinary: false, clientID: nil, channel: target,
+                        topic: topic, identity: identity, sender: nil, loop: loop, decision: decision, depth: depth, derived: budget)
+                }
             if let refused {
                 logger.warning("a derived event was not published", metadata: ["event": "\(derived.event)", "reason": "\(refused.reason)"])
             }
