@@ -33,27 +33,6 @@ public enum PushSource: Sendable, Equatable {
     case database
 }
 
-/// The size of a message's payload, as cheaply as it can be known: an upper bound that is
-/// free (the frame's size), and the exact size, computed only when the bound is over a limit.
-public struct PayloadSize {
-    let atMost: Int
-    let exact: () -> Int
-
-    public init(atMost: Int, exact: @escaping () -> Int) {
-        self.atMost = atMost
-        self.exact = exact
-    }
-
-    public static func exactly(_ bytes: Int) -> PayloadSize { PayloadSize(atMost: bytes, exact: { bytes }) }
-
-    /// The exact size when it is over `limit`; nil when the payload fits.
-    public func exceeds(_ limit: Int) -> Int? {
-        guard atMost > limit else { return nil }
-        let size = exact()
-        return size > limit ? size : nil
-    }
-}
-
 /// Everything the server needs to publish one message, decided by one rules generation:
 /// whether it may go, the sender's limits, how the event travels, how long it stays
 /// replayable, and the same generation again for the message's `transform` and `on_publish`
@@ -132,28 +111,42 @@ public protocol Policy: Sendable {
     /// for `.database`, the catalog's checks), the event's policy and the channel's history.
     /// The server calls nothing else of the policy for a push, except `transform` and
     /// `derivedEvents` on the decision's `rules`.
-    func decidePush(_ identity: Identity, channel: ChannelName, event: String, payload: Value?, size: PayloadSize, source: PushSource) -> PushDecision
+    ///
+    /// `sizeOver(limit)` answers the payload's size when it is over `limit`, nil when it fits
+    /// (so a caller that knows only an upper bound, such as the frame's size, measures the
+    /// payload exactly only when the bound is over the limit); not called for `.database`.
+    func decidePush(
+        _ identity: Identity, channel: ChannelName, event: String, payload: Value?, source: PushSource, sizeOver: (_ limit: Int) -> Int?
+    ) -> PushDecision
+}
+
+extension PushDecision {
+    /// `sizeOver` for a payload whose exact size is known.
+    public static func size(_ bytes: Int) -> (_ limit: Int) -> Int? { { limit in bytes > limit ? bytes : nil } }
 }
 
 extension Policy {
     /// Composed from the single calls on `self`: right for a policy that never changes (a
     /// policy that is reloaded answers from one of its generations instead).
-    public func decidePush(_ identity: Identity, channel: ChannelName, event: String, payload: Value?, size: PayloadSize, source: PushSource) -> PushDecision {
-        composedPushDecision(identity, channel: channel, event: event, payload: payload, size: size, source: source, generation: 0)
+    public func decidePush(
+        _ identity: Identity, channel: ChannelName, event: String, payload: Value?, source: PushSource, sizeOver: (_ limit: Int) -> Int?
+    ) -> PushDecision {
+        composedPushDecision(identity, channel: channel, event: event, payload: payload, source: source, generation: 0, sizeOver: sizeOver)
     }
 
     /// The push decision from this policy's single calls, in the order every push is judged:
     /// the tier's payload limit, then the send rule (or the catalog, for the database), with
     /// the event's policy and the channel's history alongside.
     public func composedPushDecision(
-        _ identity: Identity, channel: ChannelName, event: String, payload: Value?, size: PayloadSize, source: PushSource, generation: Int
+        _ identity: Identity, channel: ChannelName, event: String, payload: Value?, source: PushSource, generation: Int,
+        sizeOver: (_ limit: Int) -> Int?
     ) -> PushDecision {
         let limits = limits(for: identity)
         let travel = eventPolicy(event, channel: channel)
         var decision = PushDecision(
             verdict: .allow, limits: limits, travel: travel, retention: travel.retention(on: history(for: channel)), generation: generation,
             rules: self)
-        if source == .user, let bytes = size.exceeds(limits.maxPayloadBytes) {
+        if source == .user, let bytes = sizeOver(limits.maxPayloadBytes) {
             decision.verdict = .tooLarge(bytes: bytes, limit: limits.maxPayloadBytes)
             return decision
         }

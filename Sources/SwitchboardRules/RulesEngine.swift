@@ -43,7 +43,9 @@ public final class RulesEngine: Policy, Sendable {
 
     public let directory: URL
     private let options: Options
-    private let state: Mutex<(current: Generation, lastErrors: [RulesError])>
+    /// The generation in force, its view (made once: a decision holds it without allocating),
+    /// and the errors of the last failed reload.
+    private let state: Mutex<(current: Generation, view: RulesView, lastErrors: [RulesError])>
 
     /// Loads the directory; throws every problem found when it cannot.
     public init(directory: String, options: Options = Options()) throws(RulesLoadError) {
@@ -51,7 +53,7 @@ public final class RulesEngine: Policy, Sendable {
         self.options = options
         switch Generation.load(from: self.directory, number: 1, options: options) {
         case .success(let generation):
-            state = Mutex((generation, []))
+            state = Mutex((generation, RulesView(generation: generation, options: options), []))
         case .failure(let failure):
             throw failure
         }
@@ -103,7 +105,8 @@ public final class RulesEngine: Policy, Sendable {
     /// Puts a prepared generation in force; returns its number.
     @discardableResult
     public func activate(_ candidate: Candidate) -> Int {
-        state.withLock { $0 = (candidate.generation, []) }
+        let view = RulesView(generation: candidate.generation, options: options)
+        state.withLock { $0 = (candidate.generation, view, []) }
         return candidate.number
     }
 
@@ -151,7 +154,7 @@ public final class RulesEngine: Policy, Sendable {
     /// The generation in force, as a `Policy` that keeps answering from it after a reload.
     public func pinned() -> any Policy { view }
 
-    private var view: RulesView { RulesView(generation: current, options: options) }
+    private var view: RulesView { state.withLock { $0.view } }
 
     public func limits(for identity: Identity) -> Limits { view.limits(for: identity) }
     public func authorizeJoin(_ identity: Identity, channel: ChannelName) -> Decision { view.authorizeJoin(identity, channel: channel) }
@@ -176,9 +179,9 @@ public final class RulesEngine: Policy, Sendable {
     /// Decided wholly by the generation in force when it starts; the decision's `rules` is that
     /// generation, for the message's `transform` and `on_publish`.
     public func decidePush(
-        _ identity: Identity, channel: ChannelName, event: String, payload: Value?, size: PayloadSize, source: PushSource
+        _ identity: Identity, channel: ChannelName, event: String, payload: Value?, source: PushSource, sizeOver: (_ limit: Int) -> Int?
     ) -> PushDecision {
-        view.decidePush(identity, channel: channel, event: event, payload: payload, size: size, source: source)
+        view.decidePush(identity, channel: channel, event: event, payload: payload, source: source, sizeOver: sizeOver)
     }
 
     // MARK: Checks every generation shares
@@ -221,14 +224,20 @@ public final class RulesEngine: Policy, Sendable {
 /// One rules generation as a `Policy`: every answer comes from that generation, however many
 /// reloads happen meanwhile. `RulesEngine` answers each call from a view of the generation in
 /// force; a push's decision keeps its view for the message's later hooks.
-struct RulesView: Policy {
+final class RulesView: Policy {
     let generation: Generation
     let options: RulesEngine.Options
 
+    init(generation: Generation, options: RulesEngine.Options) {
+        self.generation = generation
+        self.options = options
+    }
+
     func decidePush(
-        _ identity: Identity, channel: ChannelName, event: String, payload: Value?, size: PayloadSize, source: PushSource
+        _ identity: Identity, channel: ChannelName, event: String, payload: Value?, source: PushSource, sizeOver: (_ limit: Int) -> Int?
     ) -> PushDecision {
-        composedPushDecision(identity, channel: channel, event: event, payload: payload, size: size, source: source, generation: generation.number)
+        composedPushDecision(
+            identity, channel: channel, event: event, payload: payload, source: source, generation: generation.number, sizeOver: sizeOver)
     }
 
     func limits(for identity: Identity) -> Limits {

@@ -76,7 +76,7 @@ struct DatabaseInbox: Sendable {
         // One decision, from one rules generation: the catalog's checks (no hook: the database is
         // trusted), the event's policy, history.
         let decision = shared.decide(
-            Self.identity, channel: channel, event: event, payload: payload, size: .exactly(bytes.readableBytes), source: .database)
+            Self.identity, channel: channel, event: event, payload: payload, source: .database, sizeOver: PushDecision.size(bytes.readableBytes))
         if case .deny(let why) = decision.verdict { return .refused(why) }
         if let refusal = shared.admit(
             event: event, payload: payload, clientID: message.id, channel: channel, topic: "realtime:\(channel)",

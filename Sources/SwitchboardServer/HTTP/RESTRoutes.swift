@@ -222,7 +222,7 @@ struct RESTRoutes {
         shared.metrics.messagesIn.increment()
         shared.metrics.totals.received()
         // One decision, from one rules generation: size, permission, the event's policy, history.
-        let decision = shared.decide(identity, channel: channel, event: event, payload: payload, size: .exactly(size))
+        let decision = shared.decide(identity, channel: channel, event: event, payload: payload, sizeOver: PushDecision.size(size))
         switch decision.verdict {
         case .allow: break
         case .tooLarge(let bytes, let limit):

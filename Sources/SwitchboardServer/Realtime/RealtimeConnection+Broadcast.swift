@@ -12,9 +12,12 @@ extension RealtimeConnection {
         }
         let userPayload = inbound.payload["payload"]
         // One decision, from one rules generation: size, permission, the event's policy, history.
-        let decision = shared.decide(
-            join.identity, channel: join.channel, event: event, payload: userPayload,
-            size: PayloadSize(atMost: frameBytes, exact: { Self.payloadSize(inbound) }))
+        let decision = shared.decide(join.identity, channel: join.channel, event: event, payload: userPayload) { limit in
+            // The frame's size bounds the payload's; measured exactly only when it is over.
+            guard frameBytes > limit else { return nil }
+            let size = Self.payloadSize(inbound)
+            return size > limit ? size : nil
+        }
         switch decision.verdict {
         case .allow: break
         case .tooLarge(let bytes, let limit):

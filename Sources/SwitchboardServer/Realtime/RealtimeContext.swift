@@ -80,12 +80,14 @@ final class RealtimeContext: Sendable {
 
     /// The one rules decision for a message to publish (`Policy.decidePush`: one generation
     /// for all of it), with the tier's payload limit held to the server's ceiling.
-    func decide(_ identity: Identity, channel: ChannelName, event: String, payload: Value?, size: PayloadSize, source: PushSource = .user) -> PushDecision {
-        var decision = policy.decidePush(identity, channel: channel, event: event, payload: payload, size: size, source: source)
+    func decide(
+        _ identity: Identity, channel: ChannelName, event: String, payload: Value?, source: PushSource = .user, sizeOver: (_ limit: Int) -> Int?
+    ) -> PushDecision {
+        var decision = policy.decidePush(identity, channel: channel, event: event, payload: payload, source: source, sizeOver: sizeOver)
         let ceiling = configuration.maxPayloadBytes
         if decision.limits.maxPayloadBytes > ceiling {
             decision.limits.maxPayloadBytes = ceiling
-            if source == .user, decision.verdict == .allow, let bytes = size.exceeds(ceiling) {
+            if source == .user, decision.verdict == .allow, let bytes = sizeOver(ceiling) {
                 decision.verdict = .tooLarge(bytes: bytes, limit: ceiling)
             }
         }
@@ -224,7 +226,8 @@ final class RealtimeContext: Sendable {
             budget.remaining -= 1
             let topic = "realtime:\(target)"
             // The rules' own act: the catalog's checks (already passed), no send hook.
-            let decision = rules.decidePush(identity, channel: target, event: derived.event, payload: derived.payload, size: .exactly(0), source: .database)
+            let decision = rules.decidePush(
+                identity, channel: target, event: derived.event, payload: derived.payload, source: .database, sizeOver: { _ in nil })
             let refused: Refusal? =
                 if case .deny(let why) = decision.verdict {
                     Refusal.sendDenied(target, why)
