@@ -13,6 +13,22 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
     ],
     targets: [
+        // The allocation budgets checked against Thresholds/ (docs/BENCHMARKS.md, "Allocation budgets").
+        .executableTarget(
+            name: "AllocationBudgets",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "SwitchboardCore", package: "Switchboard"),
+                .product(name: "SwitchboardWire", package: "Switchboard"),
+                .product(name: "SwitchboardRules", package: "Switchboard"),
+                .product(name: "SwitchboardServer", package: "Switchboard"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            path: "AllocationBudgets",
+            swiftSettings: [.swiftLanguageMode(.v6)],
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
         .executableTarget(
             name: "RulesEngine",
             dependencies: [
