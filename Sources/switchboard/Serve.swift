@@ -33,6 +33,8 @@ struct Serve: AsyncParsableCommand {
     var slowConsumerBytes: Int?
     @Option(help: "Cap on replay history over all channels, in bytes (SWITCHBOARD_MAX_HISTORY_BYTES, default 268435456).")
     var maxHistoryBytes: Int?
+    @Option(help: "Verified tokens remembered, so that a token seen again is not verified again; about 1.2 KB each (SWITCHBOARD_TOKEN_CACHE, default 10000; 0 turns the cache off).")
+    var tokenCache: Int?
     @Option(help: "PostgreSQL as the system of record: postgres://user:password@host:5432/database (SWITCHBOARD_DATABASE_URL; none: in memory).")
     var databaseURL: String?
     @Flag(inversion: .prefixedNo, help: "Apply pending database migrations at start (SWITCHBOARD_DATABASE_MIGRATE=0 turns it off; then pending ones stop the start).")
@@ -62,6 +64,8 @@ struct Serve: AsyncParsableCommand {
         let keyPaths = jwtPublicKey.isEmpty ? Environment.string("SWITCHBOARD_JWT_PUBLIC_KEY").map { [$0] } ?? [] : jwtPublicKey
         auth.publicKeyPEMs = try keyPaths.map { try Self.read($0, what: "public key") }
         auth.jwks = try (jwks ?? Environment.string("SWITCHBOARD_JWKS")).map { try Self.read($0, what: "JWKS") }
+        auth.cacheCapacity = try tokenCache ?? Environment.int("SWITCHBOARD_TOKEN_CACHE") ?? auth.cacheCapacity
+        guard auth.cacheCapacity >= 0 else { throw ValidationError("--token-cache must be 0 or more tokens") }
         let devMode = auth.hmacSecret == nil && auth.publicKeyPEMs.isEmpty && auth.jwks == nil
         if devMode { auth.hmacSecret = TokenMinter.generateSecret() }
 
