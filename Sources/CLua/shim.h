@@ -203,8 +203,11 @@ static inline void sb_hook(lua_State *L, lua_Debug *ar) {
  * With a count hook set, Lua 5.4 traces every VM instruction (luaV_execute calls
  * luaG_traceexec on each one), which costs more than a short permission hook itself. So a
  * watched state runs its operations with no hook at all, and one watchdog thread per process
- * looks at every watched state once a tick (1 ms; 10 ms after a second without any running
- * operation). An operation it finds running at two ticks in a row has run for at least a tick:
+ * looks at every watched state once a tick (1 ms) while operations run. After two ticks in a
+ * row without any, it parks on a condition variable and does not wake at all; the next
+ * operation to begin wakes it (`sb_watch_parked`, checked with one atomic load per operation,
+ * so only the first operation after a quiet spell pays for the wake-up). An operation it finds
+ * running at two ticks in a row has run for at least a tick:
  * the watchdog flags it and sends SIGURG to the thread running it, and the handler, on that
  * thread, sets the count hook with the full budget (lua_sethook is meant to be called from
  * a signal handler on the state's thread; calling it from another thread would race with the
@@ -218,6 +221,11 @@ static inline void sb_hook(lua_State *L, lua_Debug *ar) {
  * later operation. The watchdog sends only while the operation is running and holds it open
  * (SB_CALL_SENDING) until pthread_kill has returned, so the thread cannot have ended. A lost
  * signal (the thread was in another state's nested operation, say) is sent again next tick.
+ * Parking: the watchdog sets `sb_watch_parked` and then looks at every state once more under
+ * `sb_watch_lock` before it waits; an operation publishes its call and then reads the flag
+ * (both sequentially consistent), so one of the two sees the other: either the watchdog finds
+ * the call and keeps ticking, or the operation finds the flag and signals under the lock,
+ * which cannot fall between the watchdog's last look and its wait.
  *
  * SIGURG is ignored by default and not used otherwise by the server; the handler is only
  * installed when SIGURG has no handler yet, and a state falls back to counting every
@@ -232,11 +240,13 @@ static inline void sb_hook(lua_State *L, lua_Debug *ar) {
 #define SB_CALL_NUMBER (SB_CALL_FLAGGED - 1)
 #define SB_WATCH_SIGNAL SIGURG
 #define SB_WATCH_TICK_NS 1000000L
-#define SB_WATCH_IDLE_TICKS 1000
+#define SB_WATCH_IDLE_TICKS 2
 
 static pthread_mutex_t sb_watch_lock = PTHREAD_MUTEX_INITIALIZER;
 static sb_host *sb_watch_list = NULL;
 static pthread_once_t sb_watch_once = PTHREAD_ONCE_INIT;
+static pthread_cond_t sb_watch_wake = PTHREAD_COND_INITIALIZER;
+static int sb_watch_parked = 0; /* the watchdog waits on sb_watch_wake (atomic) */
 static int sb_watch_ready = 0;
 static __thread sb_host *sb_current_host = NULL;
 static __thread int sb_thread_unblocked = 0;
@@ -260,10 +270,24 @@ static inline void *sb_watch_main(void *unused) {
     (void)unused;
     int idle = 0;
     for (;;) {
-        struct timespec tick = {0, idle >= SB_WATCH_IDLE_TICKS ? 10 * SB_WATCH_TICK_NS : SB_WATCH_TICK_NS};
+        struct timespec tick = {0, SB_WATCH_TICK_NS};
         nanosleep(&tick, NULL);
         int busy = 0;
         pthread_mutex_lock(&sb_watch_lock);
+        if (idle >= SB_WATCH_IDLE_TICKS) {
+            /* Quiet: park until an operation begins (see "Parking" above). */
+            __atomic_store_n(&sb_watch_parked, 1, __ATOMIC_SEQ_CST);
+            for (;;) {
+                int running = 0;
+                for (sb_host *h = sb_watch_list; h != NULL; h = h->next_watched) {
+                    if (__atomic_load_n(&h->call, __ATOMIC_SEQ_CST) & SB_CALL_NUMBER) running = 1;
+                }
+                if (running) break;
+                pthread_cond_wait(&sb_watch_wake, &sb_watch_lock);
+            }
+            __atomic_store_n(&sb_watch_parked, 0, __ATOMIC_SEQ_CST);
+            idle = 0;
+        }
         for (sb_host *h = sb_watch_list; h != NULL; h = h->next_watched) {
             uint64_t call = __atomic_load_n(&h->call, __ATOMIC_ACQUIRE);
             uint64_t number = call & SB_CALL_NUMBER;
@@ -333,7 +357,12 @@ static inline void sb_watch_enter(sb_host *h) {
     __atomic_signal_fence(__ATOMIC_SEQ_CST);
     h->calls = (h->calls + 1) & SB_CALL_NUMBER;
     if (h->calls == 0) h->calls = 1;
-    __atomic_store_n(&h->call, h->calls, __ATOMIC_RELEASE);
+    __atomic_store_n(&h->call, h->calls, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&sb_watch_parked, __ATOMIC_SEQ_CST)) {
+        pthread_mutex_lock(&sb_watch_lock);
+        pthread_cond_signal(&sb_watch_wake);
+        pthread_mutex_unlock(&sb_watch_lock);
+    }
 }
 
 /* After it: leave the chain (so no signal arms this state any more), wait out a send in

@@ -202,3 +202,72 @@ private struct FieldReader {
         return context.error(.wrongType, "\(label) must be \(expected), but it is \(value.kindDescription)")
     }
 }
+
+// MARK: Heartbeats
+
+extension WireDecoder {
+    /// The refs of a text frame that is a heartbeat exactly as Supabase's clients write it —
+    /// `{"topic":"phoenix","event":"heartbeat","payload":{},"ref":R}` on vsn 1.0.0,
+    /// `[J,R,"phoenix","heartbeat",{}]` on vsn 2.0.0, each ref `null` or a quoted string of at
+    /// most 64 letters, digits, `-`, `_`, `.` or `:` — read without building a JSON value.
+    /// Nil for any other frame (which `decodeText` then decodes; for these frames it returns
+    /// the same refs).
+    public static func heartbeat(_ buffer: ByteBuffer, version: ProtocolVersion) -> (joinRef: String?, ref: String?)? {
+        buffer.withUnsafeReadableBytes { bytes -> (joinRef: String?, ref: String?)? in
+            var scanner = HeartbeatScanner(bytes: bytes)
+            switch version {
+            case .v1:
+                guard scanner.skip(#"{"topic":"phoenix","event":"heartbeat","payload":{},"ref":"#),
+                    case .some(let ref) = scanner.ref(), scanner.skip("}"), scanner.atEnd
+                else { return nil }
+                return (nil, ref)
+            case .v2:
+                guard scanner.skip("["), case .some(let joinRef) = scanner.ref(), scanner.skip(","),
+                    case .some(let ref) = scanner.ref(), scanner.skip(#","phoenix","heartbeat",{}]"#), scanner.atEnd
+                else { return nil }
+                return (joinRef, ref)
+            }
+        }
+    }
+}
+
+/// Matches the fixed shape of a heartbeat byte by byte (`WireDecoder.heartbeat`).
+private struct HeartbeatScanner {
+    static let maxRefLength = 64
+    let bytes: UnsafeRawBufferPointer
+    var position = 0
+
+    var atEnd: Bool { position == bytes.count }
+
+    /// Consumes `literal` when the bytes continue with it.
+    mutating func skip(_ literal: StaticString) -> Bool {
+        let count = literal.utf8CodeUnitCount
+        guard bytes.count - position >= count else { return false }
+        let start = literal.utf8Start
+        for offset in 0..<count where bytes[position + offset] != start[offset] { return false }
+        position += count
+        return true
+    }
+
+    /// `null` (`.some(nil)`) or a quoted ref of safe characters (`.some(text)`); nil otherwise.
+    mutating func ref() -> String?? {
+        if skip("null") { return .some(nil) }
+        guard position < bytes.count, bytes[position] == UInt8.quote else { return nil }
+        let start = position + 1
+        var end = start
+        while end < bytes.count, end - start <= Self.maxRefLength, Self.isSafe(bytes[end]) { end += 1 }
+        guard end < bytes.count, bytes[end] == UInt8.quote, end - start <= Self.maxRefLength else { return nil }
+        position = end + 1
+        return .some(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<end]), as: UTF8.self))
+    }
+
+    private static func isSafe(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+            UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: ":"):
+            true
+        default:
+            false
+        }
+    }
+}

@@ -33,6 +33,24 @@ import Testing
         #expect(try lua.call(global: "ok", []) == ["fine"])
     }
 
+    /// The watchdog parks when no call has run for two ticks and is woken by the next call: a
+    /// runaway loop that starts after a quiet spell is still stopped (were the wake-up lost,
+    /// it would spin until the time limit).
+    @Test(.timeLimit(.minutes(1))) func aRunawayLoopAfterAQuietSpellIsStopped() throws {
+        let lua = try makeState {
+            $0.instructionBudget = 100_000
+            $0.budgetWatchdog = true
+        }
+        try #require(lua.isWatched)
+        try lua.load(source: "function loop() while true do end end", chunkName: "Rules/quiet.lua")
+        for _ in 0..<3 {
+            // Long enough for the watchdog to park, when no other test is running Lua.
+            usleep(20_000)
+            let error = try #require(luaError { () throws(LuaError) in try lua.call(global: "loop", []) })
+            #expect(error.code == .budgetExceeded)
+        }
+    }
+
     /// The watchdog arms the count while a call waits in a host function; the rest of that call
     /// and the next calls each get their whole budget again.
     @Test func anArmedCallDoesNotShortenTheNextOne() throws {

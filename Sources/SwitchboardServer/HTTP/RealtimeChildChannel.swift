@@ -96,6 +96,13 @@ struct RealtimeChildChannel: ServerChildChannel, HTTPChannelHandler {
             configuration.enableErrorHandling = false
             configuration.enableResponseHeaderValidation = false
             let result = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: configuration)
+            // Each socket keeps receive buffers for its next reads: what an idle connection
+            // holds. NIO's defaults (start at 2 KB; up to 4 reads per wake-up, so up to 4 kept
+            // buffers) left two buffers, 1.6 KB, per idle connection; a heartbeat is under 100
+            // bytes. Bigger reads still grow the buffer, up to 64 KB, as before.
+            try channel.syncOptions?.setOption(
+                ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65536))
+            try channel.syncOptions?.setOption(ChannelOptions.maxMessagesPerRead, value: 1)
             try channel.syncOptions?.setOption(
                 ChannelOptions.writeBufferWaterMark,
                 value: .init(low: shared.configuration.slowConsumerBytes / 2, high: shared.configuration.slowConsumerBytes))

@@ -13,12 +13,32 @@ final class HubShard {
         var fenceSeq: UInt64 = 0
     }
 
+    /// A connection timer due at `deadline` (`RealtimeConnection.id`; stale entries — replaced,
+    /// cancelled, or of a closed connection — are skipped when they come up).
+    private struct TimerEntry {
+        let deadline: UInt64
+        let connection: UInt64
+        let timer: ConnectionStateMachine.Timer
+    }
+
     let index: Int
     let loop: any EventLoop
     let metrics: ServerMetrics
     private(set) var topics: [String: ContiguousArray<Subscriber>] = [:]
-    private(set) var connections: [ObjectIdentifier: RealtimeConnection] = [:]
+    /// The connections on this loop, by `RealtimeConnection.id`.
+    private(set) var connections: [UInt64: RealtimeConnection] = [:]
+    /// Every connection timer of this loop in one min-heap by deadline, behind one clock timer
+    /// for the earliest: an idle connection holds two heap entries instead of two scheduled
+    /// tasks with their promises and closures (~0.6 KB).
+    private var timerHeap: [TimerEntry] = []
+    private var armed: (deadline: UInt64, handle: ServerTimer)?
+    /// The clock the connections' timers are on (the server's configuration clock; set by
+    /// `schedule`, the same for every connection of a server).
+    private var clock: (any ServerClock)?
+    /// Inside `timersDue`: timers scheduled meanwhile are armed once it is done.
+    private var firing = false
     private var pendingFlush: [RealtimeConnection] = []
+    private var spareFlush: [RealtimeConnection] = []
     private var flushScheduled = false
 
     init(index: Int, loop: any EventLoop, metrics: ServerMetrics) {
@@ -28,11 +48,83 @@ final class HubShard {
     }
 
     func register(_ connection: RealtimeConnection) {
-        connections[ObjectIdentifier(connection)] = connection
+        connections[connection.id] = connection
     }
 
     func unregister(_ connection: RealtimeConnection) {
-        connections[ObjectIdentifier(connection)] = nil
+        connections[connection.id] = nil
+    }
+
+    // MARK: Connection timers
+
+    /// Runs `connection.timerDue(timer, deadline:)` once `clock` reaches `deadline` (the
+    /// connection ignores a deadline it has since replaced or cancelled).
+    func schedule(_ connection: RealtimeConnection, _ timer: ConnectionStateMachine.Timer, at deadline: UInt64, on clock: any ServerClock) {
+        self.clock = clock
+        if timerHeap.count >= 64, timerHeap.count > 4 * connections.count { dropStaleTimers() }
+        pushTimer(TimerEntry(deadline: deadline, connection: connection.id, timer: timer))
+        if firing { return }
+        if let armed, armed.deadline <= deadline { return }
+        arm(at: deadline)
+    }
+
+    private func arm(at deadline: UInt64) {
+        armed?.handle.cancel()
+        armed = nil
+        guard let clock else { return }
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        armed = (deadline, clock.schedule(at: deadline, on: loop) { bound.value.timersDue(armedAt: deadline) })
+    }
+
+    private func timersDue(armedAt deadline: UInt64) {
+        guard armed?.deadline == deadline else { return }
+        armed = nil
+        let now = max(clock?.monotonicNanoseconds() ?? 0, deadline)
+        firing = true
+        while let first = timerHeap.first, first.deadline <= now {
+            popTimer()
+            connections[first.connection]?.timerDue(first.timer, deadline: first.deadline)
+        }
+        firing = false
+        if let next = timerHeap.first { arm(at: next.deadline) }
+    }
+
+    /// Keeps only the entries their connections still wait for (closed connections' entries
+    /// would otherwise stay until their deadlines, hours for a token's expiry).
+    private func dropStaleTimers() {
+        timerHeap.removeAll { entry in connections[entry.connection]?.isWaiting(entry.timer, deadline: entry.deadline) != true }
+        guard timerHeap.count > 1 else { return }
+        for start in stride(from: timerHeap.count / 2 - 1, through: 0, by: -1) { siftDown(from: start) }
+    }
+
+    private func pushTimer(_ entry: TimerEntry) {
+        timerHeap.append(entry)
+        var child = timerHeap.count - 1
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard timerHeap[child].deadline < timerHeap[parent].deadline else { break }
+            timerHeap.swapAt(child, parent)
+            child = parent
+        }
+    }
+
+    private func popTimer() {
+        timerHeap.swapAt(0, timerHeap.count - 1)
+        timerHeap.removeLast()
+        siftDown(from: 0)
+    }
+
+    private func siftDown(from start: Int) {
+        var parent = start
+        while true {
+            let left = 2 * parent + 1
+            guard left < timerHeap.count else { return }
+            var smallest = left
+            if left + 1 < timerHeap.count, timerHeap[left + 1].deadline < timerHeap[left].deadline { smallest = left + 1 }
+            guard timerHeap[smallest].deadline < timerHeap[parent].deadline else { return }
+            timerHeap.swapAt(parent, smallest)
+            parent = smallest
+        }
     }
 
     /// Adds a subscriber; returns true when it is the topic's first on this shard.
@@ -83,9 +175,12 @@ final class HubShard {
 
     private func flushPending() {
         flushScheduled = false
-        let connections = pendingFlush
-        pendingFlush.removeAll(keepingCapacity: true)
+        // Swapped out rather than copied, so the array's storage is reused, not reallocated.
+        var connections = spareFlush
+        swap(&connections, &pendingFlush)
         for connection in connections { connection.flushBroadcasts() }
+        connections.removeAll(keepingCapacity: true)
+        spareFlush = connections
     }
 
     /// Subscribers per topic on this loop.

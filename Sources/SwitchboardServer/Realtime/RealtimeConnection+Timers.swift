@@ -9,15 +9,23 @@ extension RealtimeConnection {
     private func perform(_ action: ConnectionStateMachine.Action) {
         switch action {
         case .schedule(let timer, let deadline):
-            timers[timer]?.handle.cancel()
+            timers[timer]?.handle?.cancel()
+            timers[timer] = nil
             guard let context else { return }
+            if let shard {
+                // The loop's shard keeps every connection's timers behind one clock timer.
+                timers[timer] = (deadline, nil)
+                shard.schedule(self, timer, at: deadline, on: shared.configuration.clock)
+                return
+            }
             let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
             let handle = shared.configuration.clock.schedule(at: deadline, on: context.eventLoop) {
-                bound.value.fired(timer, deadline: deadline)
+                bound.value.timerDue(timer, deadline: deadline)
             }
             timers[timer] = (deadline, handle)
         case .cancel(let timer):
-            timers.removeValue(forKey: timer)?.handle.cancel()
+            timers[timer]?.handle?.cancel()
+            timers[timer] = nil
         case .closeIdle:
             close(code: 1001, reason: "no data received for \(shared.configuration.idleTimeoutSeconds) s")
         case .closeSlowConsumer:
@@ -30,9 +38,14 @@ extension RealtimeConnection {
         }
     }
 
-    /// A timer ran. One that was replaced or cancelled after it had been queued on the loop
-    /// finds another deadline (or none) in `timers` and does nothing.
-    private func fired(_ timer: ConnectionStateMachine.Timer, deadline: UInt64) {
+    /// Whether `timer` is scheduled for `deadline` (not replaced or cancelled since).
+    func isWaiting(_ timer: ConnectionStateMachine.Timer, deadline: UInt64) -> Bool {
+        timers[timer]?.deadline == deadline
+    }
+
+    /// A timer ran. One that was replaced or cancelled after it had been queued finds another
+    /// deadline (or none) in `timers` and does nothing.
+    func timerDue(_ timer: ConnectionStateMachine.Timer, deadline: UInt64) {
         guard timers[timer]?.deadline == deadline else { return }
         timers[timer] = nil
         guard !closing, let context else { return }
@@ -46,7 +59,35 @@ extension RealtimeConnection {
     }
 
     func cancelTimers() {
-        for timer in timers.values { timer.handle.cancel() }
-        timers.removeAll()
+        for timer in ConnectionStateMachine.Timer.allCases {
+            timers[timer]?.handle?.cancel()
+            timers[timer] = nil
+        }
+    }
+
+    /// The scheduled timer of each kind, stored inline (no collection allocated per connection):
+    /// its deadline, and its clock timer when it has one of its own (no shard for its loop).
+    struct ScheduledTimers {
+        typealias Entry = (deadline: UInt64, handle: ServerTimer?)
+        private var idle: Entry?
+        private var tokenExpiry: Entry?
+        private var slowConsumer: Entry?
+
+        subscript(timer: ConnectionStateMachine.Timer) -> Entry? {
+            get {
+                switch timer {
+                case .idle: idle
+                case .tokenExpiry: tokenExpiry
+                case .slowConsumer: slowConsumer
+                }
+            }
+            set {
+                switch timer {
+                case .idle: idle = newValue
+                case .tokenExpiry: tokenExpiry = newValue
+                case .slowConsumer: slowConsumer = newValue
+                }
+            }
+        }
     }
 }

@@ -39,14 +39,28 @@ final class RealtimeConnection: ChannelInboundHandler {
     /// The connection's own identity (from the token it connected with).
     let identity: Identity
     private let raw: RawFrameWriter
-    private(set) var logger: Logger
+    /// The server's logger with this connection's `sub`: made when something is logged, so
+    /// that an idle connection does not hold a logger of its own.
+    var logger: Logger {
+        var logger = shared.logger
+        if let subject = identity.subject { logger[metadataKey: "sub"] = .string(subject) }
+        return logger
+    }
     private(set) var context: ChannelHandlerContext?
     private(set) var shard: HubShard?
     var joins: [String: Join] = [:]
     private(set) var closing = false
     private var awaitingFlush = false
+    /// The channel's writability, as its last `channelWritabilityChanged` said (NIO fires that
+    /// inside the write that crosses the high-water mark, so it is current after a write).
+    private var writable = true
+    /// Inside a read burst: replies are written without a flush, and `channelReadComplete`
+    /// flushes them together (`flushOwed`).
+    private var reading = false
+    private var flushOwed = false
+    private var allocator = ByteBufferAllocator()
     var machine: ConnectionStateMachine
-    var timers: [ConnectionStateMachine.Timer: (deadline: UInt64, handle: ServerTimer)] = [:]
+    var timers = ScheduledTimers()
 
     init(shared: RealtimeContext, version: ProtocolVersion, identity: Identity, token: String, raw: RawFrameWriter) {
         self.shared = shared
@@ -55,18 +69,18 @@ final class RealtimeConnection: ChannelInboundHandler {
         self.connectToken = token
         self.id = shared.nextConnectionID()
         self.raw = raw
-        self.logger = shared.logger
         let configuration = shared.configuration
         self.machine = ConnectionStateMachine(
             idleTimeoutSeconds: configuration.idleTimeoutSeconds, slowConsumerGraceSeconds: configuration.slowConsumerGraceSeconds,
             slowConsumerBytes: configuration.slowConsumerBytes, now: shared.now())
-        if let subject = identity.subject { logger[metadataKey: "sub"] = .string(subject) }
     }
 
     // MARK: Channel events
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        allocator = context.channel.allocator
+        writable = context.channel.isWritable
         shard = shared.hub.shard(on: context.eventLoop)
         shard?.register(self)
         shared.metrics.connections.increment(by: 1)
@@ -84,11 +98,22 @@ final class RealtimeConnection: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        reading = true
         handle(unwrapInboundIn(data))
     }
 
+    func channelReadComplete(context: ChannelHandlerContext) {
+        reading = false
+        if flushOwed {
+            flushOwed = false
+            raw.context?.flush()
+        }
+        context.fireChannelReadComplete()
+    }
+
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        perform(machine.writabilityChanged(isWritable: context.channel.isWritable, now: shared.now()))
+        writable = context.channel.isWritable
+        perform(machine.writabilityChanged(isWritable: writable, now: shared.now()))
         context.fireChannelWritabilityChanged()
     }
 
@@ -100,12 +125,19 @@ final class RealtimeConnection: ChannelInboundHandler {
     // MARK: Inbound frames
 
     private func handle(_ frame: WebSocketFrame) {
-        machine.received(now: shared.now())
+        let now = shared.now()
+        machine.received(now: now)
         switch frame.opcode {
         case .text, .binary:
             shared.metrics.messagesIn.increment()
             shared.metrics.totals.received()
             let bytes = frame.unmaskedData
+            // Heartbeats are most of what idle sockets send: answered without a JSON value.
+            if frame.opcode == .text, let refs = WireDecoder.heartbeat(bytes, version: version) {
+                machine.heartbeat(now: now)
+                replyHeartbeat(joinRef: refs.joinRef, ref: refs.ref)
+                return
+            }
             do {
                 let inbound =
                     frame.opcode == .text
@@ -198,15 +230,38 @@ final class RealtimeConnection: ChannelInboundHandler {
     }
 
     func push(topic: String, ref: String? = nil, joinRef: String?, event: String, payload: Value) {
-        guard let raw = raw.context, !closing else { return }
+        guard !closing else { return }
         let frame = OutboundFrame(joinRef: joinRef, ref: ref, topic: topic, event: event, payload: payload)
-        let text = WireEncoder.encode(frame, version: version, allocator: raw.channel.allocator)
-        raw.writeAndFlush(NIOAny(WebSocketFraming.frame(.text, text, allocator: raw.channel.allocator)), promise: nil)
+        let text = WireEncoder.encode(frame, version: version, allocator: allocator, headroom: WebSocketFraming.maxHeaderLength)
+        send(WebSocketFraming.frame(.text, inPlace: text, allocator: allocator))
+    }
+
+    /// The `ok` reply to a heartbeat (the same bytes `replyOK` would write).
+    private func replyHeartbeat(joinRef: String?, ref: String?) {
+        guard !closing else { return }
+        let headroom = WebSocketFraming.maxHeaderLength
+        var text = allocator.buffer(capacity: 96 + headroom)
+        text.moveWriterIndex(forwardBy: headroom)
+        text.moveReaderIndex(forwardBy: headroom)
+        WireEncoder.writeHeartbeatReply(joinRef: joinRef, ref: ref, version: version, into: &text)
+        send(WebSocketFraming.frame(.text, inPlace: text, allocator: allocator))
     }
 
     private func writeControl(_ opcode: WebSocketOpcode, _ data: ByteBuffer) {
-        guard let raw = raw.context, !closing else { return }
-        raw.writeAndFlush(NIOAny(WebSocketFraming.frame(opcode, data, allocator: raw.channel.allocator)), promise: nil)
+        guard !closing else { return }
+        send(WebSocketFraming.frame(opcode, data, allocator: allocator))
+    }
+
+    /// Writes a whole frame: flushed at the end of the read burst when one is in progress
+    /// (several replies, one syscall), at once otherwise.
+    private func send(_ frame: ByteBuffer) {
+        guard let raw = raw.context else { return }
+        if reading {
+            raw.write(NIOAny(frame), promise: nil)
+            flushOwed = true
+        } else {
+            raw.writeAndFlush(NIOAny(frame), promise: nil)
+        }
     }
 
     /// Queues a pre-framed broadcast without flushing. Returns true when the caller should
@@ -214,7 +269,7 @@ final class RealtimeConnection: ChannelInboundHandler {
     func writeBroadcast(_ bytes: ByteBuffer) -> Bool {
         guard let raw = raw.context, !closing else { return false }
         raw.write(NIOAny(bytes), promise: nil)
-        if !raw.channel.isWritable, machine.queuedWhileUnwritable(bytes.readableBytes) {
+        if !writable, machine.queuedWhileUnwritable(bytes.readableBytes) {
             closeSlowConsumer()
             return false
         }
@@ -254,7 +309,7 @@ final class RealtimeConnection: ChannelInboundHandler {
     }
 
     private func tearDown() {
-        guard let shard, shard.connections[ObjectIdentifier(self)] != nil else { return }
+        guard let shard, shard.connections[id] != nil else { return }
         for (topic, join) in joins {
             leavePresence(topic: topic, join)
             unsubscribe(topic: topic, join)
