@@ -37,9 +37,13 @@ public struct BroadcastFrame: Sendable, Equatable {
     ///
     /// vsn 1.0.0: `{"topic":T,"event":"broadcast","payload":{"type":"broadcast","event":E,"payload":P,"meta":M},"ref":null}`;
     /// vsn 2.0.0: `[null,null,T,"broadcast",{…}]`. `payload` and `meta` are left out when nil.
-    public func encodeText(version: ProtocolVersion, allocator: ByteBufferAllocator) -> ByteBuffer? {
+    /// `headroom` bytes are left free before the text (for a frame header written in place);
+    /// the buffer is sized for the serialized payload, so it is not grown while written.
+    public func encodeText(version: ProtocolVersion, allocator: ByteBufferAllocator, headroom: Int = 0) -> ByteBuffer? {
         guard binaryBody == nil else { return nil }
-        var buffer = allocator.buffer(capacity: 128)
+        var buffer = allocator.buffer(capacity: headroom + 160 + topic.utf8.count + event.utf8.count + (payloadJSON?.readableBytes ?? 64))
+        buffer.moveWriterIndex(forwardBy: headroom)
+        buffer.moveReaderIndex(forwardBy: headroom)
         switch version {
         case .v1:
             buffer.writeStaticString("{\"topic\":")
@@ -65,11 +69,15 @@ public struct BroadcastFrame: Sendable, Equatable {
     /// metadata_size, encoding` (one byte each; encoding 0 = binary, 1 = JSON), then topic,
     /// user_event, metadata JSON, and the payload filling the rest. A missing JSON payload is
     /// sent as `{}`, as realtime-js does when it encodes kind 3.
-    public func encodeKind4(allocator: ByteBufferAllocator) -> ByteBuffer? {
+    /// `headroom` as in `encodeText`.
+    public func encodeKind4(allocator: ByteBufferAllocator, headroom: Int = 0) -> ByteBuffer? {
         let topicSize = topic.utf8.count
         let eventSize = event.utf8.count
         guard topicSize <= 255, eventSize <= 255 else { return nil }
-        var buffer = allocator.buffer(capacity: 5 + topicSize + eventSize + (binaryBody?.readableBytes ?? 64))
+        let body = binaryBody?.readableBytes ?? payloadJSON?.readableBytes ?? 64
+        var buffer = allocator.buffer(capacity: headroom + 5 + topicSize + eventSize + 96 + body)
+        buffer.moveWriterIndex(forwardBy: headroom)
+        buffer.moveReaderIndex(forwardBy: headroom)
         buffer.writeInteger(UInt8(4))
         buffer.writeInteger(UInt8(topicSize))
         buffer.writeInteger(UInt8(eventSize))

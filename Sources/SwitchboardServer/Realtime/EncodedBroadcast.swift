@@ -16,14 +16,16 @@ struct EncodedBroadcast: Sendable {
     init(_ message: BroadcastFrame, asBinary: Bool, allocator: ByteBufferAllocator, seq: UInt64 = 0, tag: UInt64 = 0) {
         self.seq = seq
         self.tag = tag
-        v1 = message.encodeText(version: .v1, allocator: allocator).map {
-            WebSocketFraming.frame(.text, $0, allocator: allocator)
+        // Encoded with room for the WebSocket header, which is then written in place.
+        let headroom = WebSocketFraming.maxHeaderLength
+        v1 = message.encodeText(version: .v1, allocator: allocator, headroom: headroom).map {
+            WebSocketFraming.frame(.text, inPlace: $0, allocator: allocator)
         }
-        if asBinary, let kind4 = message.encodeKind4(allocator: allocator) {
-            v2 = WebSocketFraming.frame(.binary, kind4, allocator: allocator)
+        if asBinary, let kind4 = message.encodeKind4(allocator: allocator, headroom: headroom) {
+            v2 = WebSocketFraming.frame(.binary, inPlace: kind4, allocator: allocator)
         } else {
-            v2 = message.encodeText(version: .v2, allocator: allocator).map {
-                WebSocketFraming.frame(.text, $0, allocator: allocator)
+            v2 = message.encodeText(version: .v2, allocator: allocator, headroom: headroom).map {
+                WebSocketFraming.frame(.text, inPlace: $0, allocator: allocator)
             }
         }
     }
