@@ -15,6 +15,9 @@ let package = Package(
         .library(name: "SwitchboardWire", targets: ["SwitchboardWire"]),
         .library(name: "SwitchboardServer", targets: ["SwitchboardServer"]),
         .library(name: "SwitchboardRules", targets: ["SwitchboardRules"]),
+        // For the fuzz targets (Fuzz/), which feed them untrusted bytes directly.
+        .library(name: "SwitchboardLua", targets: ["SwitchboardLua"]),
+        .library(name: "SwitchboardAuth", targets: ["SwitchboardAuth"]),
         .library(name: "SwitchboardClient", targets: ["SwitchboardClient"]),
         .plugin(name: "CheckRules", targets: ["CheckRules"]),
     ],

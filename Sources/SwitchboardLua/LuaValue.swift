@@ -30,6 +30,10 @@ public enum LuaValue: Sendable, Hashable {
 /// sparse); string keys form `fields`; any other key (`0`, `-1`, `1.5`, `true`, a table) fails
 /// the read. Pushing to Lua: `array[i]` goes to key `i + 1`, fields to their keys; `.nil`
 /// means absent, so trailing `.nil`s of `array` do not survive a round trip.
+///
+/// `fields` is keyed by Swift `String`, which compares by Unicode canonical equivalence, while
+/// Lua compares keys byte by byte: a Lua table with both `"é"` (U+00E9) and `"é"` (`e` U+0301)
+/// reads as one field holding either value (whichever Lua's traversal gives last).
 public struct LuaTable: Sendable, Hashable {
     /// Values at keys `1...array.count`, in order; `.nil` marks a hole.
     public var array: [LuaValue]

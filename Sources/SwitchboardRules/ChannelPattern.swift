@@ -81,8 +81,9 @@ public struct ChannelPattern: Sendable, Hashable, CustomStringConvertible {
         self.literalBytes = literalBytes
     }
 
-    /// Whether `channel` matches, without collecting the captures.
-    func matches(_ channel: ChannelName) -> Bool {
+    /// Whether `channel` matches, without collecting the captures. SPI for the fuzz target,
+    /// which checks it against `match(_:)`.
+    @_spi(Fuzzing) public func matches(_ channel: ChannelName) -> Bool {
         channel.rawValue.utf8.withContiguousStorageIfAvailable { matches(utf8: $0) } ?? matchesSegments(channel)
     }
 

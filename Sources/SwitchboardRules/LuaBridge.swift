@@ -38,17 +38,39 @@ enum LuaBridge {
     }
 
     /// Writes an object as a table (read-only, kept in `slot` if given, when `readOnly`).
-    /// Members go in reverse order: Lua keeps the last write of a repeated key, so the
-    /// object's first member of a name wins, as in `lua(_:)`.
+    /// The object's first member of a name wins, as in `lua(_:)`: Lua keeps the last write of
+    /// a byte-identical key, so members go in reverse order, and a later member whose name
+    /// Swift takes as the same (canonically equivalent, such as a precomposed and a decomposed
+    /// `é`: different bytes, so two keys to Lua, but one field when read back) is left out.
+    /// Found by the `tape` fuzz target (docs/FUZZING.md).
     static func write(
         _ object: Value.Object, into arguments: inout LuaArguments, readOnly: Bool = false, keepingAs slot: Int? = nil
     ) throws(LuaError) {
         if readOnly { try arguments.beginReadOnlyTable(keepingAs: slot) } else { try arguments.beginTable() }
-        for member in object.members.reversed() {
-            try arguments.key(member.key)
-            try write(member.value, into: &arguments)
+        let members = object.members
+        let repeated = repeatedMembers(members)
+        for index in members.indices.reversed() where !repeated.contains(index) {
+            try arguments.key(members[index].key)
+            try write(members[index].value, into: &arguments)
         }
         try arguments.endTable()
+    }
+
+    /// The positions of members whose name an earlier member already has (as Swift compares
+    /// strings); empty, without allocating, for the usual object whose names are all distinct.
+    private static func repeatedMembers(_ members: [(key: String, value: Value)]) -> Set<Int> {
+        guard members.count > 1 else { return [] }
+        if members.count <= 16 {
+            var repeated: Set<Int> = []
+            for later in 1..<members.count where members[..<later].contains(where: { $0.key == members[later].key }) {
+                repeated.insert(later)
+            }
+            return repeated
+        }
+        var seen = Set<String>(minimumCapacity: members.count)
+        var repeated: Set<Int> = []
+        for (index, member) in members.enumerated() where !seen.insert(member.key).inserted { repeated.insert(index) }
+        return repeated
     }
 
     /// A Lua value as JSON-shaped data: a table with only a list part becomes an array,

@@ -1,7 +1,7 @@
 import Synchronization
 import SwitchboardCore
 import Testing
-@testable import SwitchboardRules
+@_spi(Fuzzing) @testable import SwitchboardRules
 
 @Suite struct RulesEngineTests {
     static let base = """

@@ -1,0 +1,226 @@
+import FuzzSupport
+import SwitchboardCore
+import SwitchboardLua
+import SwitchboardWire
+
+/// The Lua value bridge (the tape, both ways): a JSON value parsed from the input is pushed into
+/// a sandboxed Lua state and read back, and must come back as the rules engine's conversion
+/// builds it (objects and arrays become tables, integral numbers integers, null nil, the first
+/// of repeated keys wins), within the bridge's documented limits: trailing nils of a list do not
+/// survive, a list more than half holes reads as too sparse, and tables nest at most
+/// `maxValueDepth` (64) levels. Anything else that fails, or a different value, is a finding.
+///
+/// The first input byte picks the path: bit 0 `call(global:_:)` with a `LuaValue` (else
+/// `LuaArguments` written straight onto the tape), bit 1 a read-only table, bit 2 the table
+/// kept in a slot and handed to a second call with `writeKept`, bit 3 through a Lua function
+/// that deep-copies it with `pairs` (so read-only proxies are iterated by Lua itself).
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    guard size > 0 else { return 0 }
+    let mode = data[0]
+    let value: Value
+    do {
+        value = try JSON.parse(UnsafeBufferPointer(start: data + 1, count: size - 1), maxDepth: 70)
+    } catch {
+        return 0
+    }
+    harness.check(value, mode: mode)
+    return 0
+}
+
+/// One Lua state for the whole run: creating one per input would cost more than the check.
+/// libFuzzer calls `LLVMFuzzerTestOneInput` from one thread at a time, so the state is never
+/// used concurrently, which is all `LuaState` asks of its callers.
+nonisolated(unsafe) private let harness = Harness()
+
+private final class Harness {
+    static let maxDepth = LuaConfiguration().maxValueDepth
+    let state: LuaState
+    let echo: LuaFunctionRef
+    let copy: LuaFunctionRef
+
+    init() {
+        do {
+            state = try LuaState()
+            try state.load(
+                source: """
+                    local function deepcopy(v)
+                      if type(v) ~= "table" then return v end
+                      local t = {}
+                      for k, x in pairs(v) do t[k] = deepcopy(x) end
+                      return t
+                    end
+                    function echo(...) return ... end
+                    function copy(v) return deepcopy(v) end
+                    """, chunkName: "fuzz.lua")
+            guard let echo = try state.globalValue("echo")?.function, let copy = try state.globalValue("copy")?.function else {
+                fatalError("the harness functions are missing")
+            }
+            self.echo = echo
+            self.copy = copy
+        } catch {
+            fatalError("cannot set up the Lua state: \(error)")
+        }
+    }
+
+    func check(_ value: Value, mode: UInt8) {
+        let viaLuaValue = mode & 1 != 0
+        let readOnly = !viaLuaValue && mode & 2 != 0
+        let kept = readOnly && mode & 4 != 0
+        let function = mode & 8 != 0 ? copy : echo
+        let expectedValue = expected(value)
+        // The LuaValue path converts first (dropping repeated keys); the tape path writes every
+        // member, so a repeated key's value counts towards the depth too.
+        let tooDeep = depth(of: value, keepingRepeats: !viaLuaValue) > Self.maxDepth
+        let tooSparse = isTooSparse(value)
+        let result: Result<LuaValue, LuaError>
+        if viaLuaValue {
+            result = Result { () throws(LuaError) -> LuaValue in
+                try state.call(function, [lua(value)]).first ?? .nil
+            }
+        } else {
+            result = Result { () throws(LuaError) -> LuaValue in
+                try state.call(function) { (arguments: inout LuaArguments) throws(LuaError) in
+                    try write(value, into: &arguments, readOnly: readOnly, keepingAs: kept ? 1 : nil)
+                } results: { results in
+                    results.value(at: 0)
+                }
+            }
+        }
+        switch result {
+        case .success(let got):
+            fuzzCheck(!tooDeep, "a value deeper than \(Self.maxDepth) levels went through")
+            fuzzCheck(!tooSparse, "a list more than half holes was read back")
+            // Keys that differ in bytes but are canonically equivalent ("é" as U+00E9 and as
+            // e + U+0301) are two keys in Lua and one in `LuaTable.fields`: which value is read
+            // back is unspecified (LuaTable's documentation), so only the shape is compared.
+            if !viaLuaValue, hasEquivalentKeys(value) {
+                fuzzCheck(sameShape(got, expectedValue), "round trip changed the shape: sent \(expectedValue), got \(got)")
+                return
+            }
+            fuzzCheck(got == expectedValue, "round trip changed the value: sent \(expectedValue), got \(got)")
+            if kept, case .object = value {
+                let again = Result { () throws(LuaError) -> LuaValue in
+                    try state.call(function) { (arguments: inout LuaArguments) throws(LuaError) in
+                        try arguments.writeKept(1)
+                    } results: { results in
+                        results.value(at: 0)
+                    }
+                }
+                fuzzCheck((try? again.get()) == expectedValue, "the kept table reads back differently: \(again)")
+            }
+        case .failure(let error):
+            fuzzCheck(error.code == .typeMismatch, "unexpected failure \(error.code): \(error)")
+            fuzzCheck(tooDeep || tooSparse, "a value within the limits failed: \(error) (value \(expectedValue))")
+        }
+    }
+}
+
+/// `value` as the rules engine's `LuaBridge.lua` builds it.
+private func lua(_ value: Value) -> LuaValue {
+    switch value {
+    case .null: return .nil
+    case .bool(let bool): return .boolean(bool)
+    case .number(let text):
+        if let integer = Int64(text) { return .integer(integer) }
+        return .number(Double(text) ?? 0)
+    case .string(let string): return .string(string)
+    case .array(let array): return .table(LuaTable(array: array.map(lua)))
+    case .object(let object):
+        var fields: [String: LuaValue] = [:]
+        for member in object.members where fields[member.key] == nil { fields[member.key] = lua(member.value) }
+        return .table(LuaTable(fields: fields))
+    }
+}
+
+/// Whether some object has two keys that Swift calls equal but whose UTF-8 differs.
+private func hasEquivalentKeys(_ value: Value) -> Bool {
+    switch value {
+    case .array(let items):
+        return items.contains(where: hasEquivalentKeys)
+    case .object(let object):
+        var seen: [String: [UInt8]] = [:]
+        for member in object.members {
+            let bytes = Array(member.key.utf8)
+            if let earlier = seen[member.key], earlier != bytes { return true }
+            seen[member.key] = bytes
+        }
+        return object.members.contains { hasEquivalentKeys($0.value) }
+    default:
+        return false
+    }
+}
+
+/// Equal but for which of several canonically equivalent keys' values was kept: the same
+/// kinds, list lengths and key sets.
+private func sameShape(_ lhs: LuaValue, _ rhs: LuaValue) -> Bool {
+    guard case .table(let left) = lhs, case .table(let right) = rhs else { return lhs.typeName == rhs.typeName }
+    return left.array.count == right.array.count && zip(left.array, right.array).allSatisfy(sameShape)
+        && Set(left.fields.keys) == Set(right.fields.keys)
+}
+
+/// `lua(value)` as it reads back from Lua: a list's trailing nils and nil fields (Lua has no
+/// such keys) are gone, at every level.
+private func expected(_ value: Value) -> LuaValue {
+    trimmed(lua(value))
+}
+
+private func trimmed(_ value: LuaValue) -> LuaValue {
+    guard case .table(var table) = value else { return value }
+    while table.array.last == .nil { table.array.removeLast() }
+    table.array = table.array.map(trimmed)
+    table.fields = table.fields.filter { $0.value != .nil }.mapValues(trimmed)
+    return .table(table)
+}
+
+/// Whether some list that reaches Lua has more holes than elements (after its trailing nils).
+private func isTooSparse(_ value: LuaValue) -> Bool {
+    guard case .table(let table) = value else { return false }
+    var array = table.array
+    while array.last == .nil { array.removeLast() }
+    let present = array.count(where: { $0 != .nil })
+    if array.count > 2 * present { return true }
+    return array.contains(where: isTooSparse) || table.fields.values.contains(where: isTooSparse)
+}
+
+private func isTooSparse(_ value: Value) -> Bool { isTooSparse(lua(value)) }
+
+/// Table nesting depth: 0 for a scalar, 1 for `[]` or `{}`.
+private func depth(of value: Value, keepingRepeats: Bool) -> Int {
+    switch value {
+    case .array(let items):
+        return 1 + (items.map { depth(of: $0, keepingRepeats: keepingRepeats) }.max() ?? 0)
+    case .object(let object):
+        var seen: Set<String> = []
+        var deepest = 0
+        for member in object.members where keepingRepeats || seen.insert(member.key).inserted {
+            deepest = max(deepest, depth(of: member.value, keepingRepeats: keepingRepeats))
+        }
+        return 1 + deepest
+    default:
+        return 0
+    }
+}
+
+/// `LuaBridge.write`: the value straight onto the argument tape, objects' members in reverse
+/// so that the first of repeated keys wins.
+private func write(_ value: Value, into arguments: inout LuaArguments, readOnly: Bool, keepingAs slot: Int?) throws(LuaError) {
+    switch value {
+    case .null: try arguments.writeNil()
+    case .bool(let bool): try arguments.write(bool)
+    case .number(let text):
+        if let integer = Int64(text) { try arguments.write(integer) } else { try arguments.write(Double(text) ?? 0) }
+    case .string(let string): try arguments.write(string)
+    case .array(let array):
+        try arguments.beginTable()
+        for element in array { try write(element, into: &arguments, readOnly: false, keepingAs: nil) }
+        try arguments.endTable()
+    case .object(let object):
+        if readOnly { try arguments.beginReadOnlyTable(keepingAs: slot) } else { try arguments.beginTable() }
+        for member in object.members.reversed() {
+            try arguments.key(member.key)
+            try write(member.value, into: &arguments, readOnly: false, keepingAs: nil)
+        }
+        try arguments.endTable()
+    }
+}
