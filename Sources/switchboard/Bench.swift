@@ -8,7 +8,7 @@ import SwitchboardBench
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure a running server (loopback only).",
-        subcommands: [Fanout.self, Idle.self, Typing.self, Replay.self, DatabaseLatency.self, Changes.self, RelationsCost.self, Revocation.self, Cluster.self]
+        subcommands: [Fanout.self, Idle.self, Typing.self, Replay.self, Publish.self, Soak.self, DatabaseLatency.self, Changes.self, RelationsCost.self, Revocation.self, Cluster.self]
     )
 
     /// Where to connect and how to authenticate; shared by the bench commands.
@@ -56,15 +56,15 @@ struct Bench: AsyncParsableCommand {
                 target: server, host: target.host, port: target.port, token: token, channel: channel,
                 subscribers: subscribers, messages: messages, size: size, rate: rate)
             try options.validate()
-            let cpuBefore = target.serverPid.flatMap(ProcessStats.readCPUSeconds)
+            let probe = ServerProbe.start(target.serverPid)
             let result = try await FanoutBench.run(options)
             var line = result.summaryLine()
-            if let pid = target.serverPid {
-                if let before = cpuBefore, let after = ProcessStats.readCPUSeconds(pid: pid), result.delivered > 0 {
-                    line += String(format: " server_cpu=%.2fµs/msg", (after - before) * 1e6 / Double(result.delivered))
+            if let probe {
+                if let cpu = probe.cpuMicros(per: result.delivered) {
+                    line += String(format: " server_cpu=%.2fµs/msg", cpu)
                 }
-                if let rss = ProcessStats.readRSSBytes(pid: pid) {
-                    line += String(format: " server_rss=%.1fMB", Double(rss) / 1_048_576)
+                if let rss = probe.rss() {
+                    line += " server_rss=\(BenchFormat.megabytes(rss))"
                 }
             }
             print(line)
@@ -121,11 +121,11 @@ struct Bench: AsyncParsableCommand {
                 duration: .milliseconds(Int64((duration * 1000).rounded())), subscribers: subscribers, commentRate: commentRate,
                 storm: !noStorm)
             try options.validate()
-            let cpuBefore = target.serverPid.flatMap(ProcessStats.readCPUSeconds)
+            let probe = ServerProbe.start(target.serverPid)
             let result = try await TypingBench.run(options)
             var line = result.summaryLine()
-            if let pid = target.serverPid, let before = cpuBefore, let after = ProcessStats.readCPUSeconds(pid: pid) {
-                line += String(format: " server_cpu=%.2fs", after - before)
+            if let cpu = probe?.cpuSeconds() {
+                line += String(format: " server_cpu=%.2fs", cpu)
             }
             print(line)
             print(result.jsonString())
@@ -164,14 +164,14 @@ struct Bench: AsyncParsableCommand {
                 throw ValidationError("--connections must be 1...100000, --channels 1...10, --hold 0...3600")
             }
             let token = try await target.resolveToken()
-            let before = target.serverPid.flatMap(ProcessStats.readRSSBytes)
+            let probe = ServerProbe.start(target.serverPid)
             let idle = try await IdleBench.run(
                 host: target.host, port: target.port ?? BenchProtocol.switchboard.defaultPort, token: token, connections: connections, channelsPerConnection: channels)
             // Let the server settle (allocator caches, deferred frees) before reading its RSS.
             try await Task.sleep(for: .seconds(1))
             var line = String(
                 format: "idle connections=%d channels=%d connect=%.2fs open=%d", idle.count, channels, idle.connectSeconds, idle.openCount)
-            if let pid = target.serverPid, let before, let after = ProcessStats.readRSSBytes(pid: pid) {
+            if let probe, let before = probe.rssAtStart, let after = probe.rss() {
                 line += String(
                     format: " server_rss_before=%.1fMB after=%.1fMB per_connection=%.1fKB", Double(before) / 1_048_576,
                     Double(after) / 1_048_576, Double(after - before) / 1024 / Double(connections))
@@ -208,19 +208,18 @@ struct Bench: AsyncParsableCommand {
             options.messages = messages
             options.size = size
             options.samples = samples
-            let pid = target.serverPid
-            let before = pid.flatMap(ProcessStats.readRSSBytes)
+            let probe = ServerProbe.start(target.serverPid)
             let after = RSSReading()
             let result = try await ReplayBench.run(options) {
                 // Let the allocator settle before reading.
                 try? await Task.sleep(for: .seconds(1))
-                after.set(pid.flatMap(ProcessStats.readRSSBytes))
+                after.set(probe?.rss())
             }
             var line = String(
                 format: "replay channels=%d messages=%d size=%d fill=%.1fs replay_p50=%.0fµs p99=%.0fµs max=%.0fµs not_recovered=%d",
                 result.channels, result.messagesPerChannel, size, result.fillSeconds, result.percentile(0.5), result.percentile(0.99),
                 result.replayMicros.last ?? 0, result.notRecovered)
-            if let before, let rss = after.value {
+            if let before = probe?.rssAtStart, let rss = after.value {
                 line += String(
                     format: " server_rss_before=%.1fMB after_fill=%.1fMB per_1000_channels=%.1fMB", Double(before) / 1_048_576,
                     Double(rss) / 1_048_576, Double(rss - before) / 1_048_576 * 1000 / Double(channels))

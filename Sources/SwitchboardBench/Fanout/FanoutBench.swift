@@ -2,14 +2,14 @@ import NIOCore
 import NIOPosix
 
 /// The fan-out load tool: N subscribers join one channel, one publisher broadcasts M messages,
-/// and every delivery's latency is recorded (see FANOUT.md for what the numbers mean).
+/// and every delivery's latency is recorded (docs/BENCHMARKS.md says what the numbers mean).
 ///
 /// Subscribers are plain NIO channel handlers that scan each frame for its send time and record
 /// into a histogram per event loop; the publisher writes on its own event loop. Run it against a
 /// server on loopback only: Switchboard, or nginx + nchan for comparison (``FanoutOptions/target``).
 public enum FanoutBench {
-    /// How often the drain phase looks at the delivery counters.
-    static let pollInterval = Duration.milliseconds(10)
+    /// The most frames one rate tick may send (bounds catch-up after a stall).
+    static let maxBurst = 4096
 
     /// Runs one measurement and closes every connection it opened, also on failure.
     public static func run(
@@ -39,27 +39,19 @@ public enum FanoutBench {
                 maxFrameSize: maxFrameSize, timeout: joinTimeout, group: group
             )
         }
-        var connections = subscribers
-        do {
+        return try await BenchConnections.closing(subscribers) { connections in
             let publisherChannel = try await BenchConnections.open(
                 target: target, speaking: benchProtocol, topics: topics, registry: registry, countsDeliveries: false,
                 maxFrameSize: maxFrameSize, timeout: joinTimeout, group: group
             )
-            connections.append(publisherChannel)
-            let connectSeconds = started.duration(to: clock.now).seconds
-
-            let result = try await self.measure(
+            connections.add(publisherChannel)
+            return try await self.measure(
                 options: options,
                 publisherChannel: publisherChannel,
                 registry: registry,
                 hardDeadline: hardDeadline,
-                connectSeconds: connectSeconds
+                connectSeconds: started.duration(to: clock.now).seconds
             )
-            await BenchConnections.closeAll(connections)
-            return result
-        } catch {
-            await BenchConnections.closeAll(connections)
-            throw error
         }
     }
 
@@ -70,54 +62,22 @@ public enum FanoutBench {
         hardDeadline: ContinuousClock.Instant,
         connectSeconds: Double
     ) async throws -> FanoutResult {
-        let clock = ContinuousClock()
         let template = options.broadcastTemplate
-        let messages = options.messages
-        let rate = options.rate
-        let publisher = try await publisherChannel.eventLoop.submit {
-            let handler = PublisherHandler(
-                template: template, messages: messages, rate: rate, eventLoop: publisherChannel.eventLoop
-            )
-            try publisherChannel.pipeline.syncOperations.addHandler(handler)
-            return NIOLoopBound(handler, eventLoop: publisherChannel.eventLoop)
-        }.get()
-
+        let pace: PacedSender.Pace = options.rate.map { .rate($0, maxBurst: Self.maxBurst) } ?? .asFastAsPossible
+        let publisher = try await PacedSender.install(on: publisherChannel, count: options.messages, pace: pace) { _, now, allocator in
+            template.render(sentAt: now, allocator: allocator)
+        }
         // Publish, stopping at the hard deadline if the server stops reading.
-        let remaining = clock.now.duration(to: hardDeadline)
-        let stopper = publisherChannel.eventLoop.scheduleTask(in: remaining.timeAmount) {
-            publisher.value.stop()
-        }
-        let report = try await publisherChannel.eventLoop.flatSubmit { publisher.value.start() }.get()
-        stopper.cancel()
+        let report = try await PacedSender.run(publisher, deadline: hardDeadline)
 
-        // Drain: until everything arrived, nothing new arrived for drainTimeout, or the hard deadline.
         let expected = report.sent * options.subscribers
-        var snapshot = try await registry.snapshot()
-        var lastProgress = clock.now
-        var lastDelivered = snapshot.delivered
-        while snapshot.delivered < expected {
-            let now = clock.now
-            if now >= hardDeadline || lastProgress.duration(to: now) >= options.drainTimeout { break }
-            try await Task.sleep(for: self.pollInterval)
-            snapshot = try await registry.snapshot()
-            if snapshot.delivered > lastDelivered {
-                lastDelivered = snapshot.delivered
-                lastProgress = clock.now
-            }
-        }
-
-        let (histogram, _) = try await registry.mergedHistogram()
+        let snapshot = try await Drain.wait(
+            timeout: options.drainTimeout, deadline: hardDeadline, read: { try await registry.snapshot() },
+            progress: { $0.delivered }, isComplete: { $0.delivered >= expected })
+        let latency = try await registry.mergedHistogram().latency
         let duration: Double =
             snapshot.delivered > 0 && snapshot.lastDeliveryNanos > report.firstSendNanos
             ? Double(snapshot.lastDeliveryNanos - report.firstSendNanos) / 1e9 : 0
-        let latency = histogram.totalCount > 0
-            ? FanoutResult.Latency(
-                p50: Int(clamping: histogram.valueAtPercentile(50)),
-                p99: Int(clamping: histogram.valueAtPercentile(99)),
-                p999: Int(clamping: histogram.valueAtPercentile(99.9)),
-                max: Int(clamping: histogram.max)
-            )
-            : FanoutResult.Latency(p50: 0, p99: 0, p999: 0, max: 0)
         return FanoutResult(
             target: options.target,
             subscribers: options.subscribers,

@@ -74,12 +74,8 @@ public struct FanoutOptions: Sendable, Equatable {
 
     /// Throws a ``BenchError`` naming the first option that is out of range.
     public func validate() throws {
-        try BenchTarget.validateLoopback(self.host)
-        func require(_ condition: Bool, _ message: String) throws {
-            if !condition { throw BenchError(.invalidOptions, message) }
-        }
-        try require((1...65535).contains(self.port), "port must be in 1...65535, got \(self.port)")
-        try require(self.path.hasPrefix("/") && !self.path.contains("?"), "path must start with / and carry no query, got \(self.path)")
+        try BenchLimits.validateEndpoint(host: self.host, port: self.port, path: self.path)
+        let require = BenchLimits.require
         switch self.target {
         case .switchboard:
             try require(RealtimeFrames.isSafeChannelName(self.channel), "channel must be 1-200 printable ASCII characters without quotes or backslashes")
@@ -92,10 +88,7 @@ public struct FanoutOptions: Sendable, Equatable {
         if let rate = self.rate {
             try require(rate.isFinite && rate > 0, "rate must be a positive number of messages per second, got \(rate)")
         }
-        try require(self.connectConcurrency >= 1, "connectConcurrency must be at least 1, got \(self.connectConcurrency)")
-        try require(self.drainTimeout > .zero, "drainTimeout must be positive")
-        try require(self.maxDuration > .zero, "maxDuration must be positive")
-        try require(self.joinTimeout > .zero, "joinTimeout must be positive")
+        try self.limits.validate()
     }
 }
 
@@ -126,5 +119,14 @@ extension FanoutOptions {
         case .nchan:
             return RealtimeFrames.BroadcastTemplate(bareSize: self.size)
         }
+    }
+}
+
+extension FanoutOptions {
+    /// The run's connection and time limits.
+    var limits: BenchLimits {
+        BenchLimits(
+            connectConcurrency: self.connectConcurrency, drainTimeout: self.drainTimeout, maxDuration: self.maxDuration,
+            joinTimeout: self.joinTimeout)
     }
 }

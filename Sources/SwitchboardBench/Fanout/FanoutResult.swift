@@ -1,26 +1,9 @@
 import Foundation
 
 /// The outcome of one ``FanoutBench`` run.
-public struct FanoutResult: Sendable, Codable, Equatable {
+public struct FanoutResult: BenchReport, Sendable, Codable, Equatable {
     /// Delivery latency percentiles in microseconds (send → receive, same process clock).
-    public struct Latency: Sendable, Codable, Equatable {
-        /// The median.
-        public var p50: Int
-        /// The 99th percentile.
-        public var p99: Int
-        /// The 99.9th percentile.
-        public var p999: Int
-        /// The largest latency seen.
-        public var max: Int
-
-        /// Creates latency figures (µs).
-        public init(p50: Int, p99: Int, p999: Int, max: Int) {
-            self.p50 = p50
-            self.p99 = p99
-            self.p999 = p999
-            self.max = max
-        }
-    }
+    public typealias Latency = BenchLatency
 
     /// The protocol the server spoke.
     public var target: BenchProtocol
@@ -84,13 +67,11 @@ public struct FanoutResult: Sendable, Codable, Equatable {
     /// One human-readable line, e.g.
     /// `fanout[switchboard] subs=1000 msgs=2000 size=1024 rate=max delivered=2000000/2000000 (0 lost) 1.93M msg/s p50=812µs p99=3.1ms p999=4.0ms max=5.2ms`.
     public func summaryLine() -> String {
-        let rate = self.rate.map { "\(Self.count($0))/s" } ?? "max"
+        let rate = self.rate.map { "\(BenchFormat.count($0))/s" } ?? "max"
         var line =
             "fanout[\(self.target.rawValue)] subs=\(self.subscribers) msgs=\(self.messages) size=\(self.size) rate=\(rate)"
             + " delivered=\(self.delivered)/\(self.expected) (\(self.lost) lost)"
-            + " \(Self.count(self.deliveredPerSecond)) msg/s"
-            + " p50=\(Self.micros(self.latencyMicros.p50)) p99=\(Self.micros(self.latencyMicros.p99))"
-            + " p999=\(Self.micros(self.latencyMicros.p999)) max=\(Self.micros(self.latencyMicros.max))"
+            + " \(BenchFormat.count(self.deliveredPerSecond)) msg/s \(self.latencyMicros.summary)"
         if self.sent < self.messages {
             line += " sent=\(self.sent)"
         }
@@ -98,30 +79,5 @@ public struct FanoutResult: Sendable, Codable, Equatable {
             line += " disconnected=\(self.disconnected) channelErrors=\(self.channelErrors)"
         }
         return line
-    }
-
-    /// The result as JSON with sorted keys.
-    public func jsonString() -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        guard let data = try? encoder.encode(self) else { return "{}" }
-        return String(decoding: data, as: UTF8.self)
-    }
-
-    static func count(_ value: Double) -> String {
-        switch value {
-        case 1e6...: return String(format: "%.2fM", value / 1e6)
-        case 1e4...: return String(format: "%.0fk", value / 1e3)
-        case 1e3...: return String(format: "%.1fk", value / 1e3)
-        default: return value == value.rounded() ? String(Int(value)) : String(format: "%.1f", value)
-        }
-    }
-
-    static func micros(_ value: Int) -> String {
-        switch value {
-        case ..<1000: return "\(value)µs"
-        case ..<1_000_000: return String(format: "%.1fms", Double(value) / 1e3)
-        default: return String(format: "%.2fs", Double(value) / 1e6)
-        }
     }
 }

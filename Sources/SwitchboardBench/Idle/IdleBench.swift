@@ -25,7 +25,7 @@ public enum IdleBench {
         maxDuration: Duration = .seconds(300),
         on group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> IdleConnections {
-        try BenchTarget.validateLoopback(host)
+        try BenchLimits.validateEndpoint(host: host, port: port, path: path)
         guard (1...Self.maxConnections).contains(connections) else {
             throw BenchError(.invalidOptions, "connections must be in 1...\(Self.maxConnections), got \(connections)")
         }
@@ -38,9 +38,7 @@ public enum IdleBench {
         guard RealtimeFrames.isSafeChannelName(channelPrefix + "0") else {
             throw BenchError(.invalidOptions, "channelPrefix must be printable ASCII without quotes or backslashes")
         }
-        guard connectConcurrency >= 1, (1...65535).contains(port), path.hasPrefix("/"), !path.contains("?") else {
-            throw BenchError(.invalidOptions, "connectConcurrency must be ≥ 1, port in 1...65535, path absolute without a query")
-        }
+        try BenchLimits(connectConcurrency: connectConcurrency, maxDuration: maxDuration, joinTimeout: joinTimeout).validate()
         try FileDescriptorLimit.ensure(atLeast: connections + 64)
 
         let clock = ContinuousClock()

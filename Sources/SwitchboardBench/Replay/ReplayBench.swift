@@ -25,7 +25,7 @@ public enum ReplayBench {
         public init(token: String) { self.token = token }
 
         func validate() throws {
-            try BenchTarget.validateLoopback(host)
+            try BenchLimits.validateEndpoint(host: host, port: port, path: "/socket/websocket")
             guard (1...100_000).contains(channels) else { throw BenchError(.invalidOptions, "channels must be 1...100000") }
             guard (1...1000).contains(messages) else { throw BenchError(.invalidOptions, "messages must be 1...1000") }
             guard (0...65_000).contains(size) else { throw BenchError(.invalidOptions, "size must be 0...65000") }
@@ -52,63 +52,43 @@ public enum ReplayBench {
     /// Fills the channels, then times `samples` replays.
     public static func run(_ options: Options, afterFill: @Sendable () async -> Void = {}) async throws -> Result {
         try options.validate()
-        let client = try await WebSocketClient.connect(
-            host: options.host, port: options.port, path: "/socket/websocket?apikey=\(options.token)&vsn=1.0.0")
+        let session = try await RealtimeSession.connect(
+            BenchTarget(host: options.host, port: options.port, path: "/socket/websocket", token: options.token))
         do {
-            let result = try await measure(options, client: client, afterFill: afterFill)
-            await client.close()
+            let result = try await measure(options, session: session, afterFill: afterFill)
+            await session.close()
             return result
         } catch {
-            await client.close()
+            await session.close()
             throw error
         }
     }
 
     private static func measure(
-        _ options: Options, client: WebSocketClient, afterFill: @Sendable () async -> Void
+        _ options: Options, session: RealtimeSession, afterFill: @Sendable () async -> Void
     ) async throws -> Result {
-        var ref = 0
-        func nextRef() -> String {
-            ref += 1
-            return String(ref)
-        }
-        func push(_ topic: String, _ event: String, _ payload: Value, ref: String?, joinRef: String?) async throws {
-            let frame: Value = [
-                "topic": .string(topic), "event": .string(event), "payload": payload, "ref": ref.map(Value.string) ?? .null,
-                "join_ref": joinRef.map(Value.string) ?? .null,
-            ]
-            try await client.send(text: JSON.string(frame))
-        }
-        /// The reply to `ref`, skipping anything else.
-        func reply(_ ref: String) async throws -> Value {
-            while true {
-                let message = try await client.receive(timeout: .seconds(30))
-                guard let text = message.text else { throw BenchError(.connectionClosed, "the server closed the connection: \(message)") }
-                let frame = try JSON.parse(Array(text.utf8))
-                if frame["event"]?.stringValue == "phx_reply", frame["ref"]?.stringValue == ref { return frame["payload"] ?? .null }
-            }
-        }
+        let client = session.client
         let text = String(repeating: "x", count: options.size)
         let clock = ContinuousClock()
         let fillStart = clock.now
         var epochs: [String] = []
         for n in 0..<options.channels {
             let topic = "realtime:collaboration:replay:\(n)"
-            let join = nextRef()
-            try await push(topic, "phx_join", ["config": ["broadcast": ["ack": false]]], ref: join, joinRef: join)
-            let joined = try await reply(join)
+            let join = session.nextRef()
+            try await session.push(topic, "phx_join", ["config": ["broadcast": ["ack": false]]], ref: join, joinRef: join)
+            let joined = try await session.reply(to: join)
             guard joined["status"]?.stringValue == "ok", let epoch = joined["response"]?["epoch"]?.stringValue else {
                 throw BenchError(.joinFailed, "joining \(topic) failed: \(JSON.string(joined))")
             }
             epochs.append(epoch)
             for m in 0..<options.messages {
-                try await push(
+                try await session.push(
                     topic, "broadcast",
                     ["type": "broadcast", "event": "bench:note", "payload": ["n": .int(m), "text": .string(text)]], ref: nil, joinRef: join)
             }
-            let leave = nextRef()
-            try await push(topic, "phx_leave", .object(.init()), ref: leave, joinRef: join)
-            _ = try await reply(leave)
+            let leave = session.nextRef()
+            try await session.push(topic, "phx_leave", .object(.init()), ref: leave, joinRef: join)
+            _ = try await session.reply(to: leave)
         }
         let fillSeconds = fillStart.duration(to: clock.now).seconds
         await afterFill()
@@ -118,9 +98,9 @@ public enum ReplayBench {
         for sample in 0..<options.samples {
             let n = sample % options.channels
             let topic = "realtime:collaboration:replay:\(n)"
-            let join = nextRef()
+            let join = session.nextRef()
             let started = clock.now
-            try await push(
+            try await session.push(
                 topic, "phx_join", ["config": ["broadcast": ["ack": false, "replay": ["since_seq": 0, "epoch": .string(epochs[n])]]]], ref: join,
                 joinRef: join)
             var received = 0
@@ -139,9 +119,9 @@ public enum ReplayBench {
             let elapsed = started.duration(to: clock.now)
             if recovered { durations.append(Double(elapsed.components.attoseconds) / 1e12 + Double(elapsed.components.seconds) * 1e6) }
             if !recovered { notRecovered += 1 }
-            let leave = nextRef()
-            try await push(topic, "phx_leave", .object(.init()), ref: leave, joinRef: join)
-            _ = try await reply(leave)
+            let leave = session.nextRef()
+            try await session.push(topic, "phx_leave", .object(.init()), ref: leave, joinRef: join)
+            _ = try await session.reply(to: leave)
         }
         return Result(
             channels: options.channels, messagesPerChannel: options.messages, fillSeconds: fillSeconds, replayMicros: durations.sorted(),

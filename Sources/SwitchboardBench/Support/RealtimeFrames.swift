@@ -10,9 +10,20 @@ enum RealtimeFrames {
     /// How often every bench connection sends a heartbeat (the server drops a connection after 60 s of silence).
     static let heartbeatInterval = TimeAmount.seconds(25)
 
-    /// A join for a public channel without presence, self-broadcast or acks; `ref` doubles as `join_ref`.
-    static func join(topic: String, ref: String) -> String {
-        #"{"topic":"\#(topic)","event":"phx_join","payload":{"config":{"broadcast":{"self":false,"ack":false},"presence":{"key":""},"private":false}},"ref":"\#(ref)","join_ref":"\#(ref)"}"#
+    /// What a join asks for: acks of its broadcasts, and the presence key.
+    struct JoinConfig: Sendable, Equatable {
+        /// Whether every broadcast push gets a reply once published.
+        var ack = false
+        /// The presence key ("" for the server to pick one).
+        var presenceKey = ""
+
+        /// No acks, no self-broadcast, a server-picked presence key.
+        static let plain = JoinConfig()
+    }
+
+    /// A join for a public channel without self-broadcast; `ref` doubles as `join_ref`.
+    static func join(topic: String, ref: String, config: JoinConfig = .plain) -> String {
+        #"{"topic":"\#(topic)","event":"phx_join","payload":{"config":{"broadcast":{"self":false,"ack":\#(config.ack)},"presence":{"key":"\#(config.presenceKey)"},"private":false}},"ref":"\#(ref)","join_ref":"\#(ref)"}"#
     }
 
     /// Whether `name` can be spliced into a JSON string literal as is.
@@ -136,7 +147,7 @@ enum RealtimeFrames {
     }
 
     /// The non-negative integer after `"key":` in `buffer` (whitespace around the colon allowed,
-    /// first occurrence); nil when there is none.
+    /// also inside a string, first occurrence); nil when there is none.
     @inline(__always)
     static func scanInteger(after key: [UInt8], in buffer: ByteBuffer) -> UInt64? {
         buffer.withUnsafeReadableBytes { bytes -> UInt64? in
@@ -145,17 +156,14 @@ enum RealtimeFrames {
             guard keyCount > 0, count > keyCount else { return nil }
             var index = 0
             while index + keyCount < count {
-                var matches = true
-                for offset in 0..<keyCount where bytes[index + offset] != key[offset] {
-                    matches = false
-                    break
-                }
-                if matches {
+                if Self.matches(key, in: bytes, at: index) {
                     var cursor = index + keyCount
                     while cursor < count, bytes[cursor] == UInt8(ascii: " ") { cursor += 1 }
                     if cursor < count, bytes[cursor] == UInt8(ascii: ":") {
                         cursor += 1
                         while cursor < count, bytes[cursor] == UInt8(ascii: " ") { cursor += 1 }
+                        // A number in a string (a ref) reads the same.
+                        if cursor < count, bytes[cursor] == UInt8(ascii: "\"") { cursor += 1 }
                         var value: UInt64 = 0
                         var digits = 0
                         while cursor < count, digits < 20 {
@@ -175,5 +183,63 @@ enum RealtimeFrames {
             }
             return nil
         }
+    }
+
+    /// What a server frame is, told by its first `"event":"…"` (the frame's own: the server
+    /// writes `topic` first and `event` second), without decoding it.
+    enum FrameEvent: Equatable {
+        case broadcast
+        case reply
+        case other
+    }
+
+    private static let eventKey = Array(#""event":""#.utf8)
+    private static let broadcastName = Array(#"broadcast""#.utf8)
+    private static let replyName = Array(#"phx_reply""#.utf8)
+
+    /// The frame's event kind by a byte scan.
+    static func frameEvent(_ buffer: ByteBuffer) -> FrameEvent {
+        buffer.withUnsafeReadableBytes { bytes -> FrameEvent in
+            let count = bytes.count
+            let key = Self.eventKey
+            var index = 0
+            while index + key.count < count {
+                if Self.matches(key, in: bytes, at: index) {
+                    let start = index + key.count
+                    if Self.matches(Self.broadcastName, in: bytes, at: start) { return .broadcast }
+                    if Self.matches(Self.replyName, in: bytes, at: start) { return .reply }
+                    return .other
+                }
+                index += 1
+            }
+            return .other
+        }
+    }
+
+    static let refKey = Array(#""ref""#.utf8)
+    static let metaSeqKey = Array(#""seq""#.utf8)
+    static let okStatus = Array(#""status":"ok""#.utf8)
+
+    /// Whether `needle` occurs in `buffer`.
+    static func contains(_ needle: [UInt8], in buffer: ByteBuffer) -> Bool {
+        buffer.withUnsafeReadableBytes { bytes in
+            guard !needle.isEmpty, bytes.count >= needle.count else { return false }
+            var index = 0
+            while index + needle.count <= bytes.count {
+                if Self.matches(needle, in: bytes, at: index) { return true }
+                index += 1
+            }
+            return false
+        }
+    }
+
+    /// Whether `needle` stands in `bytes` at `index` (false when it would run past the end).
+    @inline(__always)
+    private static func matches(_ needle: [UInt8], in bytes: UnsafeRawBufferPointer, at index: Int) -> Bool {
+        guard index >= 0, index + needle.count <= bytes.count else { return false }
+        for offset in 0..<needle.count where bytes[index + offset] != needle[offset] {
+            return false
+        }
+        return true
     }
 }

@@ -1,4 +1,3 @@
-import Histogram
 import NIOCore
 import NIOPosix
 
@@ -10,11 +9,11 @@ import NIOPosix
 ///
 /// Every connection is a plain NIO channel: a ``TypingReceiverHandler`` in front of the usual
 /// ``BenchConnectionHandler`` takes the storm's frames; typists and the commenter send from a
-/// ``PacedSenderHandler`` on their own event loop (bounded in count, stopped at the hard deadline).
+/// ``PacedSender`` on their own event loop (bounded in count, stopped at the hard deadline).
 /// Loopback only.
 public enum TypingBench {
-    /// How often the drain phase looks at the counters.
-    static let pollInterval = Duration.milliseconds(10)
+    /// The most frames one wake-up of a typist or the commenter may send.
+    static let maxBurst = 64
     /// How long after the last connection joined the first message is due.
     static let startDelay: UInt64 = 100_000_000
     /// The largest frame a connection accepts.
@@ -43,59 +42,35 @@ public enum TypingBench {
                 target: target, speaking: .switchboard, topics: topics, registry: registry, countsDeliveries: false,
                 maxFrameSize: Self.maxFrameSize, timeout: joinTimeout, group: group
             ) { channel in
-                guard let loopStats = stats.value(on: channel.eventLoop) else {
-                    throw BenchError(.unsupportedEventLoopGroup, "a connection landed on an event loop the group did not list")
-                }
-                let receiver = TypingReceiverHandler(role: role, stats: loopStats, typists: typists, finalSeq: finalSeq)
+                let receiver = TypingReceiverHandler(
+                    role: role, stats: try stats.require(on: channel.eventLoop), typists: typists, finalSeq: finalSeq)
                 try channel.pipeline.syncOperations.addHandler(receiver)
             }
         }
 
-        var connections: [any Channel] = []
-        do {
+        return try await BenchConnections.closing { connections in
             let sharedTarget = options.sharedTarget
-            let subscribers = try await BenchConnections.openMany(
-                count: options.subscribers, concurrency: options.connectConcurrency, deadline: hardDeadline
-            ) { _ in try await open(sharedTarget, role: .subscriber) }
-            connections += subscribers
+            connections.add(
+                contentsOf: try await BenchConnections.openMany(
+                    count: options.subscribers, concurrency: options.connectConcurrency, deadline: hardDeadline
+                ) { _ in try await open(sharedTarget, role: .subscriber) })
             // Typist i must be typist i (its frames carry its index), so they are opened in order.
-            let typistTargets = (0..<options.typists).map { options.target(typist: $0) }
             var typistChannels: [any Channel] = []
             typistChannels.reserveCapacity(options.typists)
-            for target in typistTargets {
+            for typist in 0..<options.typists {
                 guard clock.now < hardDeadline else {
                     throw BenchError(.timedOut, "only \(typistChannels.count) of \(options.typists) typists were open when the run's time ran out")
                 }
-                let channel = try await open(target, role: .typist)
+                let channel = try await open(options.target(typist: typist), role: .typist)
                 typistChannels.append(channel)
-                connections.append(channel)
+                connections.add(channel)
             }
             let commenter = try await open(sharedTarget, role: .commenter)
-            connections.append(commenter)
-            let connectSeconds = started.duration(to: clock.now).seconds
-
-            let result = try await self.measure(
+            connections.add(commenter)
+            return try await self.measure(
                 options: options, typistChannels: typistChannels, commenter: commenter, stats: stats, registry: registry,
-                hardDeadline: hardDeadline, connectSeconds: connectSeconds)
-            await BenchConnections.closeAll(connections)
-            return result
-        } catch {
-            await BenchConnections.closeAll(connections)
-            throw error
+                hardDeadline: hardDeadline, connectSeconds: started.duration(to: clock.now).seconds)
         }
-    }
-
-    /// A sender's handler, reachable from any thread by hopping onto its loop.
-    private typealias Sender = NIOLoopBound<PacedSenderHandler>
-
-    private static func installSender(
-        on channel: any Channel, message: PacedSenderHandler.Message, count: Int, rate: Double
-    ) async throws -> Sender {
-        try await channel.eventLoop.submit {
-            let handler = PacedSenderHandler(message: message, count: count, rate: rate, eventLoop: channel.eventLoop)
-            try channel.pipeline.syncOperations.addHandler(handler)
-            return NIOLoopBound(handler, eventLoop: channel.eventLoop)
-        }.get()
     }
 
     private static func measure(
@@ -107,85 +82,49 @@ public enum TypingBench {
         hardDeadline: ContinuousClock.Instant,
         connectSeconds: Double
     ) async throws -> TypingResult {
-        let clock = ContinuousClock()
         let topic = options.realtimeTopic
-
-        var typists: [Sender] = []
-        if options.storm {
-            typists.reserveCapacity(typistChannels.count)
-            for (index, channel) in typistChannels.enumerated() {
-                typists.append(
-                    try await self.installSender(
-                        on: channel, message: .typing(TypingFrames.typing(topic: topic, typist: index)),
-                        count: options.messagesPerTypist, rate: options.typingRate))
-            }
-        }
-        let commentSender = try await self.installSender(
-            on: commenter, message: .comment(TypingFrames.comment(topic: topic)), count: options.comments,
-            rate: options.commentRate)
-
         // Everyone starts together; the typists are spread evenly over one typing period, as
         // people do not type in step.
         let start = NIODeadline.now().uptimeNanoseconds &+ Self.startDelay
-        let typistOffset = 1e9 / options.typingRate / Double(max(1, typists.count))
-        var futures: [EventLoopFuture<PacedSenderHandler.Report>] = []
-        for (index, sender) in typists.enumerated() {
-            let at = start &+ UInt64(Double(index) * typistOffset)
-            futures.append(sender.eventLoop.flatSubmit { sender.value.start(at: at) })
+        let typistOffset = 1e9 / options.typingRate / Double(max(1, typistChannels.count))
+        var typists: [(sender: NIOLoopBound<PacedSender>, at: UInt64?)] = []
+        if options.storm {
+            typists.reserveCapacity(typistChannels.count)
+            for (index, channel) in typistChannels.enumerated() {
+                let template = TypingFrames.typing(topic: topic, typist: index)
+                let sender = try await PacedSender.install(
+                    on: channel, count: options.messagesPerTypist, pace: .rate(options.typingRate, maxBurst: Self.maxBurst)
+                ) { index, _, allocator in template.render([UInt64(index + 1)], allocator: allocator) }
+                typists.append((sender, start &+ UInt64(Double(index) * typistOffset)))
+            }
         }
-        let commentFuture = commentSender.eventLoop.flatSubmit { commentSender.value.start(at: start) }
+        let commentTemplate = TypingFrames.comment(topic: topic)
+        let commentSender = try await PacedSender.install(
+            on: commenter, count: options.comments, pace: .rate(options.commentRate, maxBurst: Self.maxBurst)
+        ) { index, now, allocator in commentTemplate.render([UInt64(index + 1), now], allocator: allocator) }
 
-        // Stop every sender at the hard deadline if the schedule has not finished by then.
-        let remaining = clock.now.duration(to: hardDeadline).timeAmount
-        let stoppers = (typists + [commentSender]).map { sender in
-            sender.eventLoop.scheduleTask(in: remaining) { sender.value.stop() }
-        }
-        var typingReports: [PacedSenderHandler.Report] = []
-        for future in futures {
-            typingReports.append(try await future.get())
-        }
-        let commentReport = try await commentFuture.get()
-        for stopper in stoppers {
-            stopper.cancel()
-        }
+        // Stopped at the hard deadline if the schedule has not finished by then.
+        var reports = try await PacedSender.runAll(typists + [(commentSender, start)], deadline: hardDeadline)
+        let commentReport = reports.removeLast()
+        let typingReports = reports
 
         // Drain: until every comment and every final typing state arrived, nothing new arrived
         // for drainTimeout, or the hard deadline.
         let typingSent = typingReports.reduce(0) { $0 + $1.sent }
         let finalExpected = options.storm ? options.subscribers * options.typists : 0
-        var snapshot = try await stats.snapshot()
-        func isComplete(_ snapshot: TypingLoopStats.Snapshot) -> Bool {
-            let comments = options.subscribers * max(0, commentReport.sent - snapshot.commentsRefused)
-            return snapshot.commentsDelivered >= comments && snapshot.finalStates >= finalExpected
-        }
-        var lastProgress = clock.now
-        var lastCount = snapshot.typingDelivered + snapshot.commentsDelivered
-        while !isComplete(snapshot) {
-            let now = clock.now
-            if now >= hardDeadline || lastProgress.duration(to: now) >= options.drainTimeout { break }
-            try await Task.sleep(for: self.pollInterval)
-            snapshot = try await stats.snapshot()
-            let count = snapshot.typingDelivered + snapshot.commentsDelivered
-            if count > lastCount {
-                lastCount = count
-                lastProgress = clock.now
-            }
-        }
+        _ = try await Drain.wait(
+            timeout: options.drainTimeout, deadline: hardDeadline, read: { try await stats.snapshot() },
+            progress: { $0.typingDelivered + $0.commentsDelivered },
+            isComplete: { snapshot in
+                let comments = options.subscribers * max(0, commentReport.sent - snapshot.commentsRefused)
+                return snapshot.commentsDelivered >= comments && snapshot.finalStates >= finalExpected
+            })
         // Refusals may trail the last delivery a little: give them one more poll.
-        try await Task.sleep(for: self.pollInterval)
-        snapshot = try await stats.snapshot()
+        try await Task.sleep(for: Drain.pollInterval)
+        let snapshot = try await stats.snapshot()
 
         let connectionStats = try await registry.snapshot()
-        let histogram = try await stats.mergedCommentLatency()
-        let latency =
-            histogram.totalCount > 0
-            ? FanoutResult.Latency(
-                p50: Int(clamping: histogram.valueAtPercentile(50)),
-                p99: Int(clamping: histogram.valueAtPercentile(99)),
-                p999: Int(clamping: histogram.valueAtPercentile(99.9)),
-                max: Int(clamping: histogram.max)
-            )
-            : FanoutResult.Latency(p50: 0, p99: 0, p999: 0, max: 0)
+        let latency = try await stats.mergedHistogram { $0.commentLatency }.latency
         let firstTyping = typingReports.filter { $0.sent > 0 }.map(\.firstSendNanos).min() ?? 0
         let typingSeconds =
             snapshot.typingDelivered > 0 && firstTyping > 0 && snapshot.lastTypingNanos > firstTyping

@@ -91,12 +91,8 @@ public struct TypingOptions: Sendable, Equatable {
 
     /// Throws a ``BenchError`` naming the first option that is out of range.
     public func validate() throws {
-        try BenchTarget.validateLoopback(self.host)
-        func require(_ condition: Bool, _ message: String) throws {
-            if !condition { throw BenchError(.invalidOptions, message) }
-        }
-        try require((1...65535).contains(self.port), "port must be in 1...65535, got \(self.port)")
-        try require(self.path.hasPrefix("/") && !self.path.contains("?"), "path must start with / and carry no query, got \(self.path)")
+        try BenchLimits.validateEndpoint(host: self.host, port: self.port, path: self.path)
+        let require = BenchLimits.require
         try require(RealtimeFrames.isSafeChannelName(self.channel), "channel must be 1-200 printable ASCII characters without quotes or backslashes")
         try require((1...Self.maxTypists).contains(self.typists), "typists must be in 1...\(Self.maxTypists), got \(self.typists)")
         try require((1...Self.maxSubscribers).contains(self.subscribers), "subscribers must be in 1...\(Self.maxSubscribers), got \(self.subscribers)")
@@ -117,10 +113,8 @@ public struct TypingOptions: Sendable, Equatable {
             "duration must be in (0, \(Self.maxStormDuration.seconds)] seconds, got \(self.duration.seconds)")
         try require(self.messagesPerTypist >= 1, "typing rate × duration must give each typist at least one message")
         try require(self.comments >= 1, "comment rate × duration must give at least one comment")
-        try require(self.connectConcurrency >= 1, "connectConcurrency must be at least 1, got \(self.connectConcurrency)")
-        try require(self.drainTimeout > .zero, "drainTimeout must be positive")
         try require(self.maxDuration > self.duration, "maxDuration must be longer than the duration")
-        try require(self.joinTimeout > .zero, "joinTimeout must be positive")
+        try self.limits.validate()
     }
 
     /// `user:typing` messages each typist sends: R × D, rounded.
@@ -148,4 +142,13 @@ extension TypingOptions {
 
     /// The Realtime topic of the channel.
     var realtimeTopic: String { "realtime:\(self.channel)" }
+}
+
+extension TypingOptions {
+    /// The run's connection and time limits.
+    var limits: BenchLimits {
+        BenchLimits(
+            connectConcurrency: self.connectConcurrency, drainTimeout: self.drainTimeout, maxDuration: self.maxDuration,
+            joinTimeout: self.joinTimeout)
+    }
 }

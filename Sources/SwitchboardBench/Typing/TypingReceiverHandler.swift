@@ -9,7 +9,7 @@ import NIOWebSocket
 /// Per typist a subscriber keeps the number of updates and the highest `seq` seen, so it can
 /// tell when that typist's final state (seq = `finalSeq`) has arrived and whether updates came
 /// out of order.
-final class TypingReceiverHandler: ChannelInboundHandler, RemovableChannelHandler {
+final class TypingReceiverHandler: TextFrameFilter, RemovableChannelHandler {
     typealias InboundIn = WebSocketFrame
     typealias InboundOut = WebSocketFrame
 
@@ -44,51 +44,42 @@ final class TypingReceiverHandler: ChannelInboundHandler, RemovableChannelHandle
         self.lastSeq = Array(repeating: -1, count: tracked)
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let frame = Self.unwrapInboundIn(data)
-        guard frame.opcode == .text else {
-            context.fireChannelRead(data)
-            return
-        }
-        let payload = frame.maskKey == nil ? frame.data : frame.unmaskedData
+    func take(_ payload: ByteBuffer) -> Bool {
         if let typist = RealtimeFrames.scanInteger(after: TypingFrames.typistKey, in: payload),
             let seq = RealtimeFrames.scanInteger(after: TypingFrames.seqKey, in: payload)
         {
             if self.role == .subscriber {
                 self.recordTyping(typist: typist, seq: seq)
             }
-            return
+            return true
         }
         if let sentAt = RealtimeFrames.scanSendTime(payload) {
             if self.role == .subscriber {
                 self.stats.recordComment(sentAt: sentAt, now: NIODeadline.now().uptimeNanoseconds)
             }
-            return
+            return true
         }
-        if self.role != .subscriber, self.recordRefusal(payload) {
-            return
-        }
-        context.fireChannelRead(data)
+        return self.role != .subscriber && self.recordRefusal(payload)
     }
 
     private func recordTyping(typist: UInt64, seq: UInt64) {
-        self.stats.typingDelivered += 1
-        self.stats.lastTypingNanos = NIODeadline.now().uptimeNanoseconds
+        self.stats.counters.typingDelivered += 1
+        self.stats.counters.lastTypingNanos = NIODeadline.now().uptimeNanoseconds
         guard typist < UInt64(self.counts.count), seq <= UInt64(Int64.max) else {
-            self.stats.unknownTypist += 1
+            self.stats.counters.unknownTypist += 1
             return
         }
         let index = Int(typist)
         let sequence = Int64(seq)
         self.counts[index] &+= 1
-        self.stats.maxPerPair = max(self.stats.maxPerPair, Int(self.counts[index]))
+        self.stats.counters.maxPerPair = max(self.stats.counters.maxPerPair, Int(self.counts[index]))
         if sequence <= self.lastSeq[index] {
-            self.stats.outOfOrder += 1
+            self.stats.counters.outOfOrder += 1
             return
         }
         self.lastSeq[index] = sequence
         if sequence == Int64(self.finalSeq) {
-            self.stats.finalStates += 1
+            self.stats.counters.finalStates += 1
         }
     }
 
@@ -108,11 +99,11 @@ final class TypingReceiverHandler: ChannelInboundHandler, RemovableChannelHandle
         }
         guard refused else { return false }
         switch self.role {
-        case .typist: self.stats.typingRefused += 1
-        case .commenter: self.stats.commentsRefused += 1
+        case .typist: self.stats.counters.typingRefused += 1
+        case .commenter: self.stats.counters.commentsRefused += 1
         case .subscriber: return false
         }
-        self.stats.lastRefusal = control.reason ?? "no reason given"
+        self.stats.counters.lastRefusal = control.reason ?? "no reason given"
         return true
     }
 }

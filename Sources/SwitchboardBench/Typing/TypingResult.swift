@@ -2,7 +2,7 @@ import Foundation
 
 /// The outcome of one ``TypingBench`` run. Typing figures are counted at the subscribers only
 /// (typists and the commenter receive the storm too, but do not count it).
-public struct TypingResult: Sendable, Codable, Equatable {
+public struct TypingResult: BenchReport, Sendable, Codable, Equatable {
     /// Whether the typists typed (false: the `--no-storm` baseline).
     public var storm: Bool
     /// Subscriber connections (S).
@@ -51,7 +51,7 @@ public struct TypingResult: Sendable, Codable, Equatable {
     /// commentsExpected − commentsDelivered (never negative).
     public var commentsLost: Int
     /// Comment latency percentiles in µs (send → receive, same process clock).
-    public var commentLatencyMicros: FanoutResult.Latency
+    public var commentLatencyMicros: BenchLatency
 
     /// Time to connect and join every connection.
     public var connectSeconds: Double
@@ -69,7 +69,7 @@ public struct TypingResult: Sendable, Codable, Equatable {
         storm: Bool, subscribers: Int, typists: Int, typingRate: Double, durationSeconds: Double, commentRate: Double,
         typingSent: Int, typingRefused: Int, typingDelivered: Int, typingSeconds: Double, typingMaxPerPair: Int,
         finalStates: Int, finalStatesExpected: Int, typingOutOfOrder: Int,
-        commentsSent: Int, commentsRefused: Int, commentsDelivered: Int, commentLatencyMicros: FanoutResult.Latency,
+        commentsSent: Int, commentsRefused: Int, commentsDelivered: Int, commentLatencyMicros: BenchLatency,
         connectSeconds: Double, disconnected: Int = 0, channelErrors: Int = 0, lastServerMessage: String? = nil,
         lastRefusal: String? = nil
     ) {
@@ -111,33 +111,24 @@ public struct TypingResult: Sendable, Codable, Equatable {
         let latency = self.commentLatencyMicros
         var line =
             "typing storm=\(self.storm ? "on" : "off") subs=\(self.subscribers) typists=\(self.typists)"
-            + " rate=\(FanoutResult.count(self.typingRate))/s duration=\(FanoutResult.count(self.durationSeconds))s"
+            + " rate=\(BenchFormat.count(self.typingRate))/s duration=\(BenchFormat.count(self.durationSeconds))s"
         if self.storm {
             line +=
                 " | typing sent=\(self.typingSent) refused=\(self.typingRefused) delivered=\(self.typingDelivered)"
-                + " frames/s=\(FanoutResult.count(self.typingFramesPerSecond))"
-                + " per_sub=\(FanoutResult.count(self.typingFramesPerSecondPerSubscriber))/s"
+                + " frames/s=\(BenchFormat.count(self.typingFramesPerSecond))"
+                + " per_sub=\(BenchFormat.count(self.typingFramesPerSecondPerSubscriber))/s"
                 + " max/pair=\(self.typingMaxPerPair) final=\(self.finalStates)/\(self.finalStatesExpected)"
             if self.typingOutOfOrder > 0 {
                 line += " out_of_order=\(self.typingOutOfOrder)"
             }
         }
         line +=
-            " | comments rate=\(FanoutResult.count(self.commentRate))/s sent=\(self.commentsSent) refused=\(self.commentsRefused)"
+            " | comments rate=\(BenchFormat.count(self.commentRate))/s sent=\(self.commentsSent) refused=\(self.commentsRefused)"
             + " delivered=\(self.commentsDelivered)/\(self.commentsExpected)"
-            + " p50=\(FanoutResult.micros(latency.p50)) p99=\(FanoutResult.micros(latency.p99))"
-            + " p999=\(FanoutResult.micros(latency.p999)) max=\(FanoutResult.micros(latency.max))"
+            + " \(latency.summary)"
         if self.disconnected > 0 || self.channelErrors > 0 {
             line += " disconnected=\(self.disconnected) channelErrors=\(self.channelErrors)"
         }
         return line
-    }
-
-    /// The result as JSON with sorted keys.
-    public func jsonString() -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        guard let data = try? encoder.encode(self) else { return "{}" }
-        return String(decoding: data, as: UTF8.self)
     }
 }

@@ -1,8 +1,40 @@
 import NIOCore
 import NIOWebSocket
 
+/// The connections a run opened, closed together when it ends.
+final class ConnectionList {
+    private(set) var channels: [any Channel]
+
+    init(_ channels: [any Channel] = []) {
+        self.channels = channels
+    }
+
+    func add(_ channel: any Channel) {
+        self.channels.append(channel)
+    }
+
+    func add(contentsOf channels: [any Channel]) {
+        self.channels += channels
+    }
+}
+
 /// Opening, joining and closing the bench's many connections.
 enum BenchConnections {
+    /// Runs `body` with `opened` (and whatever it adds) and closes them all when it returns or throws.
+    static func closing<Result>(
+        _ opened: [any Channel] = [], _ body: (ConnectionList) async throws -> Result
+    ) async throws -> Result {
+        let list = ConnectionList(opened)
+        do {
+            let result = try await body(list)
+            await self.closeAll(list.channels)
+            return result
+        } catch {
+            await self.closeAll(list.channels)
+            throw error
+        }
+    }
+
     /// Opens one connection and joins `topics` (refs "1", "2", …); returns once every join is acknowledged,
     /// or right after the upgrade when `topics` is empty (always for nchan).
     ///
@@ -17,6 +49,7 @@ enum BenchConnections {
         maxFrameSize: Int,
         timeout: Duration,
         group: any EventLoopGroup,
+        join: RealtimeFrames.JoinConfig = .plain,
         inFront: (@Sendable (any Channel) throws -> Void)? = nil
     ) async throws -> any Channel {
         var joins: [String: String] = [:]
@@ -48,7 +81,7 @@ enum BenchConnections {
         let channel = connection.channel
         do {
             for (index, topic) in topics.enumerated() {
-                try await channel.writeAndFlush(self.textFrame(RealtimeFrames.join(topic: topic, ref: String(index + 1)), channel: channel)).get()
+                try await channel.writeAndFlush(self.textFrame(RealtimeFrames.join(topic: topic, ref: String(index + 1), config: join), channel: channel)).get()
             }
             try await connection.value.failing(
                 after: timeout.timeAmount,

@@ -85,7 +85,7 @@ final class BenchConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
         self.heartbeat?.cancel()
         self.heartbeat = nil
         if self.pendingJoins.isEmpty {
-            self.stats?.disconnected += 1
+            self.stats?.counters.disconnected += 1
         } else {
             let detail = self.lastServerMessage.map { ": \($0)" } ?? ""
             self.failJoin(BenchError(.connectionClosed, "the server closed the connection before the join reply\(detail)"))
@@ -126,14 +126,14 @@ final class BenchConnectionHandler: ChannelInboundHandler, RemovableChannelHandl
             control.event == "phx_close" || control.event == "phx_error"
             || (control.event == "system" && control.status == "error")
         if isError {
-            self.stats?.channelErrors += 1
+            self.stats?.counters.channelErrors += 1
             self.noteServerMessage("\(control.topic) \(control.event): \(control.reason ?? "")")
         }
     }
 
     private func noteServerMessage(_ message: String) {
         self.lastServerMessage = message
-        self.stats?.lastServerMessage = message
+        self.stats?.counters.lastServerMessage = message
     }
 
     private func failJoin(_ error: BenchError) {
