@@ -46,7 +46,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "tape",
-            dependencies: ["FuzzSupport", .product(name: "SwitchboardLua", package: "Switchboard")],
+            dependencies: [
+                "FuzzSupport", .product(name: "SwitchboardLua", package: "Switchboard"),
+                .product(name: "SwitchboardRules", package: "Switchboard"),
+            ],
             swiftSettings: fuzzTarget
         ),
         .executableTarget(

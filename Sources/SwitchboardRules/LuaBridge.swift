@@ -1,11 +1,12 @@
 import SwitchboardCore
 import SwitchboardLua
 
-/// Conversions between the core's `Value` (claims, payloads) and Lua values.
-enum LuaBridge {
+/// Conversions between the core's `Value` (claims, payloads) and Lua values. (`lua(_:)` is
+/// SPI for the `tape` fuzz target, which checks what Lua reads back against it.)
+@_spi(Fuzzing) public enum LuaBridge {
     /// A JSON-shaped value as Lua sees it: objects and arrays become tables, integral numbers
     /// integers, other numbers floats, null nil.
-    static func lua(_ value: Value) -> LuaValue {
+    @_spi(Fuzzing) public static func lua(_ value: Value) -> LuaValue {
         switch value {
         case .null: return .nil
         case .bool(let bool): return .boolean(bool)

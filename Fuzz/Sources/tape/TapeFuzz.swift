@@ -1,6 +1,7 @@
 import FuzzSupport
 import SwitchboardCore
 import SwitchboardLua
+@_spi(Fuzzing) import SwitchboardRules
 import SwitchboardWire
 
 /// The Lua value bridge (the tape, both ways): a JSON value parsed from the input is pushed into
@@ -76,7 +77,7 @@ private final class Harness {
         let result: Result<LuaValue, LuaError>
         if viaLuaValue {
             result = Result { () throws(LuaError) -> LuaValue in
-                try state.call(function, [lua(value)]).first ?? .nil
+                try state.call(function, [LuaBridge.lua(value)]).first ?? .nil
             }
         } else {
             result = Result { () throws(LuaError) -> LuaValue in
@@ -116,23 +117,6 @@ private final class Harness {
     }
 }
 
-/// `value` as the rules engine's `LuaBridge.lua` builds it.
-private func lua(_ value: Value) -> LuaValue {
-    switch value {
-    case .null: return .nil
-    case .bool(let bool): return .boolean(bool)
-    case .number(let text):
-        if let integer = Int64(text) { return .integer(integer) }
-        return .number(Double(text) ?? 0)
-    case .string(let string): return .string(string)
-    case .array(let array): return .table(LuaTable(array: array.map(lua)))
-    case .object(let object):
-        var fields: [String: LuaValue] = [:]
-        for member in object.members where fields[member.key] == nil { fields[member.key] = lua(member.value) }
-        return .table(LuaTable(fields: fields))
-    }
-}
-
 /// Whether some object has two keys that Swift calls equal but whose UTF-8 differs.
 private func hasEquivalentKeys(_ value: Value) -> Bool {
     switch value {
@@ -159,10 +143,10 @@ private func sameShape(_ lhs: LuaValue, _ rhs: LuaValue) -> Bool {
         && Set(left.fields.keys) == Set(right.fields.keys)
 }
 
-/// `lua(value)` as it reads back from Lua: a list's trailing nils and nil fields (Lua has no
+/// `LuaBridge.lua(value)` as it reads back from Lua: a list's trailing nils and nil fields (Lua has no
 /// such keys) are gone, at every level.
 private func expected(_ value: Value) -> LuaValue {
-    trimmed(lua(value))
+    trimmed(LuaBridge.lua(value))
 }
 
 private func trimmed(_ value: LuaValue) -> LuaValue {
@@ -183,7 +167,7 @@ private func isTooSparse(_ value: LuaValue) -> Bool {
     return array.contains(where: isTooSparse) || table.fields.values.contains(where: isTooSparse)
 }
 
-private func isTooSparse(_ value: Value) -> Bool { isTooSparse(lua(value)) }
+private func isTooSparse(_ value: Value) -> Bool { isTooSparse(LuaBridge.lua(value)) }
 
 /// Table nesting depth: 0 for a scalar, 1 for `[]` or `{}`.
 private func depth(of value: Value, keepingRepeats: Bool) -> Int {
