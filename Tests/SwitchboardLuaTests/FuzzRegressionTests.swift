@@ -14,14 +14,16 @@ import SwitchboardLua
         let echo = try #require(try lua.globalValue("echo")?.function)
         let precomposed = "\u{E9}", decomposed = "e\u{301}"
         #expect(Array(precomposed.utf8) != Array(decomposed.utf8) && precomposed == decomposed)
-        let value = try lua.call(echo) { (arguments: inout LuaArguments) throws(LuaError) in
+        // `{[precomposed] = 1, [decomposed] = 2}`, written straight onto the tape.
+        let bothKeys = { (arguments: inout LuaArguments) throws(LuaError) in
             try arguments.beginTable()
             try arguments.key(precomposed)
             try arguments.write(Int64(1))
             try arguments.key(decomposed)
             try arguments.write(Int64(2))
             try arguments.endTable()
-        } results: { results in
+        }
+        let value = try lua.call(echo, arguments: bothKeys) { results in
             results.value(at: 0)
         }
         let fields = try #require(value.table).fields
@@ -30,14 +32,7 @@ import SwitchboardLua
         // Lua itself keeps both keys apart.
         try lua.load(source: "function count(t) local n = 0 for _ in pairs(t) do n = n + 1 end return n end", chunkName: "count.lua")
         let count = try #require(try lua.globalValue("count")?.function)
-        let counted = try lua.call(count) { (arguments: inout LuaArguments) throws(LuaError) in
-            try arguments.beginTable()
-            try arguments.key(precomposed)
-            try arguments.write(Int64(1))
-            try arguments.key(decomposed)
-            try arguments.write(Int64(2))
-            try arguments.endTable()
-        } results: { results in
+        let counted = try lua.call(count, arguments: bothKeys) { results in
             results.value(at: 0)
         }
         #expect(counted == 2)
