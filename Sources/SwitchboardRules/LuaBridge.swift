@@ -1,8 +1,9 @@
 import SwitchboardCore
 import SwitchboardLua
 
-/// Conversions between the core's `Value` (claims, payloads) and Lua values. (`lua(_:)` is
-/// SPI for the `tape` fuzz target, which checks what Lua reads back against it.)
+/// Conversions between the core's `Value` (claims, payloads) and Lua values. (`lua(_:)` and the
+/// `write` functions are SPI for the `tape` fuzz target, which writes with them and checks
+/// what Lua reads back against `lua(_:)`.)
 @_spi(Fuzzing) public enum LuaBridge {
     /// A JSON-shaped value as Lua sees it: objects and arrays become tables, integral numbers
     /// integers, other numbers floats, null nil.
@@ -23,7 +24,7 @@ import SwitchboardLua
     }
 
     /// Writes `value` as `lua(value)` would build it, straight onto a call's argument tape.
-    static func write(_ value: Value, into arguments: inout LuaArguments) throws(LuaError) {
+    @_spi(Fuzzing) public static func write(_ value: Value, into arguments: inout LuaArguments) throws(LuaError) {
         switch value {
         case .null: try arguments.writeNil()
         case .bool(let bool): try arguments.write(bool)
@@ -44,7 +45,7 @@ import SwitchboardLua
     /// Swift takes as the same (canonically equivalent, such as a precomposed and a decomposed
     /// `é`: different bytes, so two keys to Lua, but one field when read back) is left out.
     /// Found by the `tape` fuzz target (docs/FUZZING.md).
-    static func write(
+    @_spi(Fuzzing) public static func write(
         _ object: Value.Object, into arguments: inout LuaArguments, readOnly: Bool = false, keepingAs slot: Int? = nil
     ) throws(LuaError) {
         if readOnly { try arguments.beginReadOnlyTable(keepingAs: slot) } else { try arguments.beginTable() }
