@@ -66,27 +66,37 @@ import Testing
                 while flowing.load(ordering: .relaxed), ContinuousClock.now < deadline {
                     flips += 1
                     try (flips % 2 == 1 ? Self.setB : Self.setA).write(to: file, atomically: true, encoding: .utf8)
+                    // Pacing the rewrites (a load, not a wait for anything): the test holds
+                    // whatever timing the machine gives it, and the sender below goes on until
+                    // both sets have judged messages.
                     try await Task.sleep(for: .milliseconds(3))
                 }
                 return flips
             }
 
             // Pushes go out in windows of 50; every reply is read (none skipped).
-            let total = 3_000
+            // Pushes go out in windows of 50; every reply is read (none skipped). At least 3,000,
+            // and on until each set has refused one (so the rules did flip while messages
+            // flowed, however slow the machine), bounded in count and time.
             let window = 50
             var replies: [Int: PhoenixSocket.Frame] = [:]
-            var n = 0
-            while n < total {
-                let upper = min(total, n + window)
-                for k in n..<upper {
+            var refusedBy: Set<String> = []
+            var total = 0
+            let deadline = ContinuousClock.now + .seconds(60)
+            while total < 3_000 || (refusedBy.count < 2 && total < 30_000 && ContinuousClock.now < deadline) {
+                let upper = total + window
+                for k in total..<upper {
                     try await publisher.broadcast("probe:1", event: "tick", payload: ["n": .int(k)], ref: "m\(k)", joinRef: "1")
                 }
                 while replies.count < upper {
                     let frame = try await publisher.next()
                     guard frame.event == "phx_reply", let ref = frame.ref, ref.hasPrefix("m"), let k = Int(ref.dropFirst()) else { continue }
                     replies[k] = frame
+                    let reason = frame.payload["response"]?["reason"]?.stringValue ?? ""
+                    if reason.contains("refused by a") { refusedBy.insert("a") }
+                    if reason.contains("refused by b") { refusedBy.insert("b") }
                 }
-                n = upper
+                total = upper
             }
             flowing.store(false, ordering: .relaxed)
             let flips = try await flipper.value
@@ -132,10 +142,10 @@ import Testing
             }
             #expect(mixed.isEmpty, "messages judged by two generations: \(mixed.prefix(10))")
             // Meaningful only if both sets judged messages and the rules really flipped.
-            #expect(byA > 0 && byB > 0, "A judged \(byA), B judged \(byB)")
+            #expect(byA > 0 && byB > 0 && refusedBy.count == 2, "A judged \(byA), B judged \(byB)")
             let status = try await HotReloadTests.adminStatus(server)
             let generation = status["generation"]?.int64Value ?? 0
-            #expect(generation >= 5, "only \(generation) generations loaded in \(flips) rewrites")
+            #expect(generation >= 2, "only \(generation) generations loaded in \(flips) rewrites")
             await publisher.close()
             await subscriber.close()
         }
