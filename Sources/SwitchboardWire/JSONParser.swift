@@ -10,15 +10,27 @@ struct JSONParser {
     private var index = 0
     /// Reused for strings that contain escapes.
     private var scratch: [UInt8] = []
+    /// The elements parsed so far of every open array, outermost array's first. They leave it
+    /// when their array closes (`takeElements`), so a finished array costs at most one
+    /// allocation instead of one per doubling; this storage grows only with the elements open
+    /// at the same time and is reused for the whole document.
+    private var openItems: [Value] = []
+    /// The members parsed so far of every open object, as `openItems` for arrays.
+    private var openMembers: [(key: String, value: Value)] = []
 
     /// An array or object that is still open.
     private struct Container {
         var isObject: Bool
-        var items: [Value] = []
-        var members: [(key: String, value: Value)] = []
+        /// Where this container's elements start in `openItems` (arrays) or `openMembers` (objects).
+        var start: Int
         /// The key whose value is being parsed, for objects.
         var key = ""
     }
+
+    /// Room reserved in the container stack and in each of `openItems` and `openMembers` when
+    /// first used: a realtime message fits without regrowing, and it is small enough to reserve
+    /// blindly (a few hundred bytes). Past it they grow by doubling as arrays do.
+    private static let initialCapacity = 16
 
     init(bytes: UnsafeBufferPointer<UInt8>, maxDepth: Int) {
         self.bytes = bytes
@@ -49,7 +61,9 @@ struct JSONParser {
                     value = .object(Value.Object())
                 } else {
                     let key = try parseKey(expected: "'\"' or '}'")
-                    stack.append(Container(isObject: true, key: key))
+                    Self.reserveOnFirstUse(&stack, capacity: min(maxDepth, Self.initialCapacity))
+                    Self.reserveOnFirstUse(&openMembers, capacity: Self.initialCapacity)
+                    stack.append(Container(isObject: true, start: openMembers.count, key: key))
                     continue parsing
                 }
             case .openBracket:
@@ -60,7 +74,9 @@ struct JSONParser {
                     index += 1
                     value = .array([])
                 } else {
-                    stack.append(Container(isObject: false))
+                    Self.reserveOnFirstUse(&stack, capacity: min(maxDepth, Self.initialCapacity))
+                    Self.reserveOnFirstUse(&openItems, capacity: Self.initialCapacity)
+                    stack.append(Container(isObject: false, start: openItems.count))
                     continue parsing
                 }
             case .quote:
@@ -85,8 +101,7 @@ struct JSONParser {
                 let top = stack.count - 1
                 skipWhitespace()
                 if stack[top].isObject {
-                    let key = stack[top].key
-                    stack[top].members.append((key: key, value: value))
+                    openMembers.append((key: stack[top].key, value: value))
                     guard index < bytes.count else { throw unexpected("',' or '}'") }
                     if bytes[index] == .comma {
                         index += 1
@@ -96,9 +111,10 @@ struct JSONParser {
                     }
                     guard bytes[index] == .closeBrace else { throw unexpected("',' or '}'") }
                     index += 1
-                    value = .object(Value.Object(stack.removeLast().members))
+                    let start = stack.removeLast().start
+                    value = .object(Value.Object(Self.takeElements(from: &openMembers, start: start, isRoot: stack.isEmpty)))
                 } else {
-                    stack[top].items.append(value)
+                    openItems.append(value)
                     guard index < bytes.count else { throw unexpected("',' or ']'") }
                     if bytes[index] == .comma {
                         index += 1
@@ -106,11 +122,42 @@ struct JSONParser {
                     }
                     guard bytes[index] == .closeBracket else { throw unexpected("',' or ']'") }
                     index += 1
-                    value = .array(stack.removeLast().items)
+                    let start = stack.removeLast().start
+                    value = .array(Self.takeElements(from: &openItems, start: start, isRoot: stack.isEmpty))
                 }
             }
             return value
         }
+    }
+
+    /// Takes a closed container's elements out of the shared storage.
+    ///
+    /// When they are all of it and the container is the document's root or fills at least half
+    /// of it (no more spare room than appending would have left), the storage itself is taken:
+    /// the root and a large array are neither copied nor allocated again, and the peak memory
+    /// for a huge array is what growing its own array would take. Otherwise they move into an
+    /// array of exactly their count (one allocation), so a small container does not keep the
+    /// storage's spare room. (Not `Array(storage[start...])`: it shares the buffer whenever the
+    /// slice is all of it.)
+    private static func takeElements<Element>(
+        from storage: inout [Element], start: Int, isRoot: Bool
+    ) -> [Element] {
+        var elements: [Element] = []
+        if start == 0, isRoot || storage.count >= storage.capacity / 2 {
+            swap(&elements, &storage)
+        } else {
+            // Popped (moved, not copied and released) from the end, then put back in order.
+            let count = storage.count - start
+            elements.reserveCapacity(count)
+            for _ in 0..<count { elements.append(storage.removeLast()) }
+            elements.reverse()
+        }
+        return elements
+    }
+
+    /// Reserves `capacity` in an array that has never held anything; a no-op after that.
+    private static func reserveOnFirstUse<Element>(_ array: inout [Element], capacity: Int) {
+        if array.capacity == 0 { array.reserveCapacity(capacity) }
     }
 
     private func checkDepth(_ depth: Int) throws(WireError) {
