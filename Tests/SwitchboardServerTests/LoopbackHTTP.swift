@@ -46,9 +46,13 @@ enum LoopbackHTTP {
         var complete = false
         do {
             try await channel.executeThenClose { inbound, outbound in
-                try await outbound.write(.head(head))
-                if let bytes { try await outbound.write(.body(.byteBuffer(bytes))) }
-                try await outbound.write(.end(nil))
+                // One write for the whole request: a server that answers as soon as it has the
+                // head and then closes (`Connection: close`) must not find a part still to be
+                // written, or the write fails with "I/O on closed channel" on a busy machine.
+                var parts: [HTTPClientRequestPart] = [.head(head)]
+                if let bytes { parts.append(.body(.byteBuffer(bytes))) }
+                parts.append(.end(nil))
+                try await outbound.write(contentsOf: parts)
                 for try await part in inbound {
                     switch part {
                     case .head(let response): status = Int(response.status.code)
