@@ -49,7 +49,7 @@ is_int "$window" && [ "$window" -ge 1 ] && [ "$window" -le 600 ] || usage
 is_int "$settle" && [ "$settle" -le 300 ] || usage
 is_int "$port" && [ "$port" -ge 1024 ] && [ "$port" -le 65535 ] || usage
 case $client in
-    bench) [ $((window % 25)) -eq 0 ] || usage ;;
+    bench) [ $((window % 25)) -eq 0 ] || { echo "WINDOW must be a multiple of 25 s with CLIENT=bench (its heartbeat interval)" >&2; exit 2; } ;;
     spread) [ "$connections" -le 25000 ] && [[ $interval =~ ^[0-9]*\.?[0-9]+$ ]] || usage ;;
     *) usage ;;
 esac
@@ -83,7 +83,10 @@ server_pid=$!
 for _ in $(seq 100); do listening && break; sleep 0.1; done
 listening || { echo "the server did not start:" >&2; cat "$work/server.log" >&2; exit 1; }
 measured=$server_pid
-if [ "$mode" = switchboard ]; then measured=$(pgrep -P "$server_pid" -x switchboard); fi   # timeout's child
+if [ "$mode" = switchboard ]; then   # timeout's only child, whatever the binary is called
+    measured=$(pgrep -P "$server_pid" | head -1) || true
+    [ -n "$measured" ] || { echo "could not find the server under timeout (pid $server_pid)" >&2; exit 1; }
+fi
 
 if [ "$client" = spread ]; then
     token=
